@@ -1,0 +1,1 @@
+"""The only door: HTTP app, GraphQL schema, auth, settings and CLI."""

@@ -1,0 +1,138 @@
+"""The `cdp` command line."""
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from api import embedded
+from api.app import create_app
+from api.cli.errors import one_line_errors
+from api.logging import configure as configure_logging
+from api.settings import get_settings
+from domain import migrate as migrations
+from domain import workspaces
+from domain.db import create_engine, session_factory
+from domain.uow import UnitOfWork
+
+app = typer.Typer(
+    name="cdp",
+    help="A headless customer data platform for behaviour-driven email.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+workspace_app = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+
+
+@app.command()
+@one_line_errors
+def migrate() -> None:
+    """Run `alembic upgrade head` against DATABASE_URL (or the embedded server)."""
+    settings = get_settings()
+    migrations.upgrade(embedded.database_url(settings), settings.app_db_role)
+    print("database is at the latest revision", file=sys.stderr)
+
+
+@app.command()
+@one_line_errors
+def serve(
+    host: str | None = typer.Option(None, help="Interface to bind (default: HOST)."),
+    port: int | None = typer.Option(None, help="Port to bind (default: PORT).", min=1, max=65535),
+) -> None:
+    """Run the API only."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.json_logs)
+    database_url = embedded.database_url(settings)
+    uvicorn.run(
+        create_app(settings, database_url=database_url),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+@one_line_errors
+def worker(
+    processes: int | None = typer.Option(None, min=1, help="Worker processes (default: WORKER_PROCESSES)."),
+    threads: int | None = typer.Option(None, min=1, help="Threads per process (default: WORKER_THREADS)."),
+    module: list[str] = typer.Option([], help="Extra actor modules to load.", hidden=True),
+) -> None:
+    """Run the Dramatiq workers."""
+    settings = get_settings()
+    env = dict(os.environ)
+    env["DATABASE_URL"] = embedded.database_url(settings)
+    args = [
+        sys.executable, "-m", "dramatiq", "api.worker", *module,
+        "--processes", str(processes or settings.worker_processes),
+        "--threads", str(threads or settings.worker_threads),
+    ]
+    os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process with dramatiq
+
+
+async def _create_workspace(database_url: str, role: str, name: str) -> workspaces.CreatedWorkspace:
+    engine = create_engine(database_url, role=role or None, pool_size=1)
+    try:
+        async with UnitOfWork(session_factory(engine)) as uow:
+            created = await workspaces.create_workspace(uow, name)
+            await uow.commit()
+            return created
+    finally:
+        await engine.dispose()
+
+
+@workspace_app.command("create")
+@one_line_errors
+def workspace_create(
+    name: str = typer.Argument(..., help="The workspace's name."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Create a workspace with an admin API token and a write key."""
+    settings = get_settings()
+    workspaces.validate_name(name)
+    created = asyncio.run(
+        _create_workspace(embedded.database_url(settings), settings.app_db_role, name)
+    )
+    payload = {
+        "workspace_id": str(created.workspace.id),
+        "api_token": created.api_token,
+        "write_key": created.write_key,
+    }
+    if as_json:
+        print(json.dumps(payload))
+    else:
+        for key, value in payload.items():
+            print(f"{key}: {value}")
+
+
+@app.command("export-schema")
+@one_line_errors
+def export_schema(
+    path: Path = typer.Argument(Path("schema.graphql"), help="Where to write the SDL."),
+) -> None:
+    """Write the GraphQL schema (SDL) to a file."""
+    from api.graphql.schema import sdl  # noqa: PLC0415 - only this command needs it
+
+    path.write_text(sdl())
+    print(f"wrote {path}", file=sys.stderr)
+
+
+@app.command()
+@one_line_errors
+def dev() -> None:
+    """Embedded PostgreSQL, migrations, the API, a worker and a mail catcher, in one process tree."""
+    from api.cli.dev import run_dev  # noqa: PLC0415
+
+    run_dev(get_settings())
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,85 @@
+"""Typed settings, read from the environment (see the README for each)."""
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Env(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    env: Env = Env.DEVELOPMENT
+    database_url: str | None = None
+    broker_url: str | None = None
+    secret_key: SecretStr | None = None
+    app_db_role: str = "cdp_app"
+    data_dir: Path = Path(".cdp")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    jwt_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    graphql_max_depth: int = Field(default=12, ge=2)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_tokens: int = Field(default=2000, ge=100)
+    graphql_max_cost: int = Field(default=5000, ge=10)
+    outbox_relay_interval: float = Field(default=2.0, gt=0)
+    worker_processes: int = Field(default=1, ge=1)
+    worker_threads: int = Field(default=4, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("app_db_role")
+    @classmethod
+    def _role_name(cls, value: str) -> str:
+        if value and not value.replace("_", "").isalnum():
+            raise ValueError("APP_DB_ROLE must be letters, digits and underscores")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> "Settings":
+        if self.env is Env.PRODUCTION:
+            if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:  # noqa: PLR2004
+                raise ValueError("SECRET_KEY of at least 32 characters is required in production")
+            if not self.database_url:
+                raise ValueError("DATABASE_URL is required in production")
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env is Env.PRODUCTION
+
+    @property
+    def json_logs(self) -> bool:
+        return self.production if self.log_json is None else self.log_json
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def secret(self) -> str:
+        """The signing secret; in development one is made once and kept in DATA_DIR."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

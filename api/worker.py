@@ -1,0 +1,81 @@
+"""The Dramatiq entry module (`dramatiq api.worker`), started by `cdp worker`.
+
+It installs the broker from BROKER_URL, keeps failed jobs, configures what
+actors need, runs the outbox relay periodically to catch up after crashes
+or broker outages, and imports every context's actors.
+"""
+
+import threading
+import time
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.asyncio import get_event_loop_thread
+
+import domain.maintenance
+from api import embedded
+from api.logging import configure as configure_logging
+from api.settings import get_settings
+from domain import broker as brokers
+from domain import jobs
+from domain.db import with_role
+from domain.failures import RecordFailedJobs
+
+log = structlog.get_logger("cdp.worker")
+
+MAINTENANCE_INTERVAL = 3600.0
+
+
+class PeriodicTasks(dramatiq.Middleware):
+    """Relays the outbox every few seconds and schedules maintenance hourly."""
+
+    def __init__(self, relay_interval: float, maintenance_interval: float) -> None:
+        self._relay_interval = relay_interval
+        self._maintenance_interval = maintenance_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="cdp-periodic", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        next_maintenance = time.monotonic()
+        while not self._stop.wait(self._relay_interval):
+            loop = get_event_loop_thread()
+            if loop is None:
+                continue
+            try:
+                loop.run_coroutine(jobs.runtime().outbox_relay().relay_pending())
+            except Exception as exc:  # noqa: BLE001 - keep relaying through outages
+                log.warning("outbox.relay_failed", error=repr(exc))
+            if time.monotonic() >= next_maintenance:
+                next_maintenance = time.monotonic() + self._maintenance_interval
+                try:
+                    domain.maintenance.purge_outbox.send()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("maintenance.schedule_failed", error=repr(exc))
+
+
+def setup() -> dramatiq.Broker:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.json_logs)
+    database_url = embedded.database_url(settings)
+    role = settings.app_db_role or None
+    broker = brokers.install(
+        brokers.make_broker(settings.broker_url, database_url=database_url, role=role)
+    )
+    broker.add_middleware(RecordFailedJobs(with_role(database_url, role)))
+    broker.add_middleware(PeriodicTasks(settings.outbox_relay_interval, MAINTENANCE_INTERVAL))
+    jobs.configure(database_url=database_url, role=role, broker=broker)
+    return broker
+
+
+broker = setup()

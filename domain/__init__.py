@@ -1,0 +1,1 @@
+"""Shared kernel: ids, errors, clock, tenancy, unit of work, outbox, broker."""

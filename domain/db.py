@@ -1,0 +1,72 @@
+"""Engine, metadata and database URLs.
+
+Two connections exist: the owner (migrations, `cdp migrate`) and the runtime
+role, which owns nothing and so is bound by forced row-level security. The
+runtime role is set with the libpq startup option `-c role=...`; unlike a
+`SET ROLE` statement, `RESET ROLE` cannot step back out of it.
+"""
+
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+WORKSPACE_SETTING = "cdp.workspace_id"
+
+
+def sqlalchemy_url(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in {"postgres", "postgresql", "postgresql+psycopg2"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername != "postgresql+psycopg":
+        raise ValueError(f"unsupported database driver {parsed.drivername!r}; use postgresql://")
+    return parsed
+
+
+def libpq_url(url: str) -> str:
+    """The URL in plain libpq form, for psycopg and the broker."""
+    return sqlalchemy_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def role_options(role: str | None) -> dict[str, Any]:
+    if not role:
+        return {}
+    if not role.replace("_", "").isalnum():
+        raise ValueError(f"invalid database role name {role!r}")
+    return {"options": f"-c role={role}"}
+
+
+def with_role(url: str, role: str | None) -> str:
+    """A libpq URL whose sessions run as `role`."""
+    if not role:
+        return libpq_url(url)
+    parsed = sqlalchemy_url(url).set(drivername="postgresql")
+    parsed = parsed.update_query_dict(role_options(role))
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, role: str | None, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url),
+        connect_args=role_options(role),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        echo=echo,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,112 @@
+"""The unit of work: one transaction per request or job.
+
+It rolls back unless committed, scopes every transaction to its workspace
+(`set_config(..., true)` lasts exactly one transaction, so the setting is
+re-applied whenever a new transaction begins), and wakes the outbox relay
+after a commit that wrote jobs. Services receive it and never commit.
+"""
+
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
+
+from domain import outbox
+from domain.clock import Clock, SystemClock
+from domain.db import WORKSPACE_SETTING
+from domain.errors import DomainError
+
+_SET_WORKSPACE = text("SELECT set_config(:name, :value, true)")
+
+
+class UnitOfWorkClosedError(RuntimeError):
+    pass
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        workspace_id: UUID | None = None,
+        clock: Clock | None = None,
+        on_commit: outbox.OnCommit | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._workspace_id = workspace_id
+        self.clock: Clock = clock or SystemClock()
+        self._on_commit = on_commit
+        self._session: AsyncSession | None = None
+        self._jobs_written = False
+
+    @property
+    def workspace_id(self) -> UUID:
+        if self._workspace_id is None:
+            raise DomainError("no workspace is selected for this unit of work")
+        return self._workspace_id
+
+    @property
+    def has_workspace(self) -> bool:
+        return self._workspace_id is not None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise UnitOfWorkClosedError("the unit of work is not open")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        session = self._sessions()
+        event.listen(session.sync_session, "after_begin", self._after_begin)
+        self._session = session
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        self._session = None
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+
+    def _after_begin(
+        self, _session: Session, _transaction: SessionTransaction, connection: Connection
+    ) -> None:
+        value = "" if self._workspace_id is None else str(self._workspace_id)
+        connection.execute(_SET_WORKSPACE, {"name": WORKSPACE_SETTING, "value": value})
+
+    async def select_workspace(self, workspace_id: UUID) -> None:
+        self._workspace_id = workspace_id
+        if self.session.in_transaction():
+            await self.session.execute(
+                _SET_WORKSPACE, {"name": WORKSPACE_SETTING, "value": str(workspace_id)}
+            )
+
+    async def enqueue(self, job: outbox.Job) -> UUID:
+        """Write a job that runs only if this unit of work commits."""
+        job_id = await outbox.add(self.session, job)
+        self._jobs_written = True
+        return job_id
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        if self._jobs_written:
+            self._jobs_written = False
+            if self._on_commit is not None:
+                self._on_commit()
+
+    async def rollback(self) -> None:
+        self._jobs_written = False
+        await self.session.rollback()
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        return await self.session.execute(statement, params)
