@@ -50,7 +50,8 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             clock=clock or SystemClock(),
             secret=settings.secret(),
         )
-        relay_task = asyncio.create_task(relay.run(settings.outbox_relay_interval))
+        # The API relays what its own commits wrote; the workers poll for the rest.
+        relay_task = asyncio.create_task(relay.run(interval=None))
         try:
             yield
         finally:

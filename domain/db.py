@@ -7,6 +7,7 @@ runtime role is set with the libpq startup option `-c role=...`; unlike a
 """
 
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, make_url
@@ -50,11 +51,12 @@ def role_options(role: str | None) -> dict[str, Any]:
 
 def with_role(url: str, role: str | None) -> str:
     """A libpq URL whose sessions run as `role`."""
+    base = libpq_url(url)
     if not role:
-        return libpq_url(url)
-    parsed = sqlalchemy_url(url).set(drivername="postgresql")
-    parsed = parsed.update_query_dict(role_options(role))
-    return parsed.render_as_string(hide_password=False)
+        return base
+    # libpq does not read "+" as a space, so the option is quoted by hand.
+    option = quote(role_options(role)["options"], safe="")
+    return f"{base}{'&' if '?' in base else '?'}options={option}"
 
 
 def create_engine(url: str, *, role: str | None, pool_size: int = 10, echo: bool = False) -> AsyncEngine:

@@ -170,8 +170,8 @@ class OutboxRelay:
             if sent < self._batch_size:
                 return total
 
-    async def run(self, interval: float) -> None:
-        """Relay whenever woken by a commit, and every `interval` seconds to catch up."""
+    async def run(self, interval: float | None) -> None:
+        """Relay whenever woken by a commit and, if `interval` is set, that often to catch up."""
         while True:
             try:
                 await self.relay_pending()

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from domain.db import sqlalchemy_url
+from migrations.models import include_object as _include_object
 from migrations.models import target_metadata
 
 config = context.config
@@ -16,11 +17,6 @@ def _url() -> str:
     if not url:
         raise RuntimeError("DATABASE_URL is not set")
     return str(url)
-
-
-def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    # Tables in other schemas (the dramatiq broker's) are managed by raw SQL here.
-    return not (type_ == "table" and getattr(obj, "schema", None) not in (None, "public"))
 
 
 def run_migrations_offline() -> None:

@@ -11,3 +11,8 @@ from domain.db import metadata
 
 def target_metadata() -> MetaData:
     return metadata
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:  # noqa: ARG001, FBT001 - alembic's hook signature
+    # Tables in other schemas (the dramatiq broker's) are managed by raw SQL.
+    return not (type_ == "table" and getattr(obj, "schema", None) not in (None, "public"))

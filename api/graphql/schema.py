@@ -1,7 +1,10 @@
 """The GraphQL schema."""
 
+from typing import Annotated, cast
+
 import strawberry
 from strawberry import relay
+from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
@@ -18,7 +21,18 @@ from domain import workspaces
 
 @strawberry.type
 class Query:
-    node: relay.Node | None = relay.node(extensions=requires())
+    @strawberry.field(extensions=requires(), description="Fetches an object given its ID.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[relay.GlobalID, strawberry.argument(description="The ID of the object.")],  # noqa: A002 - Relay's name
+    ) -> relay.Node | None:
+        try:
+            node_type = id.resolve_type(info)
+        except GlobalIDValueError:
+            return None
+        found = await node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False)
+        return cast("relay.Node | None", next(iter(found), None))
 
     @strawberry.field(extensions=requires(), description="The caller's workspace.")
     async def workspace(self, info: Info) -> WorkspaceNode:
