@@ -47,7 +47,7 @@ class _SaveToFolder:
         self.folder = folder
 
     async def handle_DATA(  # noqa: N802 - the name aiosmtpd looks up
-        self, server: SMTP, session: Session, envelope: Envelope
+        self, _server: SMTP, _session: Session, envelope: Envelope
     ) -> str:
         message = _as_bytes(envelope.original_content or envelope.content)
         mail_from = envelope.mail_from or ""
@@ -76,7 +76,7 @@ class _SaveToFolder:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            os.replace(temporary, final)
+            temporary.replace(final)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise

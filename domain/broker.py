@@ -46,7 +46,7 @@ def make_broker(broker_url: str | None, *, database_url: str, role: str | None) 
     else:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker  # noqa: PLC0415
 
-        broker = RabbitmqBroker(url=broker_url, connection_attempts=1, heartbeat=30)
+        broker = RabbitmqBroker(url=broker_url)
     broker.add_middleware(AsyncIO())
     return broker
 

@@ -48,7 +48,7 @@ DEV_WORKSPACE_NAME = "dev"
 DEV_WORKSPACE_FILE = "dev-workspace.json"
 MAIL_FOLDER = "mail"
 WORKER_STOP_TIMEOUT = 10.0
-HTTP_GRACEFUL_SHUTDOWN = 5.0
+HTTP_GRACEFUL_SHUTDOWN = 5
 WORKER_COMMAND = ("-c", "from api.cli.main import run; run()", "worker")
 _PR_SET_PDEATHSIG = 1
 
@@ -104,8 +104,10 @@ def run_dev(settings: Settings) -> None:
             "cdp dev refuses ENV=production; run `cdp serve` and `cdp worker` against DATABASE_URL"
         )
     configure_logging(settings.log_level, settings.json_logs)
-    # pgserver logs every pg_ctl command line at INFO; only its problems matter here.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgserver logs every pg_ctl command line and aiosmtpd every SMTP command at
+    # INFO; only their problems matter here (the mail catcher logs each mail itself).
+    for noisy in ("pgserver", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     stop = _StopSignals()
     stop.install()
     try:
@@ -141,6 +143,8 @@ def _run(settings: Settings, stop: _StopSignals) -> None:
                     database_url, settings.app_db_role, data_dir / DEV_WORKSPACE_FILE
                 )
             )
+            if reused:
+                (data_dir / DEV_WORKSPACE_FILE).chmod(0o600)
             _say(f"{'reusing' if reused else 'created'} dev workspace {dev.workspace_id}")
 
             _say("starting the worker…")
@@ -262,7 +266,7 @@ def _save_credentials(path: Path, dev: DevCredentials) -> None:
         with os.fdopen(fd, "w") as handle:
             json.dump(asdict(dev), handle, indent=2)
             handle.write("\n")
-        os.replace(temporary, path)
+        temporary.replace(path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -288,7 +292,6 @@ async def _ensure_dev_workspace(
             async with UnitOfWork(sessions) as uow:
                 valid = await _still_valid(uow, saved)
             if valid:
-                path.chmod(0o600)
                 return saved, True
             _say(f"the token in {path.name} no longer authenticates; creating a new workspace")
         async with UnitOfWork(sessions) as uow:
@@ -365,7 +368,9 @@ def _stop_mail(mail: MailCatcher) -> None:
     mail.stop()
 
 
-def _print_banner(settings: Settings, data_dir: Path, mail: MailCatcher, dev: DevCredentials) -> None:
+def _print_banner(
+    settings: Settings, data_dir: Path, mail: MailCatcher, dev: DevCredentials
+) -> None:
     base = _local_url(settings.host, settings.port)
     graphql = f"{base}/graphql"
     body = json.dumps({"query": "{ workspace { id name } }"})

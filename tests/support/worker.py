@@ -1,0 +1,70 @@
+"""Run the real `cdp worker` as a subprocess for end-to-end tests."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.database import APP_ROLE
+
+ROOT = Path(__file__).resolve().parents[2]
+READY = "is ready for action"
+
+
+@contextmanager
+def running_worker(database_url: str, broker_url: str | None = None,
+                   boot_timeout: float = 60.0) -> Iterator[list[str]]:
+    env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "DATABASE_URL"}}
+    env.update({
+        "DATABASE_URL": database_url,
+        "APP_DB_ROLE": APP_ROLE,
+        "OUTBOX_RELAY_INTERVAL": "0.3",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if broker_url:
+        env["BROKER_URL"] = broker_url
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli.main import run; run()", "worker",
+         "--processes", "1", "--threads", "2", "--module", "tests.support.probe_actors"],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if READY in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        deadline = time.monotonic() + boot_timeout
+        while not ready.wait(0.2):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not start:\n" + "".join(lines[-40:]))
+        yield lines
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
