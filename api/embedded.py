@@ -25,10 +25,10 @@ def pgdata(settings: Settings) -> Path:
 
 def start(path: Path) -> str:
     """Start (or attach to) the embedded server; return its `cdp` database URL."""
-    import pgserver  # noqa: PLC0415 - only the embedded mode needs it
+    from pgserver.postgres_server import get_server  # noqa: PLC0415 - embedded mode only
 
     path.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(path, cleanup_mode="stop")
+    server = get_server(path, cleanup_mode="stop")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)

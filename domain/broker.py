@@ -42,7 +42,7 @@ def make_broker(broker_url: str | None, *, database_url: str, role: str | None) 
     elif kind == "redis":
         from dramatiq.brokers.redis import RedisBroker  # noqa: PLC0415
 
-        broker = RedisBroker(url=broker_url)
+        broker = RedisBroker(url=broker_url)  # type: ignore[no-untyped-call]
     else:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker  # noqa: PLC0415
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain.db import metadata
 from domain.errors import AuthenticationError, NotFoundError, ValidationError
@@ -41,9 +41,11 @@ CONSENT_READ = "consent:read"
 CONSENT_WRITE = "consent:write"
 DSR_MANAGE = "dsr:manage"
 ADMIN = "admin"
-ALL_SCOPES = frozenset({PROFILES_READ, PROFILES_WRITE, CONSENT_READ, CONSENT_WRITE, DSR_MANAGE, ADMIN})
+ALL_SCOPES = frozenset(
+    {PROFILES_READ, PROFILES_WRITE, CONSENT_READ, CONSENT_WRITE, DSR_MANAGE, ADMIN}
+)
 
-API_TOKEN_PREFIX = "cdp_at"
+API_TOKEN_PREFIX = "cdp_at"  # noqa: S105 - a public prefix, not a secret
 WRITE_KEY_PREFIX = "cdp_wk"
 CLIENT_ID_PREFIX = "cdp_oc"
 
@@ -51,7 +53,7 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     workspace_id_column(),
-    Column("id", PgUUID(as_uuid=True), nullable=False),
+    Column("id", PG_UUID(as_uuid=True), nullable=False),
     Column("name", Text, nullable=False),
     Column("token_hash", LargeBinary, nullable=False),
     Column("scopes", ARRAY(Text), nullable=False),
@@ -66,7 +68,7 @@ write_keys = Table(
     "write_keys",
     metadata,
     workspace_id_column(),
-    Column("id", PgUUID(as_uuid=True), nullable=False),
+    Column("id", PG_UUID(as_uuid=True), nullable=False),
     Column("name", Text, nullable=False),
     Column("key_hash", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -79,7 +81,7 @@ oauth_clients = Table(
     "oauth_clients",
     metadata,
     workspace_id_column(),
-    Column("id", PgUUID(as_uuid=True), nullable=False),
+    Column("id", PG_UUID(as_uuid=True), nullable=False),
     Column("client_id", Text, nullable=False),
     Column("name", Text, nullable=False),
     Column("secret_hash", LargeBinary, nullable=False),

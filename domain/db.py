@@ -11,8 +11,12 @@ from urllib.parse import quote
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -59,7 +63,9 @@ def with_role(url: str, role: str | None) -> str:
     return f"{base}{'&' if '?' in base else '?'}options={option}"
 
 
-def create_engine(url: str, *, role: str | None, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, role: str | None, pool_size: int = 10, echo: bool = False
+) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(url),
         connect_args=role_options(role),

@@ -3,12 +3,13 @@
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 import psycopg
 import structlog
 from psycopg.types.json import Jsonb
 from sqlalchemy import Column, DateTime, Integer, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain.db import metadata
 
@@ -17,7 +18,7 @@ log = structlog.get_logger(__name__)
 failed_jobs = Table(
     "failed_jobs",
     metadata,
-    Column("message_id", PgUUID(as_uuid=True), primary_key=True),
+    Column("message_id", PG_UUID(as_uuid=True), primary_key=True),
     Column("actor_name", Text, nullable=False),
     Column("queue_name", Text, nullable=False),
     Column("args", JSONB, nullable=False),
@@ -39,7 +40,7 @@ class RecordFailedJobs(dramatiq.Middleware):
     def __init__(self, libpq_url: str) -> None:
         self._url = libpq_url
 
-    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         error = message.options.get("traceback")
         try:
             with psycopg.connect(self._url, connect_timeout=5) as conn:
@@ -56,4 +57,6 @@ class RecordFailedJobs(dramatiq.Middleware):
                     ),
                 )
         except psycopg.Error as exc:
-            log.error("failed_jobs.record_failed", message_id=message.message_id, error=repr(exc))
+            log.exception(
+                "failed_jobs.record_failed", message_id=message.message_id, error=repr(exc)
+            )

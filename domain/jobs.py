@@ -36,7 +36,9 @@ class JobRuntime:
 
     def uow(self, workspace_id: UUID | None = None) -> UnitOfWork:
         sessions, relay = self._ensure()
-        return UnitOfWork(sessions, workspace_id=workspace_id, clock=self.clock, on_commit=relay.wake)
+        return UnitOfWork(
+            sessions, workspace_id=workspace_id, clock=self.clock, on_commit=relay.wake
+        )
 
     def outbox_relay(self) -> OutboxRelay:
         return self._ensure()[1]

@@ -6,7 +6,6 @@ import structlog
 from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
 from domain import jobs, outbox
 
-
 log = structlog.get_logger(__name__)
 
 

@@ -34,18 +34,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from domain.ids import new_id
 from domain.db import metadata
+from domain.ids import new_id
 
 log = structlog.get_logger(__name__)
 
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", PgUUID(as_uuid=True), primary_key=True),
+    Column("id", PG_UUID(as_uuid=True), primary_key=True),
     Column("actor_name", Text, nullable=False),
     Column("queue_name", Text, nullable=False),
     Column("args", JSONB, nullable=False),

@@ -6,13 +6,13 @@ policy that compares the column to the transaction's workspace setting.
 """
 
 from sqlalchemy import Column, ForeignKey
-from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 
 def workspace_id_column() -> Column[object]:
     return Column(
         "workspace_id",
-        PgUUID(as_uuid=True),
+        PG_UUID(as_uuid=True),
         ForeignKey("workspaces.id", ondelete="CASCADE"),
         nullable=False,
     )

@@ -5,7 +5,7 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import Column, DateTime, Table, Text, func, insert, select
-from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain import credentials
 from domain.db import metadata
@@ -16,7 +16,7 @@ from domain.uow import UnitOfWork
 workspaces = Table(
     "workspaces",
     metadata,
-    Column("id", PgUUID(as_uuid=True), primary_key=True),
+    Column("id", PG_UUID(as_uuid=True), primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

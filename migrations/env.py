@@ -33,13 +33,17 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata(), include_object=_include_object)
+        context.configure(
+            connection=connection, target_metadata=target_metadata(), include_object=_include_object
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(sqlalchemy_url(_url()), poolclass=pool.NullPool)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata(), include_object=_include_object)
+        context.configure(
+            connection=conn, target_metadata=target_metadata(), include_object=_include_object
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

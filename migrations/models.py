@@ -13,6 +13,8 @@ def target_metadata() -> MetaData:
     return metadata
 
 
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:  # noqa: ARG001, FBT001 - alembic's hook signature
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     # Tables in other schemas (the dramatiq broker's) are managed by raw SQL.
     return not (type_ == "table" and getattr(obj, "schema", None) not in (None, "public"))

@@ -6,7 +6,8 @@ CURRENT_WORKSPACE_SQL = "NULLIF(current_setting('cdp.workspace_id', true), '')::
 
 
 def app_role() -> str:
-    role = op.get_context().config.attributes.get("app_role") if op.get_context().config else None
+    config = op.get_context().config
+    role = config.attributes.get("app_role") if config is not None else None
     return str(role or "cdp_app")
 
 

@@ -62,8 +62,12 @@ def serve(
 @app.command()
 @one_line_errors
 def worker(
-    processes: int | None = typer.Option(None, min=1, help="Worker processes (default: WORKER_PROCESSES)."),
-    threads: int | None = typer.Option(None, min=1, help="Threads per process (default: WORKER_THREADS)."),
+    processes: int | None = typer.Option(
+        None, min=1, help="Worker processes (default: WORKER_PROCESSES)."
+    ),
+    threads: int | None = typer.Option(
+        None, min=1, help="Threads per process (default: WORKER_THREADS)."
+    ),
     module: list[str] = typer.Option([], help="Extra actor modules to load.", hidden=True),
 ) -> None:
     """Run the Dramatiq workers."""
@@ -71,9 +75,15 @@ def worker(
     env = dict(os.environ)
     env["DATABASE_URL"] = embedded.database_url(settings)
     args = [
-        sys.executable, "-m", "dramatiq", "api.worker", *module,
-        "--processes", str(processes or settings.worker_processes),
-        "--threads", str(threads or settings.worker_threads),
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "api.worker",
+        *module,
+        "--processes",
+        str(processes or settings.worker_processes),
+        "--threads",
+        str(threads or settings.worker_threads),
     ]
     os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process with dramatiq
 
@@ -128,7 +138,7 @@ def export_schema(
 @app.command()
 @one_line_errors
 def dev() -> None:
-    """Embedded PostgreSQL, migrations, the API, a worker and a mail catcher, in one process tree."""
+    """Embedded PostgreSQL, migrations, the API, a worker and a mail catcher, all in one."""
     from api.cli.dev import run_dev  # noqa: PLC0415
 
     run_dev(get_settings())

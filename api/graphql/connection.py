@@ -13,7 +13,7 @@ from domain.ids import parse_uuid
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
-N = TypeVar("N")
+N = TypeVar("N", bound=relay.Node)
 R = TypeVar("R")
 
 

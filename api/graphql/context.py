@@ -62,7 +62,7 @@ class Context:
         self, name: str, load: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]
     ) -> DataLoader[Any, Any]:
         if name not in self._loaders:
-            self._loaders[name] = DataLoader(load_fn=load)  # type: ignore[arg-type]
+            self._loaders[name] = DataLoader(load_fn=load)
         return self._loaders[name]
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
@@ -17,6 +18,10 @@ class RequireScope(BasePermission):
         return True
 
 
-def requires(scope: str | None = None) -> list[PermissionExtension]:
+def requires(scope: str | None = None) -> list[FieldExtension]:
     """Field extensions for a field that needs a valid token and, optionally, a scope."""
-    return [PermissionExtension(permissions=[RequireScope(scope)], fail_silently=False, use_directives=False)]
+    return [
+        PermissionExtension(
+            permissions=[RequireScope(scope)], fail_silently=False, use_directives=False
+        )
+    ]

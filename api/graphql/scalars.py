@@ -18,7 +18,7 @@ def _serialize_datetime(value: datetime) -> str:
 def _parse_datetime(value: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError("DateTime must be an ISO-8601 string")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("DateTime must include a time zone offset")
     return parsed.astimezone(UTC)

@@ -1,12 +1,15 @@
 """The GraphQL schema."""
 
+from collections.abc import Awaitable, Iterable
 from typing import Annotated, cast
 
 import strawberry
+import structlog
+from graphql import GraphQLError
 from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from api.graphql.hardening import extensions
 from api.graphql.mutations.api_tokens import create_api_token, revoke_api_token
@@ -17,6 +20,9 @@ from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
 from api.graphql.types.workspace import WorkspaceNode
 from api.settings import Settings
 from domain import workspaces
+from domain.errors import DomainError
+
+log = structlog.get_logger("cdp.graphql")
 
 
 @strawberry.type
@@ -31,8 +37,11 @@ class Query:
             node_type = id.resolve_type(info)
         except GlobalIDValueError:
             return None
-        found = await node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False)
-        return cast("relay.Node | None", next(iter(found), None))
+        found = await cast(
+            "Awaitable[Iterable[relay.Node | None]]",
+            node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False),
+        )
+        return next(iter(found), None)
 
     @strawberry.field(extensions=requires(), description="The caller's workspace.")
     async def workspace(self, info: Info) -> WorkspaceNode:
@@ -44,12 +53,28 @@ class Query:
 class Mutation:
     create_api_token = strawberry.mutation(resolver=create_api_token)
     revoke_api_token = strawberry.mutation(resolver=revoke_api_token)
-    create_oauth_client = strawberry.mutation(resolver=create_oauth_client, name="createOAuthClient")
-    revoke_oauth_client = strawberry.mutation(resolver=revoke_oauth_client, name="revokeOAuthClient")
+    create_oauth_client = strawberry.mutation(
+        resolver=create_oauth_client, name="createOAuthClient"
+    )
+    revoke_oauth_client = strawberry.mutation(
+        resolver=revoke_oauth_client, name="revokeOAuthClient"
+    )
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Bad documents, auth failures and other expected errors are the client's
+        # business; only unexpected ones are logged, with their traceback.
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, DomainError):
+                log.error("graphql.unexpected_error", error=str(error), exc_info=original)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         types=[WorkspaceNode, ApiTokenNode, OAuthClientNode],

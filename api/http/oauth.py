@@ -41,7 +41,10 @@ async def token(request: Request) -> JSONResponse:
     if form.get("grant_type") != "client_credentials":
         return _error("unsupported_grant_type", "only grant_type=client_credentials is supported")
     basic = _basic(request.headers.get("authorization"))
-    client_id, secret = basic or (str(form.get("client_id", "")), str(form.get("client_secret", "")))
+    client_id, secret = basic or (
+        str(form.get("client_id", "")),
+        str(form.get("client_secret", "")),
+    )
     if not client_id or not secret:
         return _error("invalid_client", "client authentication is required", 401)
     state = request.app.state.cdp

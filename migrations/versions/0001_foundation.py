@@ -63,7 +63,9 @@ def upgrade() -> None:
         sa.Column("expires_at", TS, nullable=True),
         sa.Column("revoked_at", TS, nullable=True),
         sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_api_tokens"),
-        sa.UniqueConstraint("workspace_id", "token_hash", name="uq_api_tokens_workspace_id_token_hash"),
+        sa.UniqueConstraint(
+            "workspace_id", "token_hash", name="uq_api_tokens_workspace_id_token_hash"
+        ),
     )
     op.create_table(
         "write_keys",
@@ -87,7 +89,9 @@ def upgrade() -> None:
         sa.Column("created_at", TS, server_default=NOW, nullable=False),
         sa.Column("revoked_at", TS, nullable=True),
         sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_oauth_clients"),
-        sa.UniqueConstraint("workspace_id", "client_id", name="uq_oauth_clients_workspace_id_client_id"),
+        sa.UniqueConstraint(
+            "workspace_id", "client_id", name="uq_oauth_clients_workspace_id_client_id"
+        ),
     )
     for table in ("api_tokens", "write_keys", "oauth_clients"):
         tenant_rls(table)

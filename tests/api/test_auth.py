@@ -15,7 +15,9 @@ CREATE_TOKEN = """
 mutation($input: CreateApiTokenInput!) {
   createApiToken(input: $input) { token apiToken { id scopes } errors { field code message } }
 }"""
-REVOKE_TOKEN = "mutation($id: ID!) { revokeApiToken(id: $id) { apiToken { revokedAt } errors { code } } }"
+REVOKE_TOKEN = (
+    "mutation($id: ID!) { revokeApiToken(id: $id) { apiToken { revokedAt } errors { code } } }"
+)
 
 
 def _create_token(client, admin_token, scopes, expires_at=None):
@@ -68,14 +70,20 @@ def test_expired_token(client, workspace, monkeypatch):
 def test_expiry_in_the_past_is_an_input_error(client, workspace):
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     variables = {"input": {"name": "t", "scopes": ["admin"], "expiresAt": past}}
-    payload = gql(client, CREATE_TOKEN, variables, token=workspace.api_token)["data"]["createApiToken"]
+    payload = gql(client, CREATE_TOKEN, variables, token=workspace.api_token)["data"][
+        "createApiToken"
+    ]
     assert payload["token"] is None
-    assert payload["errors"] == [{"field": "expiresAt", "code": "INVALID", "message": "expiry must be in the future"}]
+    assert payload["errors"] == [
+        {"field": "expiresAt", "code": "INVALID", "message": "expiry must be in the future"}
+    ]
 
 
 def test_unknown_scope_is_an_input_error(client, workspace):
     variables = {"input": {"name": "t", "scopes": ["root"]}}
-    payload = gql(client, CREATE_TOKEN, variables, token=workspace.api_token)["data"]["createApiToken"]
+    payload = gql(client, CREATE_TOKEN, variables, token=workspace.api_token)["data"][
+        "createApiToken"
+    ]
     assert payload["errors"][0]["code"] == "INVALID"
     assert payload["errors"][0]["field"] == "scopes"
 
@@ -83,7 +91,9 @@ def test_unknown_scope_is_an_input_error(client, workspace):
 def test_revoked_token(client, workspace):
     payload = _create_token(client, workspace.api_token, ["profiles:read"])
     assert gql(client, WORKSPACE_QUERY, token=payload["token"]).get("errors") is None
-    revoked = gql(client, REVOKE_TOKEN, {"id": payload["apiToken"]["id"]}, token=workspace.api_token)
+    revoked = gql(
+        client, REVOKE_TOKEN, {"id": payload["apiToken"]["id"]}, token=workspace.api_token
+    )
     assert revoked["data"]["revokeApiToken"]["apiToken"]["revokedAt"] is not None
     body = gql(client, WORKSPACE_QUERY, token=payload["token"])
     _assert_denied(body, "UNAUTHENTICATED")
@@ -94,7 +104,9 @@ def test_token_lacking_scope(client, workspace):
     payload = _create_token(client, workspace.api_token, ["profiles:read"])
     body = gql(client, ADMIN_QUERY, token=payload["token"])
     _assert_denied(body, "FORBIDDEN")
-    mutation = gql(client, CREATE_TOKEN, {"input": {"name": "x", "scopes": ["admin"]}}, token=payload["token"])
+    mutation = gql(
+        client, CREATE_TOKEN, {"input": {"name": "x", "scopes": ["admin"]}}, token=payload["token"]
+    )
     _assert_denied(mutation, "FORBIDDEN")
 
 
@@ -115,7 +127,9 @@ mutation($input: CreateOAuthClientInput!) {
 
 
 def _client_credentials(client, admin_token, scopes):
-    body = gql(client, CREATE_CLIENT, {"input": {"name": "crm", "scopes": scopes}}, token=admin_token)
+    body = gql(
+        client, CREATE_CLIENT, {"input": {"name": "crm", "scopes": scopes}}, token=admin_token
+    )
     payload = body["data"]["createOAuthClient"]
     return payload["client"], payload["clientSecret"]
 
@@ -125,7 +139,9 @@ def _basic(user, password):
 
 
 def test_client_credentials_issue_a_scoped_short_lived_jwt(client, workspace):
-    oauth_client, secret = _client_credentials(client, workspace.api_token, ["profiles:read", "profiles:write"])
+    oauth_client, secret = _client_credentials(
+        client, workspace.api_token, ["profiles:read", "profiles:write"]
+    )
     response = client.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "scope": "profiles:read"},
@@ -146,7 +162,11 @@ def test_client_credentials_errors(client, workspace):
     oauth_client, secret = _client_credentials(client, workspace.api_token, ["profiles:read"])
     wrong = client.post(
         "/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": oauth_client["clientId"], "client_secret": "x"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": oauth_client["clientId"],
+            "client_secret": "x",
+        },
     )
     assert wrong.status_code == 401
     assert wrong.json()["error"] == "invalid_client"
@@ -172,19 +192,31 @@ def test_expired_and_revoked_jwts_are_refused(client, workspace):
     state = client.app.state.cdp
     stale = auth.issue_client_jwt(
         credentials.OAuthClient(
-            id=__import__("uuid").UUID(__import__("base64").b64decode(oauth_client["id"]).decode().split(":")[1]),
-            client_id=oauth_client["clientId"], name="crm",
-            scopes=frozenset({"profiles:read"}), created_at=datetime.now(UTC), revoked_at=None,
+            id=__import__("uuid").UUID(
+                __import__("base64").b64decode(oauth_client["id"]).decode().split(":")[1]
+            ),
+            client_id=oauth_client["clientId"],
+            name="crm",
+            scopes=frozenset({"profiles:read"}),
+            created_at=datetime.now(UTC),
+            revoked_at=None,
         ),
-        workspace_id=workspace.workspace.id, scopes=frozenset({"profiles:read"}),
-        secret=state.secret, ttl_seconds=60, now=datetime.now(UTC).timestamp() - 3600,
+        workspace_id=workspace.workspace.id,
+        scopes=frozenset({"profiles:read"}),
+        secret=state.secret,
+        ttl_seconds=60,
+        now=datetime.now(UTC).timestamp() - 3600,
     )
     body = gql(client, WORKSPACE_QUERY, token=stale.access_token)
     _assert_denied(body, "UNAUTHENTICATED")
     assert "expired" in body["errors"][0]["message"]
-    tampered = issued["access_token"][:-2] + ("AA" if not issued["access_token"].endswith("AA") else "BB")
+    tampered = issued["access_token"][:-2] + (
+        "AA" if not issued["access_token"].endswith("AA") else "BB"
+    )
     _assert_denied(gql(client, WORKSPACE_QUERY, token=tampered), "UNAUTHENTICATED")
-    revoke = "mutation($id: ID!) { revokeOAuthClient(id: $id) { client { revokedAt } errors { code } } }"
+    revoke = (
+        "mutation($id: ID!) { revokeOAuthClient(id: $id) { client { revokedAt } errors { code } } }"
+    )
     gql(client, revoke, {"id": oauth_client["id"]}, token=workspace.api_token)
     body = gql(client, WORKSPACE_QUERY, token=issued["access_token"])
     _assert_denied(body, "UNAUTHENTICATED")

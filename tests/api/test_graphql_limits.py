@@ -44,10 +44,14 @@ def test_hostile_document_is_rejected_without_sql(client, sql_counter, workspace
 
 
 def test_cost_limit_rejects_wide_pages_without_sql(client, sql_counter, workspace):
-    wide = "{ " + " ".join(
-        f"w{i}: workspace {{ apiTokens(first: 100) {{ edges {{ node {{ id name scopes }} }} }} }}"
-        for i in range(20)
-    ) + " }"
+    wide = (
+        "{ "
+        + " ".join(
+            f"w{i}: workspace {{ apiTokens(first: 100) {{ edges {{ node {{ id name scopes }} }} }} }}"
+            for i in range(20)
+        )
+        + " }"
+    )
     body = client.post(
         "/graphql", json={"query": wide}, headers={"Authorization": f"Bearer {workspace.api_token}"}
     ).json()
@@ -69,7 +73,8 @@ def test_reasonable_document_runs(client, sql_counter, workspace):
 
 def test_page_size_is_capped_at_100(client, workspace):
     body = gql(
-        client, "{ workspace { apiTokens(first: 101) { edges { node { id } } } } }",
+        client,
+        "{ workspace { apiTokens(first: 101) { edges { node { id } } } } }",
         token=workspace.api_token,
     )
     assert body["errors"][0]["extensions"]["code"] == "INVALID"

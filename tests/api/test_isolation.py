@@ -13,7 +13,9 @@ def _gid(type_name: str, key: uuid.UUID) -> str:
 
 
 def _first_token_id(client, token):
-    body = gql(client, "{ workspace { apiTokens(first: 1) { edges { node { id } } } } }", token=token)
+    body = gql(
+        client, "{ workspace { apiTokens(first: 1) { edges { node { id } } } } }", token=token
+    )
     return body["data"]["workspace"]["apiTokens"]["edges"][0]["node"]["id"]
 
 

@@ -65,12 +65,16 @@ def test_get_cannot_run_a_mutation(prod_client, client, workspace, which):
     target = prod_client if which == "prod" else client
     mutation = 'mutation { createApiToken(input: {name: "via-get", scopes: ["admin"]}) { token } }'
     response = target.get(
-        "/graphql", params={"query": mutation}, headers={"Authorization": f"Bearer {workspace.api_token}"}
+        "/graphql",
+        params={"query": mutation},
+        headers={"Authorization": f"Bearer {workspace.api_token}"},
     )
     assert response.status_code in (400, 405)
     assert "token" not in response.text or "cdp_at_" not in response.text
     tokens = gql(
-        target, "{ workspace { apiTokens(first: 100) { edges { node { name } } } } }", token=workspace.api_token
+        target,
+        "{ workspace { apiTokens(first: 100) { edges { node { name } } } } }",
+        token=workspace.api_token,
     )
     names = [e["node"]["name"] for e in tokens["data"]["workspace"]["apiTokens"]["edges"]]
     assert "via-get" not in names
@@ -78,7 +82,8 @@ def test_get_cannot_run_a_mutation(prod_client, client, workspace, which):
 
 def test_get_can_run_a_query(client, workspace):
     response = client.get(
-        "/graphql", params={"query": "{ workspace { name } }"},
+        "/graphql",
+        params={"query": "{ workspace { name } }"},
         headers={"Authorization": f"Bearer {workspace.api_token}"},
     )
     assert response.status_code == 200

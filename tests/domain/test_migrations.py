@@ -16,8 +16,12 @@ def _diff(url: str) -> list:
     engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     with engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"include_object": _include_object, "compare_type": True,
-                        "compare_server_default": True}
+            conn,
+            opts={
+                "include_object": _include_object,
+                "compare_type": True,
+                "compare_server_default": True,
+            },
         )
         diff = compare_metadata(context, target_metadata())
     engine.dispose()
@@ -26,9 +30,12 @@ def _diff(url: str) -> list:
 
 def _tables(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
-        return {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname IN ('public', 'dramatiq')"
-        )}
+        return {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname IN ('public', 'dramatiq')"
+            )
+        }
 
 
 def test_models_match_migrations(database_url):

@@ -65,7 +65,9 @@ class TestRelayInProcess:
                 await engine.dispose()
 
         asyncio.run(relay())
-        messages = [m for q in broker.queues for m in broker.queues and list(broker.queues[q].queue)]
+        messages = [
+            m for q in broker.queues for m in broker.queues and list(broker.queues[q].queue)
+        ]
         assert all(m.message_id != str(ids[0]) for m in messages)
 
     def test_broker_failure_keeps_unsent_rows_and_marks_sent_ones(self, database_url, tmp_path):
@@ -92,7 +94,7 @@ class TestRelayInProcess:
         # Other tests' committed rows may be relayed first; ours must end up consistent.
         asyncio.run(relay())
         rows = {i: _outbox_row(database_url, i) for i in ids}
-        for job_id, (sent_at, attempts) in rows.items():
+        for job_id, (sent_at, _attempts) in rows.items():
             if str(job_id) in sent:
                 assert sent_at is not None
             else:
@@ -133,7 +135,9 @@ def test_job_committed_while_broker_is_down_runs_once_it_is_back(database_url, t
     try:
         with running_worker(database_url, broker_url=broker_url):
             proxy.stop()
-            ids = asyncio.run(_write_jobs(database_url, [_probe(path, "after-outage")], commit=True))
+            ids = asyncio.run(
+                _write_jobs(database_url, [_probe(path, "after-outage")], commit=True)
+            )
             time.sleep(2)
             assert _lines(path) == []
             assert _outbox_row(database_url, ids[0])[0] is None
@@ -147,8 +151,11 @@ def test_job_committed_while_broker_is_down_runs_once_it_is_back(database_url, t
 
 
 @pytest.mark.parametrize(
-    "env_name", [pytest.param("REDIS_URL", marks=pytest.mark.redis),
-                 pytest.param("AMQP_URL", marks=pytest.mark.rabbitmq)]
+    "env_name",
+    [
+        pytest.param("REDIS_URL", marks=pytest.mark.redis),
+        pytest.param("AMQP_URL", marks=pytest.mark.rabbitmq),
+    ],
 )
 def test_commit_runs_once_on_other_brokers(database_url, tmp_path, env_name):
     import os
@@ -176,7 +183,9 @@ def test_purge_outbox_actor_runs_on_a_real_worker(database_url):
                 (job_id, datetime.now(UTC) - timedelta(days=age)),
             )
     with running_worker(database_url):
-        asyncio.run(_write_jobs(database_url, [Job("purge_outbox", queue_name="maintenance")], commit=True))
+        asyncio.run(
+            _write_jobs(database_url, [Job("purge_outbox", queue_name="maintenance")], commit=True)
+        )
         assert wait_for(lambda: _outbox_row(database_url, old_id) is None, timeout=30)
     assert _outbox_row(database_url, fresh_id) is not None
 
@@ -185,7 +194,9 @@ def test_exhausted_job_is_kept_in_failed_jobs(database_url):
     token = uuid.uuid4().hex
     with running_worker(database_url):
         ids = asyncio.run(
-            _write_jobs(database_url, [Job("always_fails", (token,), queue_name="probe")], commit=True)
+            _write_jobs(
+                database_url, [Job("always_fails", (token,), queue_name="probe")], commit=True
+            )
         )
 
         def recorded() -> tuple | None:

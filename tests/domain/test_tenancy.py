@@ -59,19 +59,21 @@ def test_runtime_role_owns_nothing_and_cannot_bypass_rls(database_url):
 def test_runtime_role_without_workspace_sees_no_rows(database_url, workspace, other_workspace):
     with psycopg.connect(database_url) as conn:
         tables = [r[0] for r in conn.execute(TENANT_TABLES).fetchall()] + ["workspaces"]
-        owner_counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+        owner_counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     assert owner_counts["api_tokens"] >= 2
     with psycopg.connect(with_role(database_url, APP_ROLE)) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == APP_ROLE
         conn.execute("RESET ROLE")
         assert conn.execute("SELECT current_user").fetchone()[0] == APP_ROLE
-        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+        counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     assert counts == dict.fromkeys(tables, 0)
 
 
 def test_runtime_role_sees_only_the_selected_workspace(database_url, workspace, other_workspace):
     with psycopg.connect(with_role(database_url, APP_ROLE)) as conn:
-        conn.execute("SELECT set_config('cdp.workspace_id', %s, true)", (str(workspace.workspace.id),))
+        conn.execute(
+            "SELECT set_config('cdp.workspace_id', %s, true)", (str(workspace.workspace.id),)
+        )
         seen = {r[0] for r in conn.execute("SELECT DISTINCT workspace_id FROM api_tokens")}
         names = [r[0] for r in conn.execute("SELECT name FROM workspaces")]
     assert seen == {workspace.workspace.id}
@@ -80,7 +82,9 @@ def test_runtime_role_sees_only_the_selected_workspace(database_url, workspace, 
 
 def test_runtime_role_cannot_write_into_another_workspace(database_url, workspace, other_workspace):
     with psycopg.connect(with_role(database_url, APP_ROLE)) as conn:
-        conn.execute("SELECT set_config('cdp.workspace_id', %s, true)", (str(workspace.workspace.id),))
+        conn.execute(
+            "SELECT set_config('cdp.workspace_id', %s, true)", (str(workspace.workspace.id),)
+        )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(
                 "INSERT INTO write_keys (workspace_id, id, name, key_hash) "

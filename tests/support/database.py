@@ -19,7 +19,7 @@ def server_url() -> str:
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         return libpq_url(configured)
-    import pgserver  # noqa: PLC0415
+    import pgserver
 
     pgdata = Path(tempfile.gettempdir()) / f"cdp-test-pgdata-{os.getuid()}"
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
@@ -40,4 +40,6 @@ def create_database(url: str, prefix: str = "cdp_test") -> str:
 def drop_database(url: str, database_url: str) -> None:
     name = make_url(database_url).database
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

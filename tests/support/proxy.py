@@ -16,8 +16,13 @@ def free_port() -> int:
 class Proxy:
     """Listens on 127.0.0.1:port and forwards to a TCP address or a unix socket."""
 
-    def __init__(self, *, target_host: str | None = None, target_port: int | None = None,
-                 target_socket: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        target_host: str | None = None,
+        target_port: int | None = None,
+        target_socket: Path | None = None,
+    ) -> None:
         self.port = free_port()
         self._host = target_host
         self._port = target_port

@@ -17,21 +17,38 @@ READY = "is ready for action"
 
 
 @contextmanager
-def running_worker(database_url: str, broker_url: str | None = None,
-                   boot_timeout: float = 60.0) -> Iterator[list[str]]:
+def running_worker(
+    database_url: str, broker_url: str | None = None, boot_timeout: float = 60.0
+) -> Iterator[list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "DATABASE_URL"}}
-    env.update({
-        "DATABASE_URL": database_url,
-        "APP_DB_ROLE": APP_ROLE,
-        "OUTBOX_RELAY_INTERVAL": "0.3",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "APP_DB_ROLE": APP_ROLE,
+            "OUTBOX_RELAY_INTERVAL": "0.3",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if broker_url:
         env["BROKER_URL"] = broker_url
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from api.cli.main import run; run()", "worker",
-         "--processes", "1", "--threads", "2", "--module", "tests.support.probe_actors"],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from api.cli.main import run; run()",
+            "worker",
+            "--processes",
+            "1",
+            "--threads",
+            "2",
+            "--module",
+            "tests.support.probe_actors",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
         start_new_session=True,
     )
     lines: list[str] = []

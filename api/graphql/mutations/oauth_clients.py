@@ -33,7 +33,8 @@ class RevokeOAuthClientPayload:
 
 
 async def create_oauth_client(
-    info: Info, input: CreateOAuthClientInput  # noqa: A002 - GraphQL's name
+    info: Info,
+    input: CreateOAuthClientInput,  # noqa: A002 - GraphQL's name
 ) -> CreateOAuthClientPayload:
     uow = await info.context.require(credentials.ADMIN)
     try:
@@ -43,7 +44,9 @@ async def create_oauth_client(
     except DomainError as error:
         return CreateOAuthClientPayload(errors=[InputError.from_domain(error)])
     await uow.commit()
-    return CreateOAuthClientPayload(client=OAuthClientNode.from_domain(client), client_secret=secret)
+    return CreateOAuthClientPayload(
+        client=OAuthClientNode.from_domain(client), client_secret=secret
+    )
 
 
 async def revoke_oauth_client(info: Info, id: relay.GlobalID) -> RevokeOAuthClientPayload:  # noqa: A002
