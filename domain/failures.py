@@ -1,11 +1,9 @@
 """Jobs that exhausted their retries are kept in a table, not lost."""
 
-from typing import Any
-
 import dramatiq
-from dramatiq.broker import MessageProxy
 import psycopg
 import structlog
+from dramatiq.broker import MessageProxy
 from psycopg.types.json import Jsonb
 from sqlalchemy import Column, DateTime, Integer, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB

@@ -8,7 +8,7 @@ from sqlalchemy import Column, DateTime, Table, Text, func, insert, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain import credentials
-from domain.db import metadata
+from domain.db import create_engine, metadata, session_factory
 from domain.errors import NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.uow import UnitOfWork
@@ -65,6 +65,18 @@ async def create_workspace(uow: UnitOfWork, name: str) -> CreatedWorkspace:
     )
     write_key = await credentials.issue_write_key(uow, name="default")
     return CreatedWorkspace(Workspace(workspace_id, cleaned, now), token, write_key)
+
+
+async def create_standalone(database_url: str, *, role: str | None, name: str) -> CreatedWorkspace:
+    """Create a workspace in its own engine and transaction (for the CLI and scripts)."""
+    engine = create_engine(database_url, role=role, pool_size=1)
+    try:
+        async with UnitOfWork(session_factory(engine)) as uow:
+            created = await create_workspace(uow, name)
+            await uow.commit()
+            return created
+    finally:
+        await engine.dispose()
 
 
 async def get_workspaces(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, Workspace]:

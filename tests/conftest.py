@@ -14,8 +14,6 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from domain import migrate, workspaces
-from domain.db import create_engine, session_factory
-from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE, create_database, drop_database, server_url
 
 T = TypeVar("T")
@@ -89,19 +87,8 @@ def sql_counter(client: TestClient) -> Iterator[StatementCounter]:
     event.remove(engine.sync_engine, "before_cursor_execute", counter)
 
 
-async def _create_workspace(database_url: str, name: str) -> workspaces.CreatedWorkspace:
-    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
-    try:
-        async with UnitOfWork(session_factory(engine)) as uow:
-            created = await workspaces.create_workspace(uow, name)
-            await uow.commit()
-            return created
-    finally:
-        await engine.dispose()
-
-
 def new_workspace(database_url: str, name: str = "test") -> workspaces.CreatedWorkspace:
-    return run(_create_workspace(database_url, name))
+    return run(workspaces.create_standalone(database_url, role=APP_ROLE, name=name))
 
 
 @pytest.fixture

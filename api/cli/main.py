@@ -16,8 +16,6 @@ from api.logging import configure as configure_logging
 from api.settings import get_settings
 from domain import migrate as migrations
 from domain import workspaces
-from domain.db import create_engine, session_factory
-from domain.uow import UnitOfWork
 
 app = typer.Typer(
     name="cdp",
@@ -88,17 +86,6 @@ def worker(
     os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process with dramatiq
 
 
-async def _create_workspace(database_url: str, role: str, name: str) -> workspaces.CreatedWorkspace:
-    engine = create_engine(database_url, role=role or None, pool_size=1)
-    try:
-        async with UnitOfWork(session_factory(engine)) as uow:
-            created = await workspaces.create_workspace(uow, name)
-            await uow.commit()
-            return created
-    finally:
-        await engine.dispose()
-
-
 @workspace_app.command("create")
 @one_line_errors
 def workspace_create(
@@ -109,7 +96,9 @@ def workspace_create(
     settings = get_settings()
     workspaces.validate_name(name)
     created = asyncio.run(
-        _create_workspace(embedded.database_url(settings), settings.app_db_role, name)
+        workspaces.create_standalone(
+            embedded.database_url(settings), role=settings.app_db_role or None, name=name
+        )
     )
     payload = {
         "workspace_id": str(created.workspace.id),
