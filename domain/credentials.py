@@ -298,6 +298,25 @@ def _oauth_client(row: object) -> OAuthClient:
     )
 
 
+async def get_oauth_clients(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, OAuthClient]:
+    rows = await uow.execute(
+        select(oauth_clients).where(
+            oauth_clients.c.workspace_id == uow.workspace_id, oauth_clients.c.id.in_(ids)
+        )
+    )
+    return {row.id: _oauth_client(row) for row in rows}
+
+
+async def list_oauth_clients(
+    uow: UnitOfWork, *, after: UUID | None, limit: int
+) -> list[OAuthClient]:
+    query = select(oauth_clients).where(oauth_clients.c.workspace_id == uow.workspace_id)
+    if after is not None:
+        query = query.where(oauth_clients.c.id > after)
+    rows = await uow.execute(query.order_by(oauth_clients.c.id).limit(limit))
+    return [_oauth_client(row) for row in rows]
+
+
 async def create_oauth_client(
     uow: UnitOfWork, *, name: str, scopes: Iterable[str]
 ) -> tuple[OAuthClient, str]:

@@ -1,11 +1,14 @@
 """The unit of work: one transaction per request or job.
 
-It rolls back unless committed, scopes every transaction to its workspace
+It rolls back unless committed, serialises its database calls (GraphQL
+resolves sibling fields concurrently, and a session is not concurrency-safe),
+scopes every transaction to its workspace
 (`set_config(..., true)` lasts exactly one transaction, so the setting is
 re-applied whenever a new transaction begins), and wakes the outbox relay
 after a commit that wrote jobs. Services receive it and never commit.
 """
 
+import asyncio
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
@@ -42,6 +45,7 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._session: AsyncSession | None = None
         self._jobs_written = False
+        self._lock = asyncio.Lock()
 
     @property
     def workspace_id(self) -> UUID:
@@ -85,28 +89,33 @@ class UnitOfWork:
         connection.execute(_SET_WORKSPACE, {"name": WORKSPACE_SETTING, "value": value})
 
     async def select_workspace(self, workspace_id: UUID) -> None:
-        self._workspace_id = workspace_id
-        if self.session.in_transaction():
-            await self.session.execute(
-                _SET_WORKSPACE, {"name": WORKSPACE_SETTING, "value": str(workspace_id)}
-            )
+        async with self._lock:
+            self._workspace_id = workspace_id
+            if self.session.in_transaction():
+                await self.session.execute(
+                    _SET_WORKSPACE, {"name": WORKSPACE_SETTING, "value": str(workspace_id)}
+                )
 
     async def enqueue(self, job: outbox.Job) -> UUID:
         """Write a job that runs only if this unit of work commits."""
-        job_id = await outbox.add(self.session, job)
-        self._jobs_written = True
+        async with self._lock:
+            job_id = await outbox.add(self.session, job)
+            self._jobs_written = True
         return job_id
 
     async def commit(self) -> None:
-        await self.session.commit()
+        async with self._lock:
+            await self.session.commit()
         if self._jobs_written:
             self._jobs_written = False
             if self._on_commit is not None:
                 self._on_commit()
 
     async def rollback(self) -> None:
-        self._jobs_written = False
-        await self.session.rollback()
+        async with self._lock:
+            self._jobs_written = False
+            await self.session.rollback()
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
-        return await self.session.execute(statement, params)
+        async with self._lock:
+            return await self.session.execute(statement, params)

@@ -5,6 +5,7 @@ Authentication is lazy on purpose: a document is parsed and validated
 rejected document costs no SQL at all.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -16,7 +17,7 @@ from strawberry.dataloader import DataLoader
 from api import auth
 from api.graphql.state import AppState
 from domain.credentials import Principal
-from domain.errors import AuthenticationError, AuthorizationError
+from domain.errors import AuthorizationError
 from domain.uow import UnitOfWork
 
 
@@ -27,29 +28,31 @@ class Context:
         self.state = state
         self._stack = AsyncExitStack()
         self._uow: UnitOfWork | None = None
-        self._principal: Principal | None = None
-        self._auth_error: AuthenticationError | None = None
+        self._auth: asyncio.Task[Principal] | None = None
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
+        self._opening: asyncio.Task[UnitOfWork] | None = None
+
+    # Sibling fields resolve concurrently. Opening the unit of work and
+    # authenticating are shared tasks, so they happen once, and every waiting
+    # resolver resumes in the same loop iteration, which keeps their DataLoader
+    # loads in one batch.
+
+    async def _open(self) -> UnitOfWork:
+        return await self._stack.enter_async_context(self.state.uow())
 
     async def uow(self) -> UnitOfWork:
-        if self._uow is None:
-            self._uow = await self._stack.enter_async_context(self.state.uow())
-        return self._uow
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        return await self._opening
+
+    async def _authenticate(self) -> Principal:
+        token = auth.bearer_token(self.request.headers.get("authorization"))
+        return await auth.authenticate(await self.uow(), token, secret=self.state.secret)
 
     async def principal(self) -> Principal:
-        if self._principal is not None:
-            return self._principal
-        if self._auth_error is not None:
-            raise self._auth_error
-        token = auth.bearer_token(self.request.headers.get("authorization"))
-        try:
-            self._principal = await auth.authenticate(
-                await self.uow(), token, secret=self.state.secret
-            )
-        except AuthenticationError as exc:
-            self._auth_error = exc
-            raise
-        return self._principal
+        if self._auth is None:
+            self._auth = asyncio.ensure_future(self._authenticate())
+        return await self._auth
 
     async def require(self, scope: str | None = None) -> UnitOfWork:
         """Authenticate, check `scope`, and return the workspace-scoped unit of work."""
@@ -66,4 +69,7 @@ class Context:
         return self._loaders[name]
 
     async def close(self) -> None:
+        for task in (self._auth, self._opening):
+            if task is not None and task.done() and not task.cancelled():
+                task.exception()  # already raised to a resolver; mark it retrieved
         await self._stack.aclose()

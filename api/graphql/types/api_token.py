@@ -2,15 +2,13 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-from uuid import UUID
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.graphql.nodes import load_nodes
 from domain import credentials
-from domain.ids import parse_uuid
 
 
 @strawberry.type(name="ApiToken")
@@ -37,16 +35,14 @@ class ApiTokenNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["ApiTokenNode | None"]:
-        uow = await info.context.require(credentials.ADMIN)
-        ids = [parse_uuid(i) for i in node_ids]
-
-        async def load(keys: list[UUID]) -> list[credentials.ApiToken | None]:
-            found = await credentials.get_api_tokens(uow, keys)
-            return [found.get(k) for k in keys]
-
-        loader = info.context.loader("api_token", load)
-        results: list[Any] = [await loader.load(i) if i else None for i in ids]
-        return [cls.from_domain(t) if t else None for t in results]
+        return await load_nodes(
+            info,
+            loader_name="api_token",
+            node_ids=node_ids,
+            scope=credentials.ADMIN,
+            fetch=credentials.get_api_tokens,
+            to_node=cls.from_domain,
+        )
 
 
 @strawberry.type(name="OAuthClient")
@@ -73,6 +69,11 @@ class OAuthClientNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["OAuthClientNode | None"]:
-        # Clients are listed nowhere yet; resolving one by id is not offered.
-        await info.context.require(credentials.ADMIN)
-        return [None for _ in node_ids]
+        return await load_nodes(
+            info,
+            loader_name="oauth_client",
+            node_ids=node_ids,
+            scope=credentials.ADMIN,
+            fetch=credentials.get_oauth_clients,
+            to_node=cls.from_domain,
+        )

@@ -2,18 +2,16 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-from uuid import UUID
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
 from api.graphql import connection
+from api.graphql.nodes import load_nodes
 from api.graphql.permissions import requires
-from api.graphql.types.api_token import ApiTokenNode
+from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
 from domain import credentials, workspaces
-from domain.ids import parse_uuid
 
 
 @strawberry.type(name="Workspace")
@@ -30,17 +28,14 @@ class WorkspaceNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["WorkspaceNode | None"]:
-        uow = await info.context.require()
-
-        async def load(keys: list[UUID]) -> list[workspaces.Workspace | None]:
-            found = await workspaces.get_workspaces(uow, keys)
-            return [found.get(k) for k in keys]
-
-        loader = info.context.loader("workspace", load)
-        results: list[Any] = [
-            await loader.load(key) if (key := parse_uuid(i)) else None for i in node_ids
-        ]
-        return [cls.from_domain(w) if w else None for w in results]
+        return await load_nodes(
+            info,
+            loader_name="workspace",
+            node_ids=node_ids,
+            scope=None,
+            fetch=workspaces.get_workspaces,
+            to_node=cls.from_domain,
+        )
 
     @strawberry.field(extensions=requires(credentials.ADMIN))
     async def api_tokens(
@@ -52,4 +47,16 @@ class WorkspaceNode(relay.Node):
         rows = await credentials.list_api_tokens(uow, after=cursor, limit=limit + 1)
         return connection.build(
             rows, limit, key=lambda t: t.id, to_node=ApiTokenNode.from_domain, after=cursor
+        )
+
+    @strawberry.field(extensions=requires(credentials.ADMIN))
+    async def oauth_clients(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> relay.Connection[OAuthClientNode]:
+        limit = connection.page_size(first)
+        cursor = connection.decode_cursor(after)
+        uow = await info.context.uow()
+        rows = await credentials.list_oauth_clients(uow, after=cursor, limit=limit + 1)
+        return connection.build(
+            rows, limit, key=lambda c: c.id, to_node=OAuthClientNode.from_domain, after=cursor
         )
