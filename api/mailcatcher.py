@@ -21,6 +21,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 log = structlog.get_logger("cdp.mailcatcher")
 
 ACCEPTED = "250 Message accepted for delivery"
+# A transient failure: the sender may retry once the folder is writable again.
+SAVE_FAILED = "451 Requested action aborted: could not save the message"
 
 
 def _file_name(now: datetime) -> str:
@@ -57,7 +59,12 @@ class _SaveToFolder:
             f"X-Envelope-From: <{mail_from}>\r\n"
             f"X-Envelope-To: {', '.join(f'<{rcpt}>' for rcpt in recipients)}\r\n"
         ).encode("utf-8", errors="surrogateescape")
-        path = await asyncio.to_thread(self._write, envelope_headers + message)
+        try:
+            path = await asyncio.to_thread(self._write, envelope_headers + message)
+        except OSError as exc:
+            # The OS error names the problem; a traceback would add nothing.
+            log.error("mail.not_saved", mail_from=mail_from, to=recipients, error=str(exc))  # noqa: TRY400
+            return SAVE_FAILED
         log.info(
             "mail.received",
             mail_from=mail_from,
@@ -105,7 +112,7 @@ class MailCatcher:
             controller.start()
         except OSError as exc:
             self._discard(controller)
-            reason = exc.strerror or str(exc)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise RuntimeError(
                 f"the mail catcher cannot listen on {self.address} ({reason}); "
                 "set SMTP_HOST/SMTP_PORT"

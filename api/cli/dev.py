@@ -123,11 +123,13 @@ def _run(settings: Settings, stop: _StopSignals) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     problem: str | None = None
     with contextlib.ExitStack() as cleanup:
+        # Ports are checked first, so a busy one fails before anything slow starts.
+        listener = _listen(settings.host, settings.port, "the API", "HOST/PORT")
+        cleanup.callback(listener.close)
+        _listen(
+            settings.smtp_host, settings.smtp_port, "the mail catcher", "SMTP_HOST/SMTP_PORT"
+        ).close()
         try:
-            # Bound first, so a busy port fails before anything slow starts.
-            listener = _listen(settings.host, settings.port)
-            cleanup.callback(listener.close)
-
             if settings.database_url:
                 _say(f"using DATABASE_URL ({_safe_url(settings.database_url)})…")
             else:
@@ -211,7 +213,7 @@ async def _serve(
             server.should_exit = True
         code = worker.poll()
         if code is not None and not server.should_exit:
-            problem = f"the worker exited unexpectedly (exit code {code})"
+            problem = f"the worker exited unexpectedly ({_describe_exit(code)})"
             _say(f"{problem}; stopping")
             server.should_exit = True
         await asyncio.wait({serving}, timeout=0.1)
@@ -219,14 +221,21 @@ async def _serve(
     return problem
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _listen(host: str, port: int, what: str, settings_hint: str) -> socket.socket:
     try:
         family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise RuntimeError(
-            f"the API cannot listen on {host}:{port} ({reason}); set HOST/PORT"
+            f"{what} cannot listen on {host}:{port} ({reason}); set {settings_hint}"
         ) from None
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level, settings.json_logs)
     database_url = embedded.database_url(settings)
+    # uvicorn re-raises the SIGTERM it handled with the default action, which would
+    # kill the process before the embedded PostgreSQL is stopped at exit.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         create_app(settings, database_url=database_url),
         host=host or settings.host,
@@ -135,3 +139,7 @@ def dev() -> None:
 
 def run() -> None:
     app()
+
+
+if __name__ == "__main__":
+    run()

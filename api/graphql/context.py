@@ -27,7 +27,6 @@ class Context:
         self.response = response
         self.state = state
         self._stack = AsyncExitStack()
-        self._uow: UnitOfWork | None = None
         self._auth: asyncio.Task[Principal] | None = None
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
         self._opening: asyncio.Task[UnitOfWork] | None = None

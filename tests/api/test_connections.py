@@ -10,7 +10,9 @@ PAGE = """query($after: String) { workspace { apiTokens(first: 2, after: $after)
 def _make_tokens(client, admin_token, count):
     ids = []
     for i in range(count):
-        body = gql(client, CREATE, {"i": {"name": f"t{i}", "scopes": ["profiles:read"]}}, token=admin_token)
+        body = gql(
+            client, CREATE, {"i": {"name": f"t{i}", "scopes": ["profiles:read"]}}, token=admin_token
+        )
         ids.append(body["data"]["createApiToken"]["apiToken"]["id"])
     return ids
 
@@ -19,7 +21,9 @@ def test_pages_cover_every_token_once(client, workspace):
     _make_tokens(client, workspace.api_token, 4)
     names, after, pages = [], None, 0
     while True:
-        conn = gql(client, PAGE, {"after": after}, token=workspace.api_token)["data"]["workspace"]["apiTokens"]
+        conn = gql(client, PAGE, {"after": after}, token=workspace.api_token)["data"]["workspace"][
+            "apiTokens"
+        ]
         pages += 1
         names += [e["node"]["name"] for e in conn["edges"]]
         assert conn["pageInfo"]["hasPreviousPage"] is (after is not None)
@@ -37,7 +41,9 @@ def test_malformed_cursor_is_a_clear_error(client, workspace):
 
 
 def _nodes_query(ids):
-    fields = " ".join(f'n{i}: node(id: "{gid}") {{ id ... on ApiToken {{ name }} }}' for i, gid in enumerate(ids))
+    fields = " ".join(
+        f'n{i}: node(id: "{gid}") {{ id ... on ApiToken {{ name }} }}' for i, gid in enumerate(ids)
+    )
     return "{ " + fields + " }"
 
 
@@ -60,12 +66,15 @@ def test_oauth_client_is_a_node_and_listed(client, workspace):
       client { id clientId } clientSecret errors { code } } }"""
     made = gql(client, create, token=workspace.api_token)["data"]["createOAuthClient"]
     node = gql(
-        client, "query($id: ID!) { node(id: $id) { ... on OAuthClient { clientId scopes } } }",
-        {"id": made["client"]["id"]}, token=workspace.api_token,
+        client,
+        "query($id: ID!) { node(id: $id) { ... on OAuthClient { clientId scopes } } }",
+        {"id": made["client"]["id"]},
+        token=workspace.api_token,
     )["data"]["node"]
     assert node == {"clientId": made["client"]["clientId"], "scopes": ["profiles:write"]}
     listed = gql(
-        client, "{ workspace { oauthClients(first: 10) { edges { node { clientId } } } } }",
+        client,
+        "{ workspace { oauthClients(first: 10) { edges { node { clientId } } } } }",
         token=workspace.api_token,
     )["data"]["workspace"]["oauthClients"]["edges"]
     assert [e["node"]["clientId"] for e in listed] == [made["client"]["clientId"]]

@@ -91,12 +91,23 @@ class DevServer:
             time.sleep(0.2)
         pytest.fail(f"expected {at_least} child processes, saw {found}\n{self.output()}")
 
+    def wait_for_output(self, text: str) -> None:
+        """The banner follows readiness by up to a tick of the supervision loop."""
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if text in self.stdout_path.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        pytest.fail(f"{text!r} not printed by cdp dev\n{self.output()}")
+
     def stop(self, signum: signal.Signals) -> int:
         self.proc.send_signal(signum)
         try:
             return self.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"cdp dev did not exit within {STOP_TIMEOUT} s of {signum.name}\n{self.output()}")
+            pytest.fail(
+                f"cdp dev did not exit within {STOP_TIMEOUT} s of {signum.name}\n{self.output()}"
+            )
 
     def kill_everything(self) -> None:
         """Last-resort cleanup after a failure: no process or server outlives the test."""
@@ -214,9 +225,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_cdp_dev_runs_everything_and_stops_cleanly(
-    dev_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_cdp_dev_runs_everything_and_stops_cleanly(dev_env: dict[str, str], tmp_path: Path) -> None:
     data_dir = Path(dev_env["DATA_DIR"])
     credentials_file = data_dir / "dev-workspace.json"
 
@@ -231,7 +240,7 @@ def test_cdp_dev_runs_everything_and_stops_cleanly(
         assert set(dev_credentials) == {"workspace_id", "api_token", "write_key"}
         assert credentials_file.stat().st_mode & 0o777 == 0o600
         assert graphql_workspace(first.base_url, dev_credentials["api_token"])["name"] == "dev"
-        assert dev_credentials["api_token"] in first.stdout_path.read_text()
+        first.wait_for_output(dev_credentials["api_token"])
 
         subject = f"cdp dev e2e {time.time_ns()}"
         send_mail(int(dev_env["SMTP_PORT"]), subject)
@@ -247,7 +256,7 @@ def test_cdp_dev_runs_everything_and_stops_cleanly(
 
         assert credentials_file.read_bytes() == saved_credentials
         assert graphql_workspace(second.base_url, created["api_token"])["name"] == "demo"
-        assert dev_credentials["api_token"] in second.stdout_path.read_text()
+        second.wait_for_output(dev_credentials["api_token"])
 
         stop_cleanly(second, signal.SIGTERM)
 
@@ -270,7 +279,9 @@ def test_cdp_dev_refuses_production(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: cdp dev refuses ENV=production; "
-        "run `cdp serve` and `cdp worker` against DATABASE_URL"
+        (
+            "error: cdp dev refuses ENV=production; "
+            "run `cdp serve` and `cdp worker` against DATABASE_URL"
+        )
     ]
     assert not (tmp_path / "pgdata").exists()

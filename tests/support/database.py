@@ -19,11 +19,9 @@ def server_url() -> str:
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         return libpq_url(configured)
-    import pgserver
+    from api.embedded import server_uri
 
-    pgdata = Path(tempfile.gettempdir()) / f"cdp-test-pgdata-{os.getuid()}"
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    return str(server.get_uri())
+    return server_uri(Path(tempfile.gettempdir()) / f"cdp-test-pgdata-{os.getuid()}")
 
 
 def database_in(url: str, name: str) -> str:
