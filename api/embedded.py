@@ -18,6 +18,10 @@ from api.settings import Settings
 
 EMBEDDED_DATABASE = "cdp"
 
+# pgserver asks platformdirs for a runtime folder, which warns (at start and at
+# exit) when XDG_RUNTIME_DIR is unset; its fallback is fine for a local server.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
 
 class EmbeddedUnavailableError(RuntimeError):
     pass
@@ -53,10 +57,7 @@ def server_uri(path: Path) -> str:
 
     path.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(path)
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine here.
-        warnings.simplefilter("ignore")
-        server = get_server(path, cleanup_mode="stop")
+    server = get_server(path, cleanup_mode="stop")
     return str(server.get_uri())
 
 
