@@ -1,1 +1,1 @@
-
+"""Identity resolution, profiles, events, computed traits and segments."""

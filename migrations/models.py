@@ -2,6 +2,7 @@
 
 from sqlalchemy import MetaData
 
+import cdp.tables  # noqa: F401 - imported for their tables
 import domain.credentials
 import domain.failures
 import domain.outbox
@@ -16,5 +17,9 @@ def target_metadata() -> MetaData:
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    # Tables in other schemas (the dramatiq broker's) are managed by raw SQL.
-    return not (type_ == "table" and getattr(obj, "schema", None) not in (None, "public"))
+    # Tables in other schemas (the dramatiq broker's) are managed by raw SQL, and
+    # event partitions are made at run time by cdp_ensure_event_partition().
+    if type_ == "table" and getattr(obj, "schema", None) not in (None, "public"):
+        return False
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    return not (reflected and str(getattr(table, "name", "")).startswith("events_p"))

@@ -11,12 +11,15 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
+from api.graphql import profile_queries
 from api.graphql.hardening import extensions
+from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations.api_tokens import create_api_token, revoke_api_token
 from api.graphql.mutations.oauth_clients import create_oauth_client, revoke_oauth_client
 from api.graphql.permissions import requires
 from api.graphql.scalars import SCALARS
 from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
+from api.graphql.types.profile import EventNode, IdentityConflictNode, ProfileNode
 from api.graphql.types.workspace import WorkspaceNode
 from api.settings import Settings
 from domain import workspaces
@@ -43,6 +46,10 @@ class Query:
         )
         return next(iter(found), None)
 
+    profile = strawberry.field(resolver=profile_queries.profile)
+    profiles = strawberry.field(resolver=profile_queries.profiles)
+    identity_conflicts = strawberry.field(resolver=profile_queries.identity_conflicts)
+
     @strawberry.field(extensions=requires(), description="The caller's workspace.")
     async def workspace(self, info: Info) -> WorkspaceNode:
         uow = await info.context.uow()
@@ -53,6 +60,8 @@ class Query:
 class Mutation:
     create_api_token = strawberry.mutation(resolver=create_api_token)
     revoke_api_token = strawberry.mutation(resolver=revoke_api_token)
+    upsert_profiles = strawberry.mutation(resolver=profile_mutations.upsert_profiles)
+    merge_profiles = strawberry.mutation(resolver=profile_mutations.merge_profiles)
     create_oauth_client = strawberry.mutation(
         resolver=create_oauth_client, name="createOAuthClient"
     )
@@ -77,7 +86,14 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[WorkspaceNode, ApiTokenNode, OAuthClientNode],
+        types=[
+            WorkspaceNode,
+            ApiTokenNode,
+            OAuthClientNode,
+            ProfileNode,
+            EventNode,
+            IdentityConflictNode,
+        ],
         extensions=extensions(settings),
         config=StrawberryConfig(
             disable_field_suggestions=settings.production,

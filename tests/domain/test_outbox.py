@@ -133,7 +133,7 @@ def test_job_committed_while_broker_is_down_runs_once_it_is_back(database_url, t
     proxy, broker_url = _broker_proxy(database_url)
     proxy.start()
     try:
-        with running_worker(database_url, broker_url=broker_url):
+        with running_worker(database_url, broker_url=broker_url) as log:
             proxy.stop()
             ids = asyncio.run(
                 _write_jobs(database_url, [_probe(path, "after-outage")], commit=True)
@@ -142,7 +142,9 @@ def test_job_committed_while_broker_is_down_runs_once_it_is_back(database_url, t
             assert _lines(path) == []
             assert _outbox_row(database_url, ids[0])[0] is None
             proxy.start()
-            assert wait_for(lambda: _lines(path) == ["after-outage"], timeout=120, interval=0.5)
+            assert wait_for(lambda: _lines(path) == ["after-outage"], timeout=120, interval=0.5), (
+                "".join(log[-60:])
+            )
             time.sleep(1.5)
         assert _lines(path) == ["after-outage"]
         assert _outbox_row(database_url, ids[0])[0] is not None

@@ -2,6 +2,7 @@
 
 from sqlalchemy import Column, MetaData, Table, Text
 
+import api.contexts  # noqa: F401 - loads every registration
 import migrations.models  # noqa: F401 - loads every table
 from domain.db import metadata
 from domain.personal_data import PERSONAL_DATA, PersonalDataRegistry, Subject, registry, uncovered

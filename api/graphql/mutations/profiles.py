@@ -1,0 +1,86 @@
+"""upsertProfiles and mergeProfiles."""
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from api.graphql.errors import InputError
+from api.graphql.ids import local_id
+from api.graphql.profile_queries import IdentifierInput
+from api.graphql.scalars import JSON
+from api.graphql.types.profile import ProfileNode
+from cdp import profiles as profile_service
+from cdp import queries
+from domain.credentials import PROFILES_WRITE
+from domain.errors import DomainError
+
+
+@strawberry.input
+class ProfileUpsertInput:
+    identifiers: list[IdentifierInput]
+    traits: JSON | None = None
+
+
+@strawberry.type
+class UpsertProfilesPayload:
+    profiles: list[ProfileNode]
+    errors: list[InputError]
+
+
+@strawberry.type
+class MergeProfilesPayload:
+    profile: ProfileNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+async def upsert_profiles(
+    info: Info,
+    input: list[ProfileUpsertInput],  # noqa: A002 - the contract's name
+    idempotency_key: str | None = None,
+) -> UpsertProfilesPayload:
+    """Create or update up to 1,000 profiles by identifier.
+
+    Valid items are applied; each bad one is reported with its index. The same
+    idempotencyKey with the same payload returns the first result without
+    applying it again; with another payload it is an error.
+    """
+    uow = await info.context.require(PROFILES_WRITE)
+    items = [
+        profile_service.UpsertItem(
+            identifiers=[(i.kind, i.value) for i in item.identifiers], traits=item.traits
+        )
+        for item in input
+    ]
+    try:
+        result = await profile_service.upsert_profiles(uow, items, idempotency_key=idempotency_key)
+    except DomainError as error:
+        return UpsertProfilesPayload(profiles=[], errors=[InputError.from_domain(error)])
+    if not result.replayed:
+        await uow.commit()
+    rows = await queries.profiles_by_id(uow, result.profile_ids)
+    return UpsertProfilesPayload(
+        profiles=[ProfileNode.from_row(rows[p]) for p in result.profile_ids if p in rows],
+        errors=[
+            InputError(index=e.index, field=e.field, code=e.code, message=e.message)
+            for e in result.errors
+        ],
+    )
+
+
+async def merge_profiles(
+    info: Info, target_id: relay.GlobalID, source_id: relay.GlobalID
+) -> MergeProfilesPayload:
+    """Merge sourceId into targetId (for example, an accepted duplicate candidate)."""
+    uow = await info.context.require(PROFILES_WRITE)
+    principal = await info.context.principal()
+    try:
+        target = local_id(target_id, "Profile", field="targetId")
+        source = local_id(source_id, "Profile", field="sourceId")
+        survivor = await profile_service.merge_profiles(
+            uow, target, source, trigger=f"mergeProfiles:{principal.kind}:{principal.credential_id}"
+        )
+    except DomainError as error:
+        return MergeProfilesPayload(errors=[InputError.from_domain(error)])
+    await uow.commit()
+    rows = await queries.profiles_by_id(uow, [survivor])
+    return MergeProfilesPayload(profile=ProfileNode.from_row(rows[survivor]))

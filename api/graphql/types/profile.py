@@ -1,0 +1,298 @@
+"""Profiles, identities, events, merges and conflicts in GraphQL."""
+
+import base64
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from api.graphql import connection
+from api.graphql.nodes import load_nodes
+from api.graphql.scalars import JSON
+from cdp import queries
+from cdp.traits import rfm
+from domain.credentials import PROFILES_READ
+from domain.errors import ValidationError
+from domain.ids import parse_uuid
+
+
+@strawberry.type
+class Identity:
+    kind: str
+    value: str
+
+
+@strawberry.type
+class TraitSource:
+    key: str
+    source: str
+    at: datetime
+
+
+@strawberry.type
+class RfmScores:
+    recency: int
+    frequency: int
+    monetary: int
+
+
+@strawberry.type
+class ComputedTraits:
+    first_seen: datetime | None
+    last_seen: datetime | None
+    last_product_viewed: JSON | None
+    cart: JSON | None = strawberry.field(description="Items currently in the cart.")
+    order_count: int
+    total_revenue: float
+    average_order_value: float | None
+    last_order_at: datetime | None
+    rfm: RfmScores | None
+
+
+def _dt(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def computed_traits(computed: dict[str, Any], now: datetime) -> ComputedTraits:
+    viewed = computed.get("last_product_viewed")
+    cart = computed.get("cart")
+    scores = rfm(computed, now)
+    return ComputedTraits(
+        first_seen=_dt(computed.get("first_seen")),
+        last_seen=_dt(computed.get("last_seen")),
+        last_product_viewed=viewed.get("product") if isinstance(viewed, dict) else None,
+        cart=cart.get("items") if isinstance(cart, dict) else None,
+        order_count=int(computed.get("order_count", 0)),
+        total_revenue=float(computed.get("total_revenue", 0.0)),
+        average_order_value=computed.get("average_order_value"),
+        last_order_at=_dt(computed.get("last_order_at")),
+        rfm=RfmScores(**scores) if scores else None,
+    )
+
+
+@strawberry.type(name="Event")
+class EventNode(relay.Node):
+    id: relay.NodeID[str]
+    type: str
+    name: str | None
+    timestamp: datetime
+    received_at: datetime
+    message_id: str
+    properties: JSON
+    context: JSON
+
+    @classmethod
+    def from_row(cls, row: queries.EventRow) -> "EventNode":
+        return cls(
+            id=str(row.id),
+            type=row.type,
+            name=row.name,
+            timestamp=row.timestamp,
+            received_at=row.received_at,
+            message_id=row.message_id,
+            properties=JSON(row.properties),
+            context=JSON(row.context),
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["EventNode | None"]:
+        return await load_nodes(
+            info,
+            loader_name="event",
+            node_ids=node_ids,
+            scope=PROFILES_READ,
+            fetch=queries.events_by_id,
+            to_node=cls.from_row,
+        )
+
+
+@strawberry.type
+class ProfileMerge:
+    source_profile_id: relay.GlobalID
+    target_profile_id: relay.GlobalID
+    rule: str
+    trigger: str
+    merged_at: datetime
+
+
+@strawberry.type(name="IdentityConflict")
+class IdentityConflictNode(relay.Node):
+    id: relay.NodeID[str]
+    kind: str
+    value: str
+    held_by: relay.GlobalID = strawberry.field(description="The profile that keeps the identifier.")
+    claimed_by: relay.GlobalID = strawberry.field(description="The profile that was refused it.")
+    rule: str
+    trigger: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: queries.ConflictRow) -> "IdentityConflictNode":
+        return cls(
+            id=str(row.id),
+            kind=row.kind,
+            value=row.value,
+            held_by=relay.GlobalID("Profile", str(row.held_by)),
+            claimed_by=relay.GlobalID("Profile", str(row.claimed_by)),
+            rule=row.rule,
+            trigger=row.trigger,
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["IdentityConflictNode | None"]:
+        uow = await info.context.require(PROFILES_READ)
+        keys = [parse_uuid(i) for i in node_ids]
+        rows = await queries.list_conflicts_by_id(uow, [k for k in keys if k])
+        return [cls.from_row(rows[k]) if k in rows else None for k in keys]
+
+
+def encode_event_cursor(row: queries.EventRow) -> str:
+    return base64.urlsafe_b64encode(f"event:{row.timestamp.isoformat()}|{row.id}".encode()).decode()
+
+
+def decode_event_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+        prefix, _, rest = raw.partition(":")
+        stamp, _, key = rest.partition("|")
+        parsed = (datetime.fromisoformat(stamp).astimezone(UTC), UUID(key))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("malformed cursor", field="after") from exc
+    if prefix != "event":
+        raise ValidationError("malformed cursor", field="after")
+    return parsed
+
+
+@strawberry.type(name="Profile")
+class ProfileNode(relay.Node):
+    id: relay.NodeID[str]
+    traits: JSON
+    created_at: datetime
+    updated_at: datetime
+    row: strawberry.Private[queries.ProfileRow]
+
+    @classmethod
+    def from_row(cls, row: queries.ProfileRow) -> "ProfileNode":
+        return cls(
+            id=str(row.id),
+            traits=JSON(row.traits),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            row=row,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["ProfileNode | None"]:
+        return await load_nodes(
+            info,
+            loader_name="profile",
+            node_ids=node_ids,
+            scope=PROFILES_READ,
+            fetch=queries.profiles_by_id,
+            to_node=cls.from_row,
+        )
+
+    @strawberry.field
+    async def identities(self, info: Info) -> list[Identity]:
+        uow = await info.context.uow()
+
+        async def load(keys: Sequence[UUID]) -> list[list[Any]]:
+            found = await queries.identities_of(uow, keys)
+            return [found.get(k, []) for k in keys]
+
+        held = await info.context.loader("identities", load).load(self.row.id)
+        return [Identity(kind=i.kind, value=i.value) for i in held]
+
+    @strawberry.field
+    async def events(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        name: str | None = None,
+    ) -> relay.Connection[EventNode]:
+        limit = connection.page_size(first)
+        before = decode_event_cursor(after)
+        uow = await info.context.uow()
+
+        async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
+            found = await queries.recent_events(
+                uow, keys, limit=limit + 1, name=name, before=before
+            )
+            return [found.get(k, []) for k in keys]
+
+        loader = info.context.loader(f"events:{limit}:{name}:{after}", load)
+        rows: list[queries.EventRow] = await loader.load(self.row.id)
+        page = rows[:limit]
+        edges: list[relay.Edge[Any]] = [
+            relay.Edge(node=EventNode.from_row(r), cursor=encode_event_cursor(r)) for r in page
+        ]
+        return relay.Connection(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=len(rows) > limit,
+                has_previous_page=before is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(description="Where and when each trait's current value came from.")
+    def trait_sources(self) -> list[TraitSource]:
+        return [
+            TraitSource(
+                key=key, source=str(meta.get("source")), at=datetime.fromisoformat(meta["at"])
+            )
+            for key, meta in sorted(self.row.trait_meta.items())
+            if isinstance(meta, dict) and "at" in meta
+        ]
+
+    @strawberry.field
+    def computed_traits(self, info: Info) -> ComputedTraits:
+        return computed_traits(self.row.computed, info.context.state.clock.now())
+
+    @strawberry.field(description="Profiles merged into this one, oldest first.")
+    async def merge_history(self, info: Info) -> list[ProfileMerge]:
+        uow = await info.context.uow()
+
+        async def load(keys: Sequence[UUID]) -> list[list[queries.MergeRow]]:
+            found = await queries.merges_of(uow, keys)
+            return [found.get(k, []) for k in keys]
+
+        rows = await info.context.loader("merges", load).load(self.row.id)
+        return [
+            ProfileMerge(
+                source_profile_id=relay.GlobalID("Profile", str(r.source_profile_id)),
+                target_profile_id=relay.GlobalID("Profile", str(r.target_profile_id)),
+                rule=r.rule,
+                trigger=r.trigger,
+                merged_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(
+        description="Identifier collisions that kept this profile apart from another."
+    )
+    async def identity_conflicts(self, info: Info) -> list[IdentityConflictNode]:
+        uow = await info.context.uow()
+
+        async def load(keys: Sequence[UUID]) -> list[list[queries.ConflictRow]]:
+            found = await queries.conflicts_of(uow, keys)
+            return [found.get(k, []) for k in keys]
+
+        rows = await info.context.loader("conflicts", load).load(self.row.id)
+        return [IdentityConflictNode.from_row(r) for r in rows]

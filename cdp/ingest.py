@@ -1,0 +1,432 @@
+"""Set-based ingest: resolve a whole batch, then write it in a few statements.
+
+Order of work inside the caller's transaction:
+1. messages whose id the workspace has seen are dropped;
+2. a transaction-scoped advisory lock is taken on every identifier, in sorted
+   order, so two batches that share an identifier serialize and none deadlock;
+3. one query finds who owns each identifier; the involved profiles are
+   locked (in id order) and read;
+4. the resolver decides, in memory and in event-time order;
+5. new profiles, identities, merges, conflicts, events and folded traits are
+   written with one statement each.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import text
+
+from cdp import identifiers as ids
+from cdp.model import ANONYMOUS_ID, USER_ID, Identifier, Message
+from cdp.resolution import KindRule, Resolver, Rules
+from cdp.traits import ProfileState
+from domain.ids import new_id
+from domain.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One thing that happened to one person: identifiers, maybe traits, maybe an event."""
+
+    identifiers: tuple[Identifier, ...]
+    trigger: str
+    at: datetime
+    traits: dict[str, Any] | None = None
+    trait_source: str = "identify"
+    event: Message | None = None
+    # An alias's previousId may be a user id or an anonymous id: whichever is known.
+    either: tuple[Identifier, ...] = ()
+
+
+@dataclass
+class Outcome:
+    profile_ids: list[UUID] = field(default_factory=list)
+    created: int = 0
+    merged: int = 0
+    conflicts: int = 0
+
+
+def lock_key(workspace_id: UUID, identifier: Identifier) -> int:
+    raw = workspace_id.bytes + identifier.kind.encode() + b"\0" + identifier.value.encode()
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
+def message_identifiers(message: Message) -> tuple[tuple[Identifier, ...], tuple[Identifier, ...]]:
+    """(identifiers, either-or candidates) carried by a Segment message."""
+    found: list[Identifier] = []
+    either: tuple[Identifier, ...] = ()
+    if message.user_id:
+        found.append(ids.normalize(USER_ID, message.user_id))
+    if message.anonymous_id:
+        found.append(ids.normalize(ANONYMOUS_ID, message.anonymous_id))
+    if message.type == "identify":
+        for kind in ("email", "phone"):
+            identifier = ids.maybe(kind, message.traits.get(kind))
+            if identifier is not None:
+                found.append(identifier)
+    if message.type == "alias" and message.previous_id:
+        either = (
+            ids.normalize(USER_ID, message.previous_id),
+            ids.normalize(ANONYMOUS_ID, message.previous_id),
+        )
+    return tuple(found), either
+
+
+def operations_for(messages: Sequence[Message]) -> list[Operation]:
+    operations = []
+    for message in messages:
+        found, either = message_identifiers(message)
+        operations.append(
+            Operation(
+                identifiers=found,
+                trigger=f"message:{message.message_id}",
+                at=message.timestamp,
+                traits=message.traits if message.type == "identify" and message.traits else None,
+                event=message,
+                either=either,
+            )
+        )
+    return operations
+
+
+async def _new_messages(uow: UnitOfWork, messages: Sequence[Message]) -> list[Message]:
+    unique: dict[str, Message] = {}
+    for message in messages:
+        unique.setdefault(message.message_id, message)
+    if not unique:
+        return []
+    rows = await uow.execute(
+        text(
+            "INSERT INTO event_message_ids (workspace_id, message_id) "
+            "SELECT :ws, m FROM unnest(CAST(:ids AS text[])) AS m "
+            "ON CONFLICT DO NOTHING RETURNING message_id"
+        ),
+        {"ws": uow.workspace_id, "ids": list(unique)},
+    )
+    fresh = {row.message_id for row in rows}
+    return [m for m in unique.values() if m.message_id in fresh]
+
+
+async def ingest(uow: UnitOfWork, messages: Sequence[Message]) -> Outcome:
+    """Store Segment messages; a message id seen before is accepted and not stored twice."""
+    fresh = await _new_messages(uow, messages)
+    if not fresh:
+        return Outcome()
+    return await apply(uow, operations_for(fresh))
+
+
+async def merge_rules(uow: UnitOfWork) -> Rules:
+    rows = await uow.execute(
+        text("SELECT kind, max_values, priority FROM merge_rules WHERE workspace_id = :ws"),
+        {"ws": uow.workspace_id},
+    )
+    kinds = dict(Rules().kinds)
+    for row in rows:
+        kinds[row.kind] = KindRule(max_values=row.max_values, priority=row.priority)
+    return Rules(kinds)
+
+
+async def lock_identifiers(uow: UnitOfWork, identifiers: set[Identifier]) -> None:
+    keys = sorted({lock_key(uow.workspace_id, i) for i in identifiers})
+    await uow.execute(
+        text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": keys},
+    )
+
+
+async def _owners(uow: UnitOfWork, identifiers: set[Identifier]) -> dict[Identifier, UUID]:
+    ordered = sorted(identifiers)
+    rows = await uow.execute(
+        text(
+            "SELECT i.kind, i.value, i.profile_id FROM identities i "
+            "JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS q(kind, value) "
+            "ON i.kind = q.kind AND i.value = q.value WHERE i.workspace_id = :ws"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "kinds": [i.kind for i in ordered],
+            "vals": [i.value for i in ordered],
+        },
+    )
+    return {Identifier(r.kind, r.value): r.profile_id for r in rows}
+
+
+async def load_profiles(
+    uow: UnitOfWork, profile_ids: list[UUID]
+) -> tuple[dict[UUID, ProfileState], dict[UUID, set[Identifier]]]:
+    if not profile_ids:
+        return {}, {}
+    rows = await uow.execute(
+        text(
+            "SELECT id, traits, trait_meta, computed FROM profiles "
+            "WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
+        ),
+        {"ws": uow.workspace_id, "ids": profile_ids},
+    )
+    states = {
+        r.id: ProfileState(dict(r.traits), dict(r.trait_meta), dict(r.computed)) for r in rows
+    }
+    # Anonymous ids can be many and never limit a merge, so they are not loaded.
+    held = await uow.execute(
+        text(
+            "SELECT kind, value, profile_id FROM identities WHERE workspace_id = :ws "
+            "AND profile_id = ANY(CAST(:ids AS uuid[])) AND kind <> 'anonymous_id'"
+        ),
+        {"ws": uow.workspace_id, "ids": profile_ids},
+    )
+    holdings: dict[UUID, set[Identifier]] = {p: set() for p in profile_ids}
+    for r in held:
+        holdings[r.profile_id].add(Identifier(r.kind, r.value))
+    return states, holdings
+
+
+def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, ...]:
+    if not op.either:
+        return op.identifiers
+    known = next((i for i in op.either if i in owners), op.either[-1])
+    return (*op.identifiers, known)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _ensure_partitions(uow: UnitOfWork, events: list[tuple[UUID, Message]]) -> None:
+    # No process-wide cache: a partition made in a transaction that rolls back is
+    # gone, and the function's own existence check is cheap.
+    months = sorted({m.timestamp.astimezone(UTC).date().replace(day=1) for _, m in events})
+    await uow.execute(
+        text("SELECT cdp_ensure_event_partition(m) FROM unnest(CAST(:months AS date[])) AS m"),
+        {"months": months},
+    )
+
+
+async def _insert_events(uow: UnitOfWork, events: list[tuple[UUID, Message]]) -> None:
+    if not events:
+        return
+    await _ensure_partitions(uow, events)
+    await uow.execute(
+        text(
+            "INSERT INTO events (workspace_id, id, timestamp, profile_id, type, name, message_id, "
+            "received_at, properties, context) "
+            "SELECT :ws, u.id, u.ts, u.pid, u.type, u.name, u.mid, u.rat, "
+            "CAST(u.props AS jsonb), CAST(u.ctx AS jsonb) "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:ts AS timestamptz[]), "
+            "CAST(:pids AS uuid[]), CAST(:types AS text[]), CAST(:names AS text[]), "
+            "CAST(:mids AS text[]), CAST(:rats AS timestamptz[]), CAST(:props AS text[]), "
+            "CAST(:ctxs AS text[])) AS u(id, ts, pid, type, name, mid, rat, props, ctx)"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "ids": [new_id() for _ in events],
+            "ts": [m.timestamp for _, m in events],
+            "pids": [p for p, _ in events],
+            "types": [m.type for _, m in events],
+            "names": [m.name for _, m in events],
+            "mids": [m.message_id for _, m in events],
+            "rats": [m.received_at for _, m in events],
+            "props": [_json(m.properties) for _, m in events],
+            "ctxs": [_json(m.context) for _, m in events],
+        },
+    )
+
+
+async def _write_plan(
+    uow: UnitOfWork,
+    resolver: Resolver,
+    states: dict[UUID, ProfileState],
+    existing: set[UUID],
+) -> None:
+    ws = uow.workspace_id
+    plan = resolver.plan
+    now = uow.clock.now()
+    created = [p for p in plan.new_profiles if resolver.survivor(p) == p]
+    if created:
+        await uow.execute(
+            text(
+                "INSERT INTO profiles (workspace_id, id, traits, trait_meta, computed, created_at, "
+                "updated_at) SELECT :ws, u.id, CAST(u.t AS jsonb), CAST(u.m AS jsonb), "
+                "CAST(u.c AS jsonb), :now, :now FROM unnest(CAST(:ids AS uuid[]), "
+                "CAST(:t AS text[]), CAST(:m AS text[]), CAST(:c AS text[])) AS u(id, t, m, c)"
+            ),
+            {
+                "ws": ws,
+                "now": now,
+                "ids": created,
+                "t": [_json(states[p].traits) for p in created],
+                "m": [_json(states[p].meta) for p in created],
+                "c": [_json(states[p].computed) for p in created],
+            },
+        )
+    if plan.attached:
+        final = [(i, resolver.survivor(p)) for i, p in plan.attached]
+        await uow.execute(
+            text(
+                "INSERT INTO identities (workspace_id, kind, value, profile_id, created_at) "
+                "SELECT :ws, u.kind, u.value, u.pid, :now FROM unnest(CAST(:kinds AS text[]), "
+                "CAST(:vals AS text[]), CAST(:pids AS uuid[])) AS u(kind, value, pid) "
+                "ON CONFLICT (workspace_id, kind, value) DO UPDATE SET profile_id = EXCLUDED.profile_id"
+            ),
+            {
+                "ws": ws,
+                "now": now,
+                "kinds": [i.kind for i, _ in final],
+                "vals": [i.value for i, _ in final],
+                "pids": [p for _, p in final],
+            },
+        )
+    persisted = [m for m in plan.merges if m.source in existing]
+    if persisted:
+        await merge_rows(
+            uow,
+            sources=[m.source for m in persisted],
+            targets=[resolver.survivor(m.target) for m in persisted],
+            rules=[m.rule for m in persisted],
+            triggers=[m.trigger for m in persisted],
+        )
+    if plan.conflicts:
+        await uow.execute(
+            text(
+                "INSERT INTO identity_conflicts (workspace_id, id, kind, value, held_by, claimed_by, "
+                "rule, trigger, created_at) SELECT :ws, u.id, u.kind, u.value, u.held, u.claimed, "
+                "u.rule, u.trig, :now FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[]), "
+                "CAST(:vals AS text[]), CAST(:held AS uuid[]), CAST(:claimed AS uuid[]), "
+                "CAST(:rules AS text[]), CAST(:trigs AS text[])) "
+                "AS u(id, kind, value, held, claimed, rule, trig)"
+            ),
+            {
+                "ws": ws,
+                "now": now,
+                "ids": [new_id() for _ in plan.conflicts],
+                "kinds": [c.identifier.kind for c in plan.conflicts],
+                "vals": [c.identifier.value for c in plan.conflicts],
+                "held": [resolver.survivor(c.held_by) for c in plan.conflicts],
+                "claimed": [resolver.survivor(c.claimed_by) for c in plan.conflicts],
+                "rules": [c.rule for c in plan.conflicts],
+                "trigs": [c.trigger for c in plan.conflicts],
+            },
+        )
+
+
+async def merge_rows(
+    uow: UnitOfWork,
+    *,
+    sources: list[UUID],
+    targets: list[UUID],
+    rules: list[str],
+    triggers: list[str],
+) -> None:
+    """Point everything of each source at its target and record the merges."""
+    params = {"ws": uow.workspace_id, "src": sources, "tgt": targets}
+    pairs = "unnest(CAST(:src AS uuid[]), CAST(:tgt AS uuid[])) AS m(src, tgt)"
+    await uow.execute(
+        text(
+            f"UPDATE identities i SET profile_id = m.tgt FROM {pairs} "  # noqa: S608 - constant SQL
+            "WHERE i.workspace_id = :ws AND i.profile_id = m.src"
+        ),
+        params,
+    )
+    await uow.execute(
+        text(
+            f"UPDATE events e SET profile_id = m.tgt FROM {pairs} "  # noqa: S608
+            "WHERE e.workspace_id = :ws AND e.profile_id = m.src"
+        ),
+        params,
+    )
+    # Earlier merges into a source now point at its target: one hop to the survivor.
+    await uow.execute(
+        text(
+            f"UPDATE profiles p SET merged_into = m.tgt, updated_at = now() FROM {pairs} "  # noqa: S608
+            "WHERE p.workspace_id = :ws AND (p.merged_into = m.src OR p.id = m.src)"
+        ),
+        params,
+    )
+    await uow.execute(
+        text(
+            "UPDATE profiles SET traits = '{}'::jsonb, trait_meta = '{}'::jsonb, "
+            "computed = '{}'::jsonb WHERE workspace_id = :ws AND id = ANY(CAST(:src AS uuid[]))"
+        ),
+        params,
+    )
+    await uow.execute(
+        text(
+            "INSERT INTO profile_merges (workspace_id, id, source_profile_id, target_profile_id, "
+            "rule, trigger, created_at) SELECT :ws, u.id, u.src, u.tgt, u.rule, u.trig, now() "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:src AS uuid[]), CAST(:tgt AS uuid[]), "
+            "CAST(:rules AS text[]), CAST(:trigs AS text[])) AS u(id, src, tgt, rule, trig)"
+        ),
+        {**params, "ids": [new_id() for _ in sources], "rules": rules, "trigs": triggers},
+    )
+
+
+async def save_states(uow: UnitOfWork, states: dict[UUID, ProfileState], ids_: list[UUID]) -> None:
+    if not ids_:
+        return
+    await uow.execute(
+        text(
+            "UPDATE profiles p SET traits = CAST(u.t AS jsonb), trait_meta = CAST(u.m AS jsonb), "
+            "computed = CAST(u.c AS jsonb), updated_at = :now FROM unnest(CAST(:ids AS uuid[]), "
+            "CAST(:t AS text[]), CAST(:m AS text[]), CAST(:c AS text[])) AS u(id, t, m, c) "
+            "WHERE p.workspace_id = :ws AND p.id = u.id"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "now": uow.clock.now(),
+            "ids": ids_,
+            "t": [_json(states[p].traits) for p in ids_],
+            "m": [_json(states[p].meta) for p in ids_],
+            "c": [_json(states[p].computed) for p in ids_],
+        },
+    )
+
+
+async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
+    """Resolve and write a batch of operations; returns each operation's profile."""
+    if not operations:
+        return Outcome()
+    wanted = {i for op in operations for i in (*op.identifiers, *op.either)}
+    await lock_identifiers(uow, wanted)
+    owners = await _owners(uow, wanted)
+    involved = sorted(set(owners.values()))
+    states, holdings = await load_profiles(uow, involved)
+    resolver = Resolver(await merge_rules(uow), owners, holdings)
+    order = sorted(range(len(operations)), key=lambda k: (operations[k].at, k))
+    assigned: dict[int, UUID] = {}
+    for k in order:
+        op = operations[k]
+        assigned[k] = resolver.resolve(_choose(op, owners), op.trigger)
+    for profile_id in resolver.plan.new_profiles:
+        states[profile_id] = ProfileState()
+    for merge in resolver.plan.merges:
+        target = resolver.survivor(merge.target)
+        states[target].absorb(states[merge.source])
+        states[merge.source] = ProfileState()
+    events: list[tuple[UUID, Message]] = []
+    for k in order:
+        op = operations[k]
+        profile_id = resolver.survivor(assigned[k])
+        state = states[profile_id]
+        if op.traits:
+            state.apply_traits(op.traits, op.at, op.trait_source)
+        if op.event is not None:
+            state.apply_event(
+                op.event.name if op.event.type == "track" else None, op.event.properties, op.at
+            )
+            events.append((profile_id, op.event))
+    existing = set(involved)
+    await _write_plan(uow, resolver, states, existing)
+    await _insert_events(uow, events)
+    survivors = sorted({resolver.survivor(p) for p in existing} & existing)
+    await save_states(uow, states, survivors)
+    plan = resolver.plan
+    return Outcome(
+        profile_ids=[resolver.survivor(assigned[k]) for k in range(len(operations))],
+        created=sum(1 for p in plan.new_profiles if resolver.survivor(p) == p),
+        merged=len(plan.merges),
+        conflicts=len(plan.conflicts),
+    )

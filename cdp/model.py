@@ -1,0 +1,53 @@
+"""The CDP's core types: no I/O here."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+MessageType = Literal["identify", "track", "page", "screen", "group", "alias"]
+MESSAGE_TYPES: tuple[MessageType, ...] = ("identify", "track", "page", "screen", "group", "alias")
+
+USER_ID = "user_id"
+ANONYMOUS_ID = "anonymous_id"
+EMAIL = "email"
+PHONE = "phone"
+BUILTIN_KINDS = (USER_ID, ANONYMOUS_ID, EMAIL, PHONE)
+
+
+@dataclass(frozen=True, order=True)
+class Identifier:
+    """A normalized identifier: email lower-cased, phone in E.164, and so on."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """One validated Segment-spec message, its timestamp already corrected for clock skew."""
+
+    type: MessageType
+    message_id: str
+    timestamp: datetime
+    received_at: datetime
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    previous_id: str | None = None
+    group_id: str | None = None
+    name: str | None = None  # track event name; page/screen name
+    traits: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """Where a message is wrong: `index` in a batch (None for a single call), field path."""
+
+    index: int | None
+    field: str
+    message: str
+
+    def describe(self) -> str:
+        where = f"batch[{self.index}].{self.field}" if self.index is not None else self.field
+        return f"{where}: {self.message}"

@@ -1,0 +1,291 @@
+"""Reads for profiles, identities, events, merges and conflicts, batched by design.
+
+Each function takes many ids and answers with one statement, so the GraphQL
+layer's DataLoaders keep a page of profiles to a fixed number of queries.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import text
+
+from cdp.model import Identifier
+from domain.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    id: UUID
+    traits: dict[str, Any]
+    trait_meta: dict[str, Any]
+    computed: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: UUID
+    profile_id: UUID
+    type: str
+    name: str | None
+    timestamp: datetime
+    received_at: datetime
+    message_id: str
+    properties: dict[str, Any]
+    context: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MergeRow:
+    id: UUID
+    source_profile_id: UUID
+    target_profile_id: UUID
+    rule: str
+    trigger: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    id: UUID
+    kind: str
+    value: str
+    held_by: UUID
+    claimed_by: UUID
+    rule: str
+    trigger: str
+    created_at: datetime
+
+
+_PROFILE_COLUMNS = "p.id, p.traits, p.trait_meta, p.computed, p.created_at, p.updated_at"
+
+
+def _profile(row: Any) -> ProfileRow:
+    return ProfileRow(
+        row.id, row.traits, row.trait_meta, row.computed, row.created_at, row.updated_at
+    )
+
+
+async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, ProfileRow]:
+    """Requested id -> the surviving profile (a merged-away id resolves to its survivor)."""
+    rows = await uow.execute(
+        text(
+            f"SELECT q.id AS asked, {_PROFILE_COLUMNS} "  # noqa: S608 - constant SQL
+            "FROM profiles q JOIN profiles p ON p.workspace_id = q.workspace_id "
+            "AND p.id = coalesce(q.merged_into, q.id) "
+            "WHERE q.workspace_id = :ws AND q.id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ws": uow.workspace_id, "ids": list(ids)},
+    )
+    return {row.asked: _profile(row) for row in rows}
+
+
+async def profile_ids_by_identifier(
+    uow: UnitOfWork, identifiers: Sequence[Identifier]
+) -> dict[Identifier, UUID]:
+    ordered = sorted(set(identifiers))
+    rows = await uow.execute(
+        text(
+            "SELECT i.kind, i.value, i.profile_id FROM identities i "
+            "JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS q(kind, value) "
+            "ON i.kind = q.kind AND i.value = q.value WHERE i.workspace_id = :ws"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "kinds": [i.kind for i in ordered],
+            "vals": [i.value for i in ordered],
+        },
+    )
+    return {Identifier(r.kind, r.value): r.profile_id for r in rows}
+
+
+async def list_profiles(
+    uow: UnitOfWork,
+    *,
+    after: UUID | None,
+    limit: int,
+    trait: dict[str, Any] | None = None,
+    identifier_kind: str | None = None,
+) -> list[ProfileRow]:
+    conditions = ["p.workspace_id = :ws", "p.merged_into IS NULL"]
+    params: dict[str, Any] = {"ws": uow.workspace_id, "limit": limit}
+    if after is not None:
+        conditions.append("p.id > :after")
+        params["after"] = after
+    if trait:
+        conditions.append("p.traits @> CAST(:trait AS jsonb)")
+        params["trait"] = orjson.dumps(trait).decode()
+    if identifier_kind:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM identities i WHERE i.workspace_id = p.workspace_id "
+            "AND i.profile_id = p.id AND i.kind = :kind)"
+        )
+        params["kind"] = identifier_kind
+    rows = await uow.execute(
+        text(
+            f"SELECT {_PROFILE_COLUMNS} FROM profiles p WHERE {' AND '.join(conditions)} "  # noqa: S608
+            "ORDER BY p.id LIMIT :limit"
+        ),
+        params,
+    )
+    return [_profile(row) for row in rows]
+
+
+async def identities_of(
+    uow: UnitOfWork, profile_ids: Sequence[UUID]
+) -> dict[UUID, list[Identifier]]:
+    rows = await uow.execute(
+        text(
+            "SELECT profile_id, kind, value FROM identities WHERE workspace_id = :ws "
+            "AND profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY kind, value"
+        ),
+        {"ws": uow.workspace_id, "ids": list(profile_ids)},
+    )
+    found: dict[UUID, list[Identifier]] = defaultdict(list)
+    for row in rows:
+        found[row.profile_id].append(Identifier(row.kind, row.value))
+    return found
+
+
+async def recent_events(
+    uow: UnitOfWork,
+    profile_ids: Sequence[UUID],
+    *,
+    limit: int,
+    name: str | None = None,
+    before: tuple[datetime, UUID] | None = None,
+) -> dict[UUID, list[EventRow]]:
+    """The latest `limit` events of each profile (newest first), in one statement."""
+    conditions = ["e.workspace_id = :ws", "e.profile_id = p.id"]
+    params: dict[str, Any] = {"ws": uow.workspace_id, "ids": list(profile_ids), "limit": limit}
+    if name is not None:
+        conditions.append("e.name = :name")
+        params["name"] = name
+    if before is not None:
+        conditions.append("(e.timestamp, e.id) < (:before_ts, :before_id)")
+        params["before_ts"], params["before_id"] = before
+    rows = await uow.execute(
+        text(
+            "SELECT e.* FROM unnest(CAST(:ids AS uuid[])) AS p(id) CROSS JOIN LATERAL ("  # noqa: S608
+            "SELECT e.id, e.profile_id, e.type, e.name, e.timestamp, e.received_at, "
+            "e.message_id, e.properties, e.context FROM events e "
+            f"WHERE {' AND '.join(conditions)} "
+            "ORDER BY e.timestamp DESC, e.id DESC LIMIT :limit) AS e"
+        ),
+        params,
+    )
+    found: dict[UUID, list[EventRow]] = defaultdict(list)
+    for r in rows:
+        found[r.profile_id].append(
+            EventRow(
+                r.id,
+                r.profile_id,
+                r.type,
+                r.name,
+                r.timestamp,
+                r.received_at,
+                r.message_id,
+                r.properties,
+                r.context,
+            )
+        )
+    return found
+
+
+async def events_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, EventRow]:
+    rows = await uow.execute(
+        text(
+            "SELECT id, profile_id, type, name, timestamp, received_at, message_id, properties, "
+            "context FROM events WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ws": uow.workspace_id, "ids": list(ids)},
+    )
+    return {
+        r.id: EventRow(
+            r.id,
+            r.profile_id,
+            r.type,
+            r.name,
+            r.timestamp,
+            r.received_at,
+            r.message_id,
+            r.properties,
+            r.context,
+        )
+        for r in rows
+    }
+
+
+async def merges_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[MergeRow]]:
+    """Merges into each profile, oldest first."""
+    rows = await uow.execute(
+        text(
+            "SELECT id, source_profile_id, target_profile_id, rule, trigger, created_at "
+            "FROM profile_merges WHERE workspace_id = :ws "
+            "AND target_profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY created_at, id"
+        ),
+        {"ws": uow.workspace_id, "ids": list(profile_ids)},
+    )
+    found: dict[UUID, list[MergeRow]] = defaultdict(list)
+    for r in rows:
+        found[r.target_profile_id].append(
+            MergeRow(
+                r.id, r.source_profile_id, r.target_profile_id, r.rule, r.trigger, r.created_at
+            )
+        )
+    return found
+
+
+def _conflict(r: Any) -> ConflictRow:
+    return ConflictRow(
+        r.id, r.kind, r.value, r.held_by, r.claimed_by, r.rule, r.trigger, r.created_at
+    )
+
+
+async def conflicts_of(
+    uow: UnitOfWork, profile_ids: Sequence[UUID]
+) -> dict[UUID, list[ConflictRow]]:
+    rows = await uow.execute(
+        text(
+            "SELECT id, kind, value, held_by, claimed_by, rule, trigger, created_at "
+            "FROM identity_conflicts WHERE workspace_id = :ws AND (held_by = ANY(CAST(:ids AS uuid[])) "
+            "OR claimed_by = ANY(CAST(:ids AS uuid[]))) ORDER BY created_at, id"
+        ),
+        {"ws": uow.workspace_id, "ids": list(profile_ids)},
+    )
+    found: dict[UUID, list[ConflictRow]] = defaultdict(list)
+    for r in rows:
+        row = _conflict(r)
+        found[r.held_by].append(row)
+        if r.claimed_by != r.held_by:
+            found[r.claimed_by].append(row)
+    return found
+
+
+async def list_conflicts(uow: UnitOfWork, *, after: UUID | None, limit: int) -> list[ConflictRow]:
+    rows = await uow.execute(
+        text(
+            "SELECT id, kind, value, held_by, claimed_by, rule, trigger, created_at "
+            "FROM identity_conflicts WHERE workspace_id = :ws "
+            "AND (CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid)) ORDER BY id LIMIT :limit"
+        ),
+        {"ws": uow.workspace_id, "after": after, "limit": limit},
+    )
+    return [_conflict(r) for r in rows]
+
+
+async def list_conflicts_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, ConflictRow]:
+    rows = await uow.execute(
+        text(
+            "SELECT id, kind, value, held_by, claimed_by, rule, trigger, created_at "
+            "FROM identity_conflicts WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ws": uow.workspace_id, "ids": list(ids)},
+    )
+    return {r.id: _conflict(r) for r in rows}

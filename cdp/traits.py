@@ -1,0 +1,167 @@
+"""Traits and computed traits, folded in memory (no I/O).
+
+A trait keeps the value from the latest *event time* that set it, with its
+source, so events that arrive out of order cannot roll a trait back.
+Computed traits follow the Segment e-commerce spec events incrementally.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+PRODUCT_FIELDS = (
+    "product_id", "sku", "name", "price", "quantity", "category", "brand", "variant", "url",
+    "image_url",
+)  # fmt: skip
+
+PRODUCT_VIEWED = "Product Viewed"
+PRODUCT_ADDED = "Product Added"
+PRODUCT_REMOVED = "Product Removed"
+CART_VIEWED = "Cart Viewed"
+CHECKOUT_STARTED = "Checkout Started"
+ORDER_COMPLETED = "Order Completed"
+
+
+def stamp(at: datetime) -> str:
+    """A sortable UTC timestamp: equal formats compare correctly as strings."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass
+class ProfileState:
+    traits: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, dict[str, str]] = field(default_factory=dict)
+    computed: dict[str, Any] = field(default_factory=dict)
+
+    def apply_traits(self, traits: dict[str, Any], at: datetime, source: str) -> None:
+        when = stamp(at)
+        for key, value in traits.items():
+            current = self.meta.get(key)
+            if current is None or current.get("at", "") <= when:
+                self.traits[key] = value
+                self.meta[key] = {"at": when, "source": source}
+
+    def apply_event(self, name: str | None, properties: dict[str, Any], at: datetime) -> None:
+        when = stamp(at)
+        c = self.computed
+        c["first_seen"] = min(c.get("first_seen", when), when)
+        c["last_seen"] = max(c.get("last_seen", when), when)
+        if name == PRODUCT_VIEWED:
+            self._latest("last_product_viewed", {"at": when, "product": _product(properties)})
+        elif name == PRODUCT_ADDED:
+            self._cart_change(
+                when, lambda items: [*_without(items, properties), _product(properties)]
+            )
+        elif name == PRODUCT_REMOVED:
+            self._cart_change(when, lambda items: _without(items, properties))
+        elif name in (CART_VIEWED, CHECKOUT_STARTED):
+            products = properties.get("products")
+            if isinstance(products, list):
+                items = [_product(p) for p in products if isinstance(p, dict)]
+                self._cart_change(when, lambda _: items)
+            if name == CHECKOUT_STARTED:
+                c["last_checkout_started_at"] = max(c.get("last_checkout_started_at", when), when)
+        elif name == ORDER_COMPLETED:
+            c["order_count"] = int(c.get("order_count", 0)) + 1
+            c["total_revenue"] = round(float(c.get("total_revenue", 0.0)) + _revenue(properties), 2)
+            c["last_order_at"] = max(c.get("last_order_at", when), when)
+            c["average_order_value"] = round(c["total_revenue"] / c["order_count"], 2)
+            self._cart_change(when, lambda _: [])
+
+    def _latest(self, key: str, value: dict[str, Any]) -> None:
+        current = self.computed.get(key)
+        if not isinstance(current, dict) or current.get("at", "") <= value["at"]:
+            self.computed[key] = value
+
+    def _cart_change(self, when: str, change: Any) -> None:
+        cart = self.computed.get("cart")
+        if isinstance(cart, dict) and cart.get("at", "") > when:
+            return  # an older event arriving late does not undo a newer cart
+        items = cart.get("items", []) if isinstance(cart, dict) else []
+        self.computed["cart"] = {"at": when, "items": change(items)}
+
+    def absorb(self, other: "ProfileState") -> None:
+        """Fold a merged-away profile into this one."""
+        for key, value in other.traits.items():
+            theirs = other.meta.get(key, {"at": "", "source": "merge"})
+            ours = self.meta.get(key)
+            if ours is None or ours.get("at", "") < theirs.get("at", ""):
+                self.traits[key] = value
+                self.meta[key] = theirs
+        mine, theirs_c = self.computed, other.computed
+        for key in ("first_seen",):
+            if key in theirs_c:
+                mine[key] = min(mine.get(key, theirs_c[key]), theirs_c[key])
+        for key in ("last_seen", "last_order_at", "last_checkout_started_at"):
+            if key in theirs_c:
+                mine[key] = max(mine.get(key, theirs_c[key]), theirs_c[key])
+        for key in ("last_product_viewed", "cart"):
+            if isinstance(theirs_c.get(key), dict):
+                self._latest(key, theirs_c[key])
+        if theirs_c.get("order_count"):
+            mine["order_count"] = int(mine.get("order_count", 0)) + int(theirs_c["order_count"])
+            mine["total_revenue"] = round(
+                float(mine.get("total_revenue", 0.0)) + float(theirs_c.get("total_revenue", 0.0)), 2
+            )
+            mine["average_order_value"] = round(mine["total_revenue"] / mine["order_count"], 2)
+
+
+def _product(properties: dict[str, Any]) -> dict[str, Any]:
+    return {k: properties[k] for k in PRODUCT_FIELDS if k in properties}
+
+
+def _key(product: dict[str, Any]) -> Any:
+    return product.get("product_id") or product.get("sku") or product.get("name")
+
+
+def _without(items: list[dict[str, Any]], properties: dict[str, Any]) -> list[dict[str, Any]]:
+    key = _key(properties)
+    return [item for item in items if _key(item) != key]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _revenue(properties: dict[str, Any]) -> float:
+    for key in ("revenue", "total"):
+        amount = _number(properties.get(key))
+        if amount is not None:
+            return amount
+    total = 0.0
+    for product in properties.get("products") or []:
+        if isinstance(product, dict):
+            price = _number(product.get("price")) or 0.0
+            quantity = _number(product.get("quantity"))
+            total += price * (quantity if quantity is not None else 1.0)
+    return total
+
+
+RFM_THRESHOLDS = {
+    "recency_days": (7, 30, 90, 180),  # at most this many days since the last order
+    "frequency": (1, 2, 4, 9),  # more than this many orders
+    "monetary": (0, 50, 200, 1000),  # more than this total revenue
+}
+
+
+def rfm(computed: dict[str, Any], now: datetime) -> dict[str, int] | None:
+    """Recency, frequency and monetary scores from 1 (low) to 5 (high), or None before any order."""
+    count = int(computed.get("order_count", 0))
+    last = computed.get("last_order_at")
+    if not count or not last:
+        return None
+    days = (now - datetime.fromisoformat(last)).total_seconds() / 86400
+    recency = 5 - sum(days > t for t in RFM_THRESHOLDS["recency_days"])
+    frequency = 1 + sum(count > t for t in RFM_THRESHOLDS["frequency"])
+    revenue = float(computed.get("total_revenue", 0.0))
+    monetary = 1 + sum(revenue > t for t in RFM_THRESHOLDS["monetary"])
+    return {"recency": recency, "frequency": min(frequency, 5), "monetary": min(monetary, 5)}

@@ -1,0 +1,269 @@
+"""Profiles over GraphQL: lookups, filters, upserts (idempotent), merges, N+1 guards."""
+
+import base64
+
+from tests.conftest import gql
+
+UPSERT = """
+mutation($input: [ProfileUpsertInput!]!, $key: String) {
+  upsertProfiles(input: $input, idempotencyKey: $key) {
+    profiles { id traits identities { kind value } }
+    errors { index field code message }
+  }
+}"""
+PROFILE_BY_IDENTIFIER = """
+query($kind: String!, $value: String!) {
+  profile(identifier: {kind: $kind, value: $value}) {
+    id traits identities { kind value }
+    traitSources { key source }
+    events(first: 5) { edges { node { type name } } }
+    mergeHistory { sourceProfileId targetProfileId rule }
+    identityConflicts { kind value rule }
+  }
+}"""
+
+
+def upsert(client, token, items, key=None):
+    body = gql(client, UPSERT, {"input": items, "key": key}, token=token)
+    assert body.get("errors") is None, body
+    return body["data"]["upsertProfiles"]
+
+
+def test_upsert_creates_and_updates_by_identifier(client, workspace):
+    token = workspace.api_token
+    first = upsert(
+        client,
+        token,
+        [
+            {
+                "identifiers": [{"kind": "email", "value": "Cleo@Example.com"}],
+                "traits": {"name": "Cleo"},
+            }
+        ],
+    )
+    assert first["errors"] == []
+    profile = first["profiles"][0]
+    assert profile["identities"] == [{"kind": "email", "value": "cleo@example.com"}]
+    again = upsert(
+        client,
+        token,
+        [
+            {
+                "identifiers": [
+                    {"kind": "email", "value": "cleo@example.com"},
+                    {"kind": "user_id", "value": "c-1"},
+                ],
+                "traits": {"plan": "pro"},
+            }
+        ],
+    )
+    assert again["profiles"][0]["id"] == profile["id"]
+    assert again["profiles"][0]["traits"] == {"name": "Cleo", "plan": "pro"}
+    found = gql(client, PROFILE_BY_IDENTIFIER, {"kind": "user_id", "value": "c-1"}, token=token)[
+        "data"
+    ]["profile"]
+    assert found["id"] == profile["id"]
+    assert {s["key"]: s["source"] for s in found["traitSources"]} == {"name": "api", "plan": "api"}
+
+
+def test_bad_items_are_reported_and_good_ones_applied(client, workspace):
+    result = upsert(
+        client,
+        workspace.api_token,
+        [
+            {"identifiers": [{"kind": "email", "value": "good@example.com"}]},
+            {"identifiers": [{"kind": "email", "value": "not-an-email"}]},
+            {"identifiers": []},
+            {"identifiers": [{"kind": "user_id", "value": "u"}], "traits": ["not", "an", "object"]},
+        ],
+    )
+    assert len(result["profiles"]) == 1
+    assert [(e["index"], e["field"], e["code"]) for e in result["errors"]] == [
+        (1, "identifiers[0]", "INVALID"),
+        (2, "identifiers", "INVALID"),
+        (3, "traits", "INVALID"),
+    ]
+
+
+def test_idempotency_key_replays_and_refuses_other_payloads(client, workspace):
+    items = [{"identifiers": [{"kind": "user_id", "value": "idem-1"}], "traits": {"visits": 1}}]
+    first = upsert(client, workspace.api_token, items, key="sync-42")
+    changed = upsert(
+        client,
+        workspace.api_token,
+        [{"identifiers": [{"kind": "user_id", "value": "idem-1"}], "traits": {"visits": 2}}],
+    )
+    assert changed["profiles"][0]["traits"]["visits"] == 2
+    replay = upsert(client, workspace.api_token, items, key="sync-42")
+    assert replay["errors"] == []
+    assert replay["profiles"][0]["id"] == first["profiles"][0]["id"]
+    # Not applied again: the later change stands.
+    assert replay["profiles"][0]["traits"]["visits"] == 2
+    other = upsert(
+        client,
+        workspace.api_token,
+        [{"identifiers": [{"kind": "user_id", "value": "x"}]}],
+        key="sync-42",
+    )
+    assert other["profiles"] == []
+    assert other["errors"][0]["code"] == "CONFLICT"
+    assert other["errors"][0]["field"] == "idempotencyKey"
+
+
+def test_more_than_a_thousand_is_refused(client, workspace):
+    items = [{"identifiers": [{"kind": "user_id", "value": f"bulk-{i}"}]} for i in range(1001)]
+    result = upsert(client, workspace.api_token, items)
+    assert result["profiles"] == []
+    assert result["errors"][0]["field"] == "input"
+
+
+def test_upsert_needs_write_scope(client, workspace):
+    token = gql(
+        client,
+        'mutation { createApiToken(input: {name: "ro", scopes: ["profiles:read"]}) { token } }',
+        token=workspace.api_token,
+    )["data"]["createApiToken"]["token"]
+    body = gql(
+        client,
+        UPSERT,
+        {"input": [{"identifiers": [{"kind": "user_id", "value": "z"}]}]},
+        token=token,
+    )
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+MERGE = """mutation($t: ID!, $s: ID!) { mergeProfiles(targetId: $t, sourceId: $s) {
+  profile { id traits identities { kind value } mergeHistory { sourceProfileId rule } } errors { code field message } } }"""
+
+
+def test_merge_profiles_and_merged_away_id_resolves(client, workspace):
+    token = workspace.api_token
+    a = upsert(
+        client,
+        token,
+        [
+            {
+                "identifiers": [{"kind": "email", "value": "dup1@example.com"}],
+                "traits": {"name": "Dee"},
+            }
+        ],
+    )["profiles"][0]
+    b = upsert(
+        client,
+        token,
+        [
+            {
+                "identifiers": [{"kind": "phone", "value": "+47 912 34 567"}],
+                "traits": {"city": "Bergen"},
+            }
+        ],
+    )["profiles"][0]
+    merged = gql(client, MERGE, {"t": a["id"], "s": b["id"]}, token=token)["data"]["mergeProfiles"]
+    assert merged["errors"] == []
+    assert merged["profile"]["id"] == a["id"]
+    assert merged["profile"]["traits"] == {"name": "Dee", "city": "Bergen"}
+    assert {"kind": "phone", "value": "+4791234567"} in merged["profile"]["identities"]
+    assert merged["profile"]["mergeHistory"] == [{"sourceProfileId": b["id"], "rule": "manual"}]
+    via_old = gql(
+        client, "query($id: ID!) { profile(id: $id) { id } }", {"id": b["id"]}, token=token
+    )
+    assert via_old["data"]["profile"]["id"] == a["id"]
+    again = gql(client, MERGE, {"t": a["id"], "s": b["id"]}, token=token)["data"]["mergeProfiles"]
+    assert again["errors"][0]["code"] == "CONFLICT"
+
+
+def test_merge_refuses_two_user_ids(client, workspace):
+    token = workspace.api_token
+    a = upsert(client, token, [{"identifiers": [{"kind": "user_id", "value": "m-1"}]}])["profiles"][
+        0
+    ]
+    b = upsert(client, token, [{"identifiers": [{"kind": "user_id", "value": "m-2"}]}])["profiles"][
+        0
+    ]
+    result = gql(client, MERGE, {"t": a["id"], "s": b["id"]}, token=token)["data"]["mergeProfiles"]
+    assert result["profile"] is None
+    assert result["errors"][0]["code"] == "CONFLICT"
+    assert "user_id" in result["errors"][0]["message"]
+
+
+def test_unknown_and_foreign_profiles_look_the_same(client, workspace, other_workspace):
+    mine = upsert(
+        client, workspace.api_token, [{"identifiers": [{"kind": "user_id", "value": "iso"}]}]
+    )["profiles"][0]
+    missing = base64.b64encode(b"Profile:01a20000-0000-7000-8000-000000000000").decode()
+    q = "query($id: ID!) { profile(id: $id) { id } node(id: $id) { id } }"
+    foreign = gql(client, q, {"id": mine["id"]}, token=other_workspace.api_token)
+    absent = gql(client, q, {"id": missing}, token=other_workspace.api_token)
+    assert foreign == absent == {"data": {"profile": None, "node": None}}
+    by_identifier = gql(
+        client,
+        PROFILE_BY_IDENTIFIER,
+        {"kind": "user_id", "value": "iso"},
+        token=other_workspace.api_token,
+    )
+    assert by_identifier["data"]["profile"] is None
+
+
+def test_profiles_filter_by_trait_and_identifier_kind(client, workspace):
+    token = workspace.api_token
+    upsert(
+        client,
+        token,
+        [
+            {"identifiers": [{"kind": "user_id", "value": "f1"}], "traits": {"tier": "gold"}},
+            {
+                "identifiers": [{"kind": "email", "value": "f2@example.com"}],
+                "traits": {"tier": "gold"},
+            },
+            {"identifiers": [{"kind": "user_id", "value": "f3"}], "traits": {"tier": "tin"}},
+        ],
+    )
+    q = """query($trait: JSON, $kind: String) { profiles(first: 50, trait: $trait, identifierKind: $kind) {
+      edges { node { identities { kind value } } } } }"""
+    gold = gql(client, q, {"trait": {"tier": "gold"}}, token=token)["data"]["profiles"]["edges"]
+    assert len(gold) == 2
+    gold_users = gql(client, q, {"trait": {"tier": "gold"}, "kind": "user_id"}, token=token)[
+        "data"
+    ]["profiles"]["edges"]
+    assert [e["node"]["identities"] for e in gold_users] == [[{"kind": "user_id", "value": "f1"}]]
+
+
+PAGE = """query($first: Int!) { profiles(first: $first) { edges { node {
+  id traits identities { kind value } events(first: 5) { edges { node { name timestamp } } } } } } }"""
+
+
+def _seed(client, workspace, count):
+    batch = []
+    for i in range(count):
+        user = f"page-{i}"
+        batch.append(
+            {"type": "identify", "userId": user, "traits": {"n": i}, "messageId": f"{user}-id"}
+        )
+        batch += [
+            {"type": "track", "userId": user, "event": f"E{j}", "messageId": f"{user}-{j}"}
+            for j in range(7)
+        ]
+    for start in range(0, len(batch), 400):
+        response = client.post(
+            "/v1/batch", json={"batch": batch[start : start + 400]}, auth=(workspace.write_key, "")
+        )
+        assert response.status_code == 200, response.text
+
+
+def test_a_page_of_profiles_costs_a_fixed_number_of_statements(client, workspace, sql_counter):
+    _seed(client, workspace, 100)
+    sql_counter.statements.clear()
+    small = gql(client, PAGE, {"first": 5}, token=workspace.api_token)
+    small_count = sql_counter.count
+    sql_counter.statements.clear()
+    big = gql(client, PAGE, {"first": 100}, token=workspace.api_token)
+    big_count = sql_counter.count
+    assert small.get("errors") is None
+    assert big.get("errors") is None
+    edges = big["data"]["profiles"]["edges"]
+    assert len(edges) == 100
+    assert all(len(e["node"]["events"]["edges"]) == 5 for e in edges)
+    assert all(len(e["node"]["identities"]) == 1 for e in edges)
+    assert big_count == small_count
+    assert big_count <= 6, sql_counter.statements

@@ -1,0 +1,284 @@
+"""Ingest and identity resolution against a real database."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from cdp.ingest import ingest
+from cdp.model import Message
+from domain.db import create_engine, session_factory
+from domain.uow import UnitOfWork
+from tests.support.database import APP_ROLE
+
+T0 = datetime(2026, 5, 1, 9, tzinfo=UTC)
+
+
+def msg(
+    type_="track",
+    *,
+    at=T0,
+    user=None,
+    anon=None,
+    traits=None,
+    name=None,
+    props=None,
+    previous=None,
+    mid=None,
+) -> Message:
+    return Message(
+        type=type_,
+        message_id=mid or uuid.uuid4().hex,
+        timestamp=at,
+        received_at=at,
+        user_id=user,
+        anonymous_id=anon,
+        previous_id=previous,
+        name=name,
+        traits=traits or {},
+        properties=props or {},
+        context={"ip": "203.0.113.9"},
+    )
+
+
+async def _ingest_all(database_url, workspace_id, batches, concurrent=False):
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=10)
+    sessions = session_factory(engine)
+
+    async def one(batch):
+        async with UnitOfWork(sessions, workspace_id=workspace_id) as uow:
+            await ingest(uow, batch)
+            await uow.commit()
+
+    try:
+        if concurrent:
+            await asyncio.gather(*(one(b) for b in batches))
+        else:
+            for batch in batches:
+                await one(batch)
+    finally:
+        await engine.dispose()
+
+
+def run(database_url, workspace, *batches, concurrent=False):
+    asyncio.run(_ingest_all(database_url, workspace.workspace.id, batches, concurrent))
+
+
+def q(database_url, sql, *params):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def profile_of(database_url, ws, kind, value):
+    rows = q(
+        database_url,
+        "SELECT profile_id FROM identities WHERE workspace_id=%s AND kind=%s AND value=%s",
+        ws,
+        kind,
+        value,
+    )
+    return rows[0][0] if rows else None
+
+
+def test_anonymous_history_joins_on_identify(database_url, workspace):
+    ws = workspace.workspace.id
+    run(
+        database_url,
+        workspace,
+        [
+            msg(anon="anon-1", name="Product Viewed", props={"product_id": "p1"}),
+            msg(
+                anon="anon-1",
+                name="Product Added",
+                props={"product_id": "p1"},
+                at=T0 + timedelta(minutes=1),
+            ),
+        ],
+        [
+            msg(
+                "identify",
+                anon="anon-1",
+                traits={"email": " Ann@Example.COM ", "name": "Ann"},
+                at=T0 + timedelta(minutes=2),
+            )
+        ],
+    )
+    pid = profile_of(database_url, ws, "anonymous_id", "anon-1")
+    assert profile_of(database_url, ws, "email", "ann@example.com") == pid
+    events = q(
+        database_url,
+        "SELECT type, name FROM events WHERE workspace_id=%s AND profile_id=%s ORDER BY timestamp",
+        ws,
+        pid,
+    )
+    assert events == [("track", "Product Viewed"), ("track", "Product Added"), ("identify", None)]
+    traits, computed = q(
+        database_url,
+        "SELECT traits, computed FROM profiles WHERE workspace_id=%s AND id=%s",
+        ws,
+        pid,
+    )[0]
+    assert traits["name"] == "Ann"
+    assert computed["cart"]["items"][0]["product_id"] == "p1"
+
+
+def test_second_device_joins_through_email(database_url, workspace):
+    ws = workspace.workspace.id
+    run(
+        database_url,
+        workspace,
+        [msg("identify", anon="laptop", traits={"email": "bo@example.com"})],
+        [msg(anon="phone", name="Product Viewed")],
+        [
+            msg(
+                "identify",
+                anon="phone",
+                traits={"email": "bo@example.com"},
+                at=T0 + timedelta(hours=1),
+            )
+        ],
+    )
+    laptop = profile_of(database_url, ws, "anonymous_id", "laptop")
+    assert profile_of(database_url, ws, "anonymous_id", "phone") == laptop
+    merges = q(
+        database_url,
+        "SELECT source_profile_id, target_profile_id, rule, trigger FROM profile_merges WHERE workspace_id=%s",
+        ws,
+    )
+    assert len(merges) == 1
+    source, target, rule, trigger = merges[0]
+    assert target == laptop
+    assert rule == "shared_identifier"
+    assert trigger.startswith("message:")
+    assert q(
+        database_url, "SELECT merged_into FROM profiles WHERE workspace_id=%s AND id=%s", ws, source
+    ) == [(laptop,)]
+    assert q(
+        database_url,
+        "SELECT count(*) FROM events WHERE workspace_id=%s AND profile_id=%s",
+        ws,
+        laptop,
+    ) == [(3,)]
+
+
+def test_different_user_ids_sharing_an_email_stay_apart(database_url, workspace):
+    ws = workspace.workspace.id
+    run(
+        database_url,
+        workspace,
+        [msg("identify", user="u-1", traits={"email": "shared@example.com"})],
+        [
+            msg(
+                "identify",
+                user="u-2",
+                traits={"email": "shared@example.com"},
+                at=T0 + timedelta(minutes=1),
+            )
+        ],
+    )
+    p1 = profile_of(database_url, ws, "user_id", "u-1")
+    p2 = profile_of(database_url, ws, "user_id", "u-2")
+    assert p1
+    assert p2
+    assert p1 != p2
+    conflicts = q(
+        database_url,
+        "SELECT kind, value, held_by, claimed_by, rule FROM identity_conflicts WHERE workspace_id=%s",
+        ws,
+    )
+    assert conflicts == [("email", "shared@example.com", p1, p2, "user_id:max_values=1")]
+    assert q(database_url, "SELECT count(*) FROM profile_merges WHERE workspace_id=%s", ws) == [
+        (0,)
+    ]
+
+
+def test_fifty_concurrent_identifies_make_one_profile(database_url, workspace):
+    ws = workspace.workspace.id
+    batches = [
+        [msg("identify", anon=f"device-{i}", traits={"email": "crowd@example.com"})]
+        for i in range(50)
+    ]
+    run(database_url, workspace, *batches, concurrent=True)
+    live = q(
+        database_url,
+        "SELECT count(*) FROM profiles WHERE workspace_id=%s AND merged_into IS NULL",
+        ws,
+    )
+    assert live == [(1,)]
+    pid = profile_of(database_url, ws, "email", "crowd@example.com")
+    anon = q(
+        database_url,
+        "SELECT count(*) FROM identities WHERE workspace_id=%s AND profile_id=%s AND kind='anonymous_id'",
+        ws,
+        pid,
+    )
+    assert anon == [(50,)]
+
+
+def test_repeated_message_id_is_stored_once(database_url, workspace):
+    ws = workspace.workspace.id
+    m = msg(anon="dup", name="Order Completed", props={"revenue": 10}, mid="fixed-id-1")
+    run(database_url, workspace, [m, m], [m])
+    assert q(
+        database_url,
+        "SELECT count(*) FROM events WHERE workspace_id=%s AND message_id='fixed-id-1'",
+        ws,
+    ) == [(1,)]
+    pid = profile_of(database_url, ws, "anonymous_id", "dup")
+    computed = q(
+        database_url, "SELECT computed FROM profiles WHERE workspace_id=%s AND id=%s", ws, pid
+    )[0][0]
+    assert computed["order_count"] == 1
+
+
+def test_out_of_order_events_leave_the_latest_traits(database_url, workspace):
+    ws = workspace.workspace.id
+    run(
+        database_url,
+        workspace,
+        [msg("identify", user="late", traits={"plan": "pro"}, at=T0 + timedelta(days=2))],
+        [msg("identify", user="late", traits={"plan": "free", "city": "Oslo"}, at=T0)],
+    )
+    pid = profile_of(database_url, ws, "user_id", "late")
+    traits, meta = q(
+        database_url,
+        "SELECT traits, trait_meta FROM profiles WHERE workspace_id=%s AND id=%s",
+        ws,
+        pid,
+    )[0]
+    assert traits == {"plan": "pro", "city": "Oslo"}
+    assert meta["plan"]["source"] == "identify"
+    assert meta["plan"]["at"].startswith("2026-05-03")
+
+
+def test_alias_merges_anonymous_into_known(database_url, workspace):
+    ws = workspace.workspace.id
+    run(
+        database_url,
+        workspace,
+        [msg(anon="visitor-9", name="Product Viewed")],
+        [msg("identify", user="known-9")],
+        [msg("alias", user="known-9", previous="visitor-9", at=T0 + timedelta(minutes=5))],
+    )
+    assert profile_of(database_url, ws, "anonymous_id", "visitor-9") == profile_of(
+        database_url, ws, "user_id", "known-9"
+    )
+
+
+def test_workspaces_never_share_identities(database_url, workspace, other_workspace):
+    run(database_url, workspace, [msg("identify", user="same", traits={"email": "x@example.com"})])
+    run(
+        database_url,
+        other_workspace,
+        [msg("identify", user="same", traits={"email": "x@example.com"})],
+    )
+    a = profile_of(database_url, workspace.workspace.id, "user_id", "same")
+    b = profile_of(database_url, other_workspace.workspace.id, "user_id", "same")
+    assert a != b
+    assert q(
+        database_url,
+        "SELECT count(*) FROM profile_merges WHERE workspace_id IN (%s, %s)",
+        workspace.workspace.id,
+        other_workspace.workspace.id,
+    ) == [(0,)]
