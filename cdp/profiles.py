@@ -119,7 +119,11 @@ async def _claim_key(uow: UnitOfWork, key: str, digest: bytes) -> UpsertResult |
 
 
 async def upsert_profiles(
-    uow: UnitOfWork, items: Sequence[UpsertItem], *, idempotency_key: str | None = None
+    uow: UnitOfWork,
+    items: Sequence[UpsertItem],
+    *,
+    idempotency_key: str | None = None,
+    trait_source: str = "api",
 ) -> UpsertResult:
     """Create or update profiles by identifier. Valid items apply; bad ones are reported."""
     if len(items) > MAX_UPSERT:
@@ -143,7 +147,7 @@ async def upsert_profiles(
                 trigger=f"upsert:{idempotency_key or '-'}:{index}",
                 at=now,
                 traits=traits or None,
-                trait_source="api",
+                trait_source=trait_source,
             )
         )
     outcome = await ingest.apply(uow, operations)
