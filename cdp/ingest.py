@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from sqlalchemy import text
 
 from cdp import identifiers as ids
@@ -26,6 +25,7 @@ from cdp.model import ANONYMOUS_ID, USER_ID, Identifier, Message
 from cdp.resolution import KindRule, Resolver, Rules
 from cdp.traits import ProfileState
 from domain.ids import new_id
+from domain.sqlparams import array_literal, json_rows
 from domain.uow import UnitOfWork
 
 
@@ -103,10 +103,10 @@ async def _new_messages(uow: UnitOfWork, messages: Sequence[Message]) -> list[Me
     rows = await uow.execute(
         text(
             "INSERT INTO event_message_ids (workspace_id, message_id) "
-            "SELECT :ws, m FROM unnest(CAST(:ids AS text[])) AS m "
+            "SELECT :ws, m FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) AS m "
             "ON CONFLICT DO NOTHING RETURNING message_id"
         ),
-        {"ws": uow.workspace_id, "ids": list(unique)},
+        {"ws": uow.workspace_id, "ids": json_rows(list(unique))},
     )
     fresh = {row.message_id for row in rows}
     return [m for m in unique.values() if m.message_id in fresh]
@@ -135,7 +135,7 @@ async def lock_identifiers(uow: UnitOfWork, identifiers: set[Identifier]) -> Non
     keys = sorted({lock_key(uow.workspace_id, i) for i in identifiers})
     await uow.execute(
         text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-        {"keys": keys},
+        {"keys": array_literal(keys)},
     )
 
 
@@ -144,13 +144,12 @@ async def _owners(uow: UnitOfWork, identifiers: set[Identifier]) -> dict[Identif
     rows = await uow.execute(
         text(
             "SELECT i.kind, i.value, i.profile_id FROM identities i "
-            "JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS q(kind, value) "
+            "JOIN jsonb_to_recordset(CAST(:wanted AS jsonb)) AS q(kind text, value text) "
             "ON i.kind = q.kind AND i.value = q.value WHERE i.workspace_id = :ws"
         ),
         {
             "ws": uow.workspace_id,
-            "kinds": [i.kind for i in ordered],
-            "vals": [i.value for i in ordered],
+            "wanted": json_rows([{"kind": i.kind, "value": i.value} for i in ordered]),
         },
     )
     return {Identifier(r.kind, r.value): r.profile_id for r in rows}
@@ -166,7 +165,7 @@ async def load_profiles(
             "SELECT id, traits, trait_meta, computed FROM profiles "
             "WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
         ),
-        {"ws": uow.workspace_id, "ids": profile_ids},
+        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     states = {
         r.id: ProfileState(dict(r.traits), dict(r.trait_meta), dict(r.computed)) for r in rows
@@ -177,7 +176,7 @@ async def load_profiles(
             "SELECT kind, value, profile_id FROM identities WHERE workspace_id = :ws "
             "AND profile_id = ANY(CAST(:ids AS uuid[])) AND kind <> 'anonymous_id'"
         ),
-        {"ws": uow.workspace_id, "ids": profile_ids},
+        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     holdings: dict[UUID, set[Identifier]] = {p: set() for p in profile_ids}
     for r in held:
@@ -192,17 +191,13 @@ def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, 
     return (*op.identifiers, known)
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 async def _ensure_partitions(uow: UnitOfWork, events: list[tuple[UUID, Message]]) -> None:
     # No process-wide cache: a partition made in a transaction that rolls back is
     # gone, and the function's own existence check is cheap.
     months = sorted({m.timestamp.astimezone(UTC).date().replace(day=1) for _, m in events})
     await uow.execute(
         text("SELECT cdp_ensure_event_partition(m) FROM unnest(CAST(:months AS date[])) AS m"),
-        {"months": months},
+        {"months": array_literal(months)},
     )
 
 
@@ -214,24 +209,28 @@ async def _insert_events(uow: UnitOfWork, events: list[tuple[UUID, Message]]) ->
         text(
             "INSERT INTO events (workspace_id, id, timestamp, profile_id, type, name, message_id, "
             "received_at, properties, context) "
-            "SELECT :ws, u.id, u.ts, u.pid, u.type, u.name, u.mid, u.rat, "
-            "CAST(u.props AS jsonb), CAST(u.ctx AS jsonb) "
-            "FROM unnest(CAST(:ids AS uuid[]), CAST(:ts AS timestamptz[]), "
-            "CAST(:pids AS uuid[]), CAST(:types AS text[]), CAST(:names AS text[]), "
-            "CAST(:mids AS text[]), CAST(:rats AS timestamptz[]), CAST(:props AS text[]), "
-            "CAST(:ctxs AS text[])) AS u(id, ts, pid, type, name, mid, rat, props, ctx)"
+            "SELECT :ws, r.id, r.ts, r.pid, r.type, r.name, r.mid, r.rat, r.props, r.ctx "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, ts timestamptz, "
+            "pid uuid, type text, name text, mid text, rat timestamptz, props jsonb, ctx jsonb)"
         ),
         {
             "ws": uow.workspace_id,
-            "ids": [new_id() for _ in events],
-            "ts": [m.timestamp for _, m in events],
-            "pids": [p for p, _ in events],
-            "types": [m.type for _, m in events],
-            "names": [m.name for _, m in events],
-            "mids": [m.message_id for _, m in events],
-            "rats": [m.received_at for _, m in events],
-            "props": [_json(m.properties) for _, m in events],
-            "ctxs": [_json(m.context) for _, m in events],
+            "rows": json_rows(
+                [
+                    {
+                        "id": new_id(),
+                        "ts": m.timestamp,
+                        "pid": p,
+                        "type": m.type,
+                        "name": m.name,
+                        "mid": m.message_id,
+                        "rat": m.received_at,
+                        "props": m.properties,
+                        "ctx": m.context,
+                    }
+                    for p, m in events
+                ]
+            ),
         },
     )
 
@@ -250,34 +249,24 @@ async def _write_plan(
         await uow.execute(
             text(
                 "INSERT INTO profiles (workspace_id, id, traits, trait_meta, computed, created_at, "
-                "updated_at) SELECT :ws, u.id, CAST(u.t AS jsonb), CAST(u.m AS jsonb), "
-                "CAST(u.c AS jsonb), :now, :now FROM unnest(CAST(:ids AS uuid[]), "
-                "CAST(:t AS text[]), CAST(:m AS text[]), CAST(:c AS text[])) AS u(id, t, m, c)"
+                "updated_at) SELECT :ws, r.id, r.t, r.m, r.c, :now, :now "
+                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb)"
             ),
-            {
-                "ws": ws,
-                "now": now,
-                "ids": created,
-                "t": [_json(states[p].traits) for p in created],
-                "m": [_json(states[p].meta) for p in created],
-                "c": [_json(states[p].computed) for p in created],
-            },
+            {"ws": ws, "now": now, "rows": _state_rows(states, created)},
         )
     if plan.attached:
         final = [(i, resolver.survivor(p)) for i, p in plan.attached]
         await uow.execute(
             text(
                 "INSERT INTO identities (workspace_id, kind, value, profile_id, created_at) "
-                "SELECT :ws, u.kind, u.value, u.pid, :now FROM unnest(CAST(:kinds AS text[]), "
-                "CAST(:vals AS text[]), CAST(:pids AS uuid[])) AS u(kind, value, pid) "
+                "SELECT :ws, r.kind, r.value, r.pid, :now "
+                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(kind text, value text, pid uuid) "
                 "ON CONFLICT (workspace_id, kind, value) DO UPDATE SET profile_id = EXCLUDED.profile_id"
             ),
             {
                 "ws": ws,
                 "now": now,
-                "kinds": [i.kind for i, _ in final],
-                "vals": [i.value for i, _ in final],
-                "pids": [p for _, p in final],
+                "rows": json_rows([{"kind": i.kind, "value": i.value, "pid": p} for i, p in final]),
             },
         )
     persisted = [m for m in plan.merges if m.source in existing]
@@ -293,22 +282,27 @@ async def _write_plan(
         await uow.execute(
             text(
                 "INSERT INTO identity_conflicts (workspace_id, id, kind, value, held_by, claimed_by, "
-                "rule, trigger, created_at) SELECT :ws, u.id, u.kind, u.value, u.held, u.claimed, "
-                "u.rule, u.trig, :now FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[]), "
-                "CAST(:vals AS text[]), CAST(:held AS uuid[]), CAST(:claimed AS uuid[]), "
-                "CAST(:rules AS text[]), CAST(:trigs AS text[])) "
-                "AS u(id, kind, value, held, claimed, rule, trig)"
+                "rule, trigger, created_at) SELECT :ws, r.id, r.kind, r.value, r.held, r.claimed, "
+                "r.rule, r.trig, :now FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, "
+                "kind text, value text, held uuid, claimed uuid, rule text, trig text)"
             ),
             {
                 "ws": ws,
                 "now": now,
-                "ids": [new_id() for _ in plan.conflicts],
-                "kinds": [c.identifier.kind for c in plan.conflicts],
-                "vals": [c.identifier.value for c in plan.conflicts],
-                "held": [resolver.survivor(c.held_by) for c in plan.conflicts],
-                "claimed": [resolver.survivor(c.claimed_by) for c in plan.conflicts],
-                "rules": [c.rule for c in plan.conflicts],
-                "trigs": [c.trigger for c in plan.conflicts],
+                "rows": json_rows(
+                    [
+                        {
+                            "id": new_id(),
+                            "kind": c.identifier.kind,
+                            "value": c.identifier.value,
+                            "held": resolver.survivor(c.held_by),
+                            "claimed": resolver.survivor(c.claimed_by),
+                            "rule": c.rule,
+                            "trig": c.trigger,
+                        }
+                        for c in plan.conflicts
+                    ]
+                ),
             },
         )
 
@@ -322,8 +316,9 @@ async def merge_rows(
     triggers: list[str],
 ) -> None:
     """Point everything of each source at its target and record the merges."""
-    params = {"ws": uow.workspace_id, "src": sources, "tgt": targets}
-    pairs = "unnest(CAST(:src AS uuid[]), CAST(:tgt AS uuid[])) AS m(src, tgt)"
+    pairs_json = json_rows([{"src": a, "tgt": b} for a, b in zip(sources, targets, strict=True)])
+    params = {"ws": uow.workspace_id, "pairs": pairs_json, "src": array_literal(sources)}
+    pairs = "jsonb_to_recordset(CAST(:pairs AS jsonb)) AS m(src uuid, tgt uuid)"
     await uow.execute(
         text(
             f"UPDATE identities i SET profile_id = m.tgt FROM {pairs} "  # noqa: S608 - constant SQL
@@ -356,11 +351,28 @@ async def merge_rows(
     await uow.execute(
         text(
             "INSERT INTO profile_merges (workspace_id, id, source_profile_id, target_profile_id, "
-            "rule, trigger, created_at) SELECT :ws, u.id, u.src, u.tgt, u.rule, u.trig, now() "
-            "FROM unnest(CAST(:ids AS uuid[]), CAST(:src AS uuid[]), CAST(:tgt AS uuid[]), "
-            "CAST(:rules AS text[]), CAST(:trigs AS text[])) AS u(id, src, tgt, rule, trig)"
+            "rule, trigger, created_at) SELECT :ws, r.id, r.src, r.tgt, r.rule, r.trig, now() "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
+            "AS r(id uuid, src uuid, tgt uuid, rule text, trig text)"
         ),
-        {**params, "ids": [new_id() for _ in sources], "rules": rules, "trigs": triggers},
+        {
+            "ws": uow.workspace_id,
+            "rows": json_rows(
+                [
+                    {"id": new_id(), "src": a, "tgt": b, "rule": r, "trig": t}
+                    for a, b, r, t in zip(sources, targets, rules, triggers, strict=True)
+                ]
+            ),
+        },
+    )
+
+
+def _state_rows(states: dict[UUID, ProfileState], ids_: list[UUID]) -> str:
+    return json_rows(
+        [
+            {"id": p, "t": states[p].traits, "m": states[p].meta, "c": states[p].computed}
+            for p in ids_
+        ]
     )
 
 
@@ -369,19 +381,11 @@ async def save_states(uow: UnitOfWork, states: dict[UUID, ProfileState], ids_: l
         return
     await uow.execute(
         text(
-            "UPDATE profiles p SET traits = CAST(u.t AS jsonb), trait_meta = CAST(u.m AS jsonb), "
-            "computed = CAST(u.c AS jsonb), updated_at = :now FROM unnest(CAST(:ids AS uuid[]), "
-            "CAST(:t AS text[]), CAST(:m AS text[]), CAST(:c AS text[])) AS u(id, t, m, c) "
-            "WHERE p.workspace_id = :ws AND p.id = u.id"
+            "UPDATE profiles p SET traits = r.t, trait_meta = r.m, computed = r.c, updated_at = :now "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb) "
+            "WHERE p.workspace_id = :ws AND p.id = r.id"
         ),
-        {
-            "ws": uow.workspace_id,
-            "now": uow.clock.now(),
-            "ids": ids_,
-            "t": [_json(states[p].traits) for p in ids_],
-            "m": [_json(states[p].meta) for p in ids_],
-            "c": [_json(states[p].computed) for p in ids_],
-        },
+        {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": _state_rows(states, ids_)},
     )
 
 

@@ -179,12 +179,17 @@ def upgrade() -> None:
             IF to_regclass(part) IS NOT NULL THEN
                 RETURN part;
             END IF;
-            EXECUTE format(
-                'CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
-                part,
-                (first_day::timestamp AT TIME ZONE 'UTC'),
-                ((first_day + interval '1 month')::timestamp AT TIME ZONE 'UTC')
-            );
+            -- A concurrent caller may have made it after this statement's snapshot.
+            BEGIN
+                EXECUTE format(
+                    'CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+                    part,
+                    (first_day::timestamp AT TIME ZONE 'UTC'),
+                    ((first_day + interval '1 month')::timestamp AT TIME ZONE 'UTC')
+                );
+            EXCEPTION WHEN duplicate_table THEN
+                RETURN part;
+            END;
             EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', part);
             EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', part);
             EXECUTE format(

@@ -1,0 +1,131 @@
+"""Shared pieces for the benchmarks: a fresh database, a real server, a raw HTTP load generator.
+
+Every benchmark prints its figure next to a baseline measured in the same run
+on the same machine, and the ratio between them.
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from domain import migrate
+from tests.support.database import APP_ROLE, create_database, drop_database, server_url
+from tests.support.proxy import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    server = server_url()
+    url = create_database(server, "cdp_bench")
+    migrate.upgrade(url, APP_ROLE)
+    try:
+        yield url
+    finally:
+        drop_database(server, url)
+
+
+def env_for(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL"}}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "APP_DB_ROLE": APP_ROLE,
+            "LOG_LEVEL": "WARNING",
+            "SECRET_KEY": "bench-secret-" + "x" * 40,
+            "DB_POOL_SIZE": os.environ.get("DB_POOL_SIZE", "10"),
+        }
+    )
+    return env
+
+
+def create_workspace(database_url: str) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-c", "from api.cli.main import run; run()", "workspace", "create", "bench", "--json"],
+        cwd=ROOT, env=env_for(database_url), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
+@contextmanager
+def running_server(database_url: str) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--port", str(port)],
+        cwd=ROOT, env=env_for(database_url), stdout=subprocess.DEVNULL,
+        stderr=Path(os.environ.get("BENCH_SERVER_LOG", os.devnull)).open("w"),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start")
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def http_request(method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith("content-length:"):
+            length = int(line.split(":", 1)[1])
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def drive(
+    host: str, port: int, requests: list[bytes], *, connections: int
+) -> tuple[float, list[float], list[int]]:
+    """Send pre-built requests over keep-alive connections; (seconds, latencies, statuses)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+    latencies: list[float] = []
+    statuses: list[int] = []
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while not queue.empty():
+                request = queue.get_nowait()
+                started = time.perf_counter()
+                writer.write(request)
+                status, _ = await _read_response(reader)
+                latencies.append(time.perf_counter() - started)
+                statuses.append(status)
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]

@@ -1,0 +1,138 @@
+"""Ingest through /v1/batch: 100 events a request, 20% identify and 80% track, 100,000 users.
+
+Baseline: raw COPY of the same event rows into the events table, in the same run.
+Target (issue 3): at least 15,000 events/s sustained.
+
+Usage: python -m bench.ingest [--events 200000] [--connections 8]
+"""
+
+import argparse
+import asyncio
+import base64
+import io
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import psycopg
+
+from bench.common import create_workspace, drive, fresh_database, http_request, running_server
+
+USERS = 100_000
+PER_REQUEST = 100
+PRODUCTS = [f"sku-{i}" for i in range(500)]
+EVENTS = ["Product Viewed", "Product Added", "Page Scrolled", "Order Completed", "Cart Viewed"]
+
+
+def make_events(count: int, seed: int = 7) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    events: list[dict[str, object]] = []
+    for i in range(count):
+        user = f"user-{rng.randrange(USERS)}"
+        at = (now - timedelta(seconds=rng.randrange(86400))).isoformat()
+        if i % 5 == 0:
+            events.append(
+                {
+                    "type": "identify",
+                    "userId": user,
+                    "messageId": uuid.uuid4().hex,
+                    "timestamp": at,
+                    "traits": {"email": f"{user}@example.com", "plan": rng.choice(["free", "pro"])},
+                    "context": {"ip": "203.0.113.7", "library": {"name": "bench"}},
+                }
+            )
+        else:
+            events.append(
+                {
+                    "type": "track",
+                    "userId": user,
+                    "event": rng.choice(EVENTS),
+                    "messageId": uuid.uuid4().hex,
+                    "timestamp": at,
+                    "properties": {"product_id": rng.choice(PRODUCTS), "price": 9.5, "revenue": 19},
+                    "context": {"ip": "203.0.113.7", "page": {"path": "/p"}},
+                }
+            )
+    return events
+
+
+def copy_baseline(database_url: str, workspace_id: str, events: list[dict[str, object]]) -> float:
+    """Events/s for COPY of the same rows straight into the events table."""
+    profile = uuid.uuid4()
+    with psycopg.connect(database_url) as conn:
+        month = datetime.now(UTC).date().replace(day=1)
+        for m in {month, (month - timedelta(days=1)).replace(day=1)}:
+            conn.execute("SELECT cdp_ensure_event_partition(%s)", (m,))
+        conn.commit()
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY events (workspace_id, id, timestamp, profile_id, type, name, message_id, "
+                "received_at, properties, context) FROM STDIN"
+            ) as copy,
+        ):
+            received = datetime.now(UTC)
+            for e in events:
+                copy.write_row(
+                    (
+                        workspace_id,
+                        uuid.uuid4(),
+                        e["timestamp"],
+                        profile,
+                        e["type"],
+                        e.get("event"),
+                        e["messageId"],
+                        received,
+                        orjson.dumps(e.get("properties", {})).decode(),
+                        orjson.dumps(e.get("context", {})).decode(),
+                    )  # fmt: skip
+                )
+        conn.commit()
+        return len(events) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    events = make_events(args.events)
+    with fresh_database() as database_url:
+        ws = create_workspace(database_url)
+        auth = "Basic " + base64.b64encode(f"{ws['write_key']}:".encode()).decode()
+        requests = [
+            http_request(
+                "POST",
+                "/v1/batch",
+                orjson.dumps({"batch": events[i : i + PER_REQUEST]}),
+                {"Content-Type": "application/json", "Authorization": auth},
+            )
+            for i in range(0, len(events), PER_REQUEST)
+        ]
+        with running_server(database_url) as (host, port):
+            warm, rest = requests[:20], requests[20:]
+            asyncio.run(drive(host, port, warm, connections=args.connections))
+            seconds, latencies, statuses = asyncio.run(
+                drive(host, port, rest, connections=args.connections)
+            )
+        bad = [s for s in statuses if s != 200]  # noqa: PLR2004
+        sent = sum(1 for s in statuses if s == 200) * PER_REQUEST  # noqa: PLR2004
+        rate = sent / seconds
+        baseline = copy_baseline(database_url, ws["workspace_id"], make_events(len(events), seed=8))
+        with psycopg.connect(database_url) as conn:
+            stored = conn.execute("SELECT count(*) FROM events").fetchone()
+    print(f"ingest /v1/batch: {rate:,.0f} events/s over {seconds:.1f}s ({len(rest)} requests, "
+          f"{args.connections} connections, {len(bad)} non-200)")  # fmt: skip
+    print(f"  request latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms")
+    print(f"baseline raw COPY into events: {baseline:,.0f} events/s")
+    print(f"ratio ingest / COPY: {rate / baseline:.3f}")
+    print(f"target 15,000 events/s: {'MET' if rate >= 15_000 else 'NOT MET'}")  # noqa: PLR2004
+    print(f"rows in events after both: {stored[0] if stored else 0:,}")
+
+
+if __name__ == "__main__":
+    main()
