@@ -35,7 +35,7 @@ def fresh_database() -> Iterator[str]:
 
 
 def env_for(database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL"}}
+    env = {k: v for k, v in os.environ.items() if k != "BROKER_URL"}
     env.update(
         {
             "DATABASE_URL": database_url,
@@ -59,10 +59,10 @@ def create_workspace(database_url: str) -> dict[str, str]:
 @contextmanager
 def running_server(database_url: str) -> Iterator[tuple[str, int]]:
     port = free_port()
+    log = Path(os.environ.get("BENCH_SERVER_LOG", os.devnull)).open("w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--port", str(port)],
-        cwd=ROOT, env=env_for(database_url), stdout=subprocess.DEVNULL,
-        stderr=Path(os.environ.get("BENCH_SERVER_LOG", os.devnull)).open("w"),
+        cwd=ROOT, env=env_for(database_url), stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -78,6 +78,7 @@ def running_server(database_url: str) -> Iterator[tuple[str, int]]:
     finally:
         proc.terminate()
         proc.wait(20)
+        log.close()
 
 
 def http_request(method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:

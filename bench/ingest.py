@@ -9,7 +9,6 @@ Usage: python -m bench.ingest [--events 200000] [--connections 8]
 import argparse
 import asyncio
 import base64
-import io
 import random
 import time
 import uuid
@@ -89,7 +88,7 @@ def copy_baseline(database_url: str, workspace_id: str, events: list[dict[str, o
                         received,
                         orjson.dumps(e.get("properties", {})).decode(),
                         orjson.dumps(e.get("context", {})).decode(),
-                    )  # fmt: skip
+                    )
                 )
         conn.commit()
         return len(events) / (time.perf_counter() - started)
@@ -119,8 +118,8 @@ def main() -> None:
             seconds, latencies, statuses = asyncio.run(
                 drive(host, port, rest, connections=args.connections)
             )
-        bad = [s for s in statuses if s != 200]  # noqa: PLR2004
-        sent = sum(1 for s in statuses if s == 200) * PER_REQUEST  # noqa: PLR2004
+        bad = [s for s in statuses if s != 200]
+        sent = sum(1 for s in statuses if s == 200) * PER_REQUEST
         rate = sent / seconds
         baseline = copy_baseline(database_url, ws["workspace_id"], make_events(len(events), seed=8))
         with psycopg.connect(database_url) as conn:
@@ -130,7 +129,7 @@ def main() -> None:
     print(f"  request latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms")
     print(f"baseline raw COPY into events: {baseline:,.0f} events/s")
     print(f"ratio ingest / COPY: {rate / baseline:.3f}")
-    print(f"target 15,000 events/s: {'MET' if rate >= 15_000 else 'NOT MET'}")  # noqa: PLR2004
+    print(f"target 15,000 events/s: {'MET' if rate >= 15_000 else 'NOT MET'}")
     print(f"rows in events after both: {stored[0] if stored else 0:,}")
 
 
