@@ -13,7 +13,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware.asyncio import AsyncIO
 
-from domain.db import with_role
+from domain.db import CONNECT_TIMEOUT_SECONDS, with_role
 
 
 class BrokerConfigError(ValueError):
@@ -38,7 +38,10 @@ def make_broker(broker_url: str | None, *, database_url: str, role: str | None) 
     if kind == "postgres":
         from dramatiq_postgres import PostgresBroker  # noqa: PLC0415 - optional per deployment
 
-        broker = PostgresBroker(url=with_role(broker_url or database_url, role), results=False)
+        url = with_role(broker_url or database_url, role)
+        if "connect_timeout=" not in url:
+            url += f"{'&' if '?' in url else '?'}connect_timeout={CONNECT_TIMEOUT_SECONDS}"
+        broker = PostgresBroker(url=url, results=False)
     elif kind == "redis":
         from dramatiq.brokers.redis import RedisBroker  # noqa: PLC0415
 

@@ -45,6 +45,11 @@ def libpq_url(url: str) -> str:
     return sqlalchemy_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# A connection attempt that hangs (a half-open TCP connection, a partition) must
+# not stall a pool for good: give up and let the pool try again.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def role_options(role: str | None) -> dict[str, Any]:
     if not role:
         return {}
@@ -68,7 +73,7 @@ def create_engine(
 ) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(url),
-        connect_args=role_options(role),
+        connect_args={**role_options(role), "connect_timeout": CONNECT_TIMEOUT_SECONDS},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

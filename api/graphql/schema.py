@@ -11,7 +11,7 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
-from api.graphql import profile_queries
+from api.graphql import duplicates, profile_queries
 from api.graphql.hardening import extensions
 from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations.api_tokens import create_api_token, revoke_api_token
@@ -49,6 +49,13 @@ class Query:
     profile = strawberry.field(resolver=profile_queries.profile)
     profiles = strawberry.field(resolver=profile_queries.profiles)
     identity_conflicts = strawberry.field(resolver=profile_queries.identity_conflicts)
+    duplicate_candidates = strawberry.field(
+        resolver=duplicates.duplicate_candidates,
+        description=(
+            "Pairs of live profiles that are probably one person, best first, with the "
+            "evidence; accept one with mergeProfiles."
+        ),
+    )
 
     @strawberry.field(extensions=requires(), description="The caller's workspace.")
     async def workspace(self, info: Info) -> WorkspaceNode:

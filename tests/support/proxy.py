@@ -43,6 +43,8 @@ class Proxy:
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Tracked at once, so stopping closes it even before its upstream exists.
+        self._writers.add(writer)
         try:
             if self._socket is not None:
                 up_reader, up_writer = await asyncio.open_unix_connection(str(self._socket))
@@ -51,7 +53,7 @@ class Proxy:
         except OSError:
             writer.close()
             return
-        self._writers |= {writer, up_writer}
+        self._writers.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
     def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
