@@ -11,8 +11,8 @@ import typer
 import uvicorn
 
 from api import embedded
-from api.app import create_app
 from api.cli.errors import one_line_errors
+from api.cli.imports import import_app
 from api.logging import configure as configure_logging
 from api.settings import get_settings
 from domain import migrate as migrations
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 workspace_app = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
+app.add_typer(import_app, name="import")
 
 
 @app.command()
@@ -43,18 +44,24 @@ def migrate() -> None:
 def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default: HOST)."),
     port: int | None = typer.Option(None, help="Port to bind (default: PORT).", min=1, max=65535),
+    workers: int = typer.Option(
+        1, min=1, max=64, envvar="WEB_CONCURRENCY", help="API processes (default 1)."
+    ),
 ) -> None:
     """Run the API only."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.json_logs)
-    database_url = embedded.database_url(settings)
+    # Resolved once here, so every worker process uses the same database.
+    os.environ["DATABASE_URL"] = embedded.database_url(settings)
+    get_settings.cache_clear()
     # uvicorn re-raises the SIGTERM it handled with the default action, which would
     # kill the process before the embedded PostgreSQL is stopped at exit.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
-        create_app(settings, database_url=database_url),
+        "api.asgi:app",
         host=host or settings.host,
         port=port or settings.port,
+        workers=workers,
         log_config=None,
         access_log=False,
         proxy_headers=True,
