@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import text
 
 from cdp.model import Identifier
+from domain.sqlparams import array_literal
 from domain.uow import UnitOfWork
 
 
@@ -81,7 +82,7 @@ async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Pro
             "AND p.id = coalesce(q.merged_into, q.id) "
             "WHERE q.workspace_id = :ws AND q.id = ANY(CAST(:ids AS uuid[]))"
         ),
-        {"ws": uow.workspace_id, "ids": list(ids)},
+        {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {row.asked: _profile(row) for row in rows}
 
@@ -145,7 +146,7 @@ async def identities_of(
             "SELECT profile_id, kind, value FROM identities WHERE workspace_id = :ws "
             "AND profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY kind, value"
         ),
-        {"ws": uow.workspace_id, "ids": list(profile_ids)},
+        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[Identifier]] = defaultdict(list)
     for row in rows:
@@ -163,7 +164,11 @@ async def recent_events(
 ) -> dict[UUID, list[EventRow]]:
     """The latest `limit` events of each profile (newest first), in one statement."""
     conditions = ["e.workspace_id = :ws", "e.profile_id = p.id"]
-    params: dict[str, Any] = {"ws": uow.workspace_id, "ids": list(profile_ids), "limit": limit}
+    params: dict[str, Any] = {
+        "ws": uow.workspace_id,
+        "ids": array_literal(profile_ids),
+        "limit": limit,
+    }
     if name is not None:
         conditions.append("e.name = :name")
         params["name"] = name
@@ -182,44 +187,19 @@ async def recent_events(
     )
     found: dict[UUID, list[EventRow]] = defaultdict(list)
     for r in rows:
-        found[r.profile_id].append(
-            EventRow(
-                r.id,
-                r.profile_id,
-                r.type,
-                r.name,
-                r.timestamp,
-                r.received_at,
-                r.message_id,
-                r.properties,
-                r.context,
-            )
-        )
+        found[r.profile_id].append(_event(r))
     return found
 
 
 async def events_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, EventRow]:
     rows = await uow.execute(
         text(
-            "SELECT id, profile_id, type, name, timestamp, received_at, message_id, properties, "
-            "context FROM events WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
+            f"SELECT {_EVENT_COLUMNS} FROM events "  # noqa: S608 - constant SQL
+            "WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
         ),
-        {"ws": uow.workspace_id, "ids": list(ids)},
+        {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
-    return {
-        r.id: EventRow(
-            r.id,
-            r.profile_id,
-            r.type,
-            r.name,
-            r.timestamp,
-            r.received_at,
-            r.message_id,
-            r.properties,
-            r.context,
-        )
-        for r in rows
-    }
+    return {r.id: _event(r) for r in rows}
 
 
 async def merges_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[MergeRow]]:
@@ -230,7 +210,7 @@ async def merges_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, 
             "FROM profile_merges WHERE workspace_id = :ws "
             "AND target_profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY created_at, id"
         ),
-        {"ws": uow.workspace_id, "ids": list(profile_ids)},
+        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[MergeRow]] = defaultdict(list)
     for r in rows:
@@ -240,6 +220,19 @@ async def merges_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, 
             )
         )
     return found
+
+
+_CONFLICT_COLUMNS = "id, kind, value, held_by, claimed_by, rule, trigger, created_at"
+_EVENT_COLUMNS = (
+    "id, profile_id, type, name, timestamp, received_at, message_id, properties, context"
+)
+
+
+def _event(r: Any) -> EventRow:
+    return EventRow(
+        r.id, r.profile_id, r.type, r.name, r.timestamp, r.received_at, r.message_id,
+        r.properties, r.context,
+    )  # fmt: skip
 
 
 def _conflict(r: Any) -> ConflictRow:
@@ -253,11 +246,11 @@ async def conflicts_of(
 ) -> dict[UUID, list[ConflictRow]]:
     rows = await uow.execute(
         text(
-            "SELECT id, kind, value, held_by, claimed_by, rule, trigger, created_at "
+            f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
             "FROM identity_conflicts WHERE workspace_id = :ws AND (held_by = ANY(CAST(:ids AS uuid[])) "
             "OR claimed_by = ANY(CAST(:ids AS uuid[]))) ORDER BY created_at, id"
         ),
-        {"ws": uow.workspace_id, "ids": list(profile_ids)},
+        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[ConflictRow]] = defaultdict(list)
     for r in rows:
@@ -271,7 +264,7 @@ async def conflicts_of(
 async def list_conflicts(uow: UnitOfWork, *, after: UUID | None, limit: int) -> list[ConflictRow]:
     rows = await uow.execute(
         text(
-            "SELECT id, kind, value, held_by, claimed_by, rule, trigger, created_at "
+            f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
             "FROM identity_conflicts WHERE workspace_id = :ws "
             "AND (CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid)) ORDER BY id LIMIT :limit"
         ),
@@ -283,9 +276,9 @@ async def list_conflicts(uow: UnitOfWork, *, after: UUID | None, limit: int) -> 
 async def list_conflicts_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, ConflictRow]:
     rows = await uow.execute(
         text(
-            "SELECT id, kind, value, held_by, claimed_by, rule, trigger, created_at "
+            f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
             "FROM identity_conflicts WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
         ),
-        {"ws": uow.workspace_id, "ids": list(ids)},
+        {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {r.id: _conflict(r) for r in rows}

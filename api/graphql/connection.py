@@ -47,14 +47,20 @@ def build(
     rows: Sequence[R],
     limit: int,
     *,
-    key: Callable[[R], UUID],
+    key: Callable[[R], UUID] | None = None,
     to_node: Callable[[R], N],
-    after: UUID | None,
+    after: object | None,
+    cursor: Callable[[R], str] | None = None,
 ) -> relay.Connection[N]:
-    """Build a connection from `limit + 1` rows fetched after the cursor."""
+    """Build a connection from `limit + 1` rows fetched after the cursor.
+
+    Rows are keyed by `key` (a UUID, encoded as the standard cursor) or by
+    `cursor` (any cursor string, for orderings other than by id).
+    """
     page = list(rows[:limit])
+    make_cursor = cursor or (lambda row: encode_cursor(key(row)))  # type: ignore[misc]
     edges: list[relay.Edge[Any]] = [
-        relay.Edge(node=to_node(row), cursor=encode_cursor(key(row))) for row in page
+        relay.Edge(node=to_node(row), cursor=make_cursor(row)) for row in page
     ]
     return relay.Connection(
         edges=edges,

@@ -236,18 +236,8 @@ class ProfileNode(relay.Node):
 
         loader = info.context.loader(f"events:{limit}:{name}:{after}", load)
         rows: list[queries.EventRow] = await loader.load(self.row.id)
-        page = rows[:limit]
-        edges: list[relay.Edge[Any]] = [
-            relay.Edge(node=EventNode.from_row(r), cursor=encode_event_cursor(r)) for r in page
-        ]
-        return relay.Connection(
-            edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=len(rows) > limit,
-                has_previous_page=before is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+        return connection.build(
+            rows, limit, to_node=EventNode.from_row, after=before, cursor=encode_event_cursor
         )
 
     @strawberry.field(description="Where and when each trait's current value came from.")
