@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=4, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
+    event_retention_days: int = Field(default=0, ge=0)
 
     @field_validator("app_db_role")
     @classmethod

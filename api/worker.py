@@ -13,6 +13,7 @@ import dramatiq
 import structlog
 from dramatiq.asyncio import get_event_loop_thread
 
+import cdp.actors
 import domain.maintenance
 from api import embedded
 from api.logging import configure as configure_logging
@@ -30,7 +31,10 @@ MAINTENANCE_INTERVAL = 3600.0
 class PeriodicTasks(dramatiq.Middleware):
     """Relays the outbox every few seconds and schedules maintenance hourly."""
 
-    def __init__(self, relay_interval: float, maintenance_interval: float) -> None:
+    def __init__(
+        self, relay_interval: float, maintenance_interval: float, retention_days: int
+    ) -> None:
+        self._retention_days = retention_days
         self._relay_interval = relay_interval
         self._maintenance_interval = maintenance_interval
         self._stop = threading.Event()
@@ -60,6 +64,8 @@ class PeriodicTasks(dramatiq.Middleware):
                 next_maintenance = time.monotonic() + self._maintenance_interval
                 try:
                     domain.maintenance.purge_outbox.send()
+                    if self._retention_days:
+                        cdp.actors.enforce_event_retention.send(self._retention_days)
                 except Exception as exc:  # noqa: BLE001
                     log.warning("maintenance.schedule_failed", error=repr(exc))
 
@@ -73,7 +79,11 @@ def setup() -> dramatiq.Broker:
         brokers.make_broker(settings.broker_url, database_url=database_url, role=role)
     )
     broker.add_middleware(RecordFailedJobs(with_role(database_url, role)))
-    broker.add_middleware(PeriodicTasks(settings.outbox_relay_interval, MAINTENANCE_INTERVAL))
+    broker.add_middleware(
+        PeriodicTasks(
+            settings.outbox_relay_interval, MAINTENANCE_INTERVAL, settings.event_retention_days
+        )
+    )
     jobs.configure(database_url=database_url, role=role, broker=broker)
     return broker
 
