@@ -173,15 +173,15 @@ class OutboxRelay:
     async def run(self, interval: float | None) -> None:
         """Relay whenever woken by a commit and, if `interval` is set, that often to catch up."""
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
             try:
                 await self.relay_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must survive broker and DB outages
                 log.warning("outbox.relay_failed", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
 
 
 async def purge_sent(session: AsyncSession, older_than: datetime) -> int:

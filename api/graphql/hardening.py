@@ -14,15 +14,17 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    DisableIntrospection,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
 from api.graphql.connection import MAX_PAGE_SIZE
 from api.settings import Settings
@@ -82,17 +84,25 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 def extensions(settings: Settings) -> list[Any]:
-    cost_rule = cost_limit_rule(settings.graphql_max_cost)
-    chosen: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
-        lambda: AddValidationRules([cost_rule]),
-        ErrorCodes,
+    # The rules are built once, so every request validates with the same rule
+    # classes: that is what lets the validation cache below hit. Parsing and
+    # validating a document again costs more than running it, and every rule
+    # depends only on the document.
+    rules: list[type[ASTValidationRule]] = [
+        depth_validator(settings.graphql_max_depth, None),
+        alias_validator(settings.graphql_max_aliases),
+        cost_limit_rule(settings.graphql_max_cost),
     ]
     if settings.production:
-        chosen += [DisableIntrospection, lambda: MaskErrors(should_mask_error=_should_mask)]
-    return chosen
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return [
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: AddValidationRules(rules),
+        ErrorCodes,
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        *([lambda: MaskErrors(should_mask_error=_should_mask)] if settings.production else []),
+    ]
 
 
 class ErrorCodes(SchemaExtension):
