@@ -143,9 +143,13 @@ async def _owners(uow: UnitOfWork, identifiers: set[Identifier]) -> dict[Identif
     ordered = sorted(identifiers)
     rows = await uow.execute(
         text(
-            "SELECT i.kind, i.value, i.profile_id FROM identities i "
-            "JOIN jsonb_to_recordset(CAST(:wanted AS jsonb)) AS q(kind text, value text) "
-            "ON i.kind = q.kind AND i.value = q.value WHERE i.workspace_id = :ws"
+            # LATERAL with LIMIT (which stops the planner from flattening it) keeps
+            # this an index probe per identifier whatever the statistics say; a
+            # misestimate on a fast-growing table would otherwise scan the workspace.
+            "SELECT q.kind, q.value, i.profile_id "
+            "FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS q(kind text, value text) "
+            "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = :ws "
+            "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
         ),
         {
             "ws": uow.workspace_id,
@@ -173,8 +177,9 @@ async def load_profiles(
     # Anonymous ids can be many and never limit a merge, so they are not loaded.
     held = await uow.execute(
         text(
-            "SELECT kind, value, profile_id FROM identities WHERE workspace_id = :ws "
-            "AND profile_id = ANY(CAST(:ids AS uuid[])) AND kind <> 'anonymous_id'"
+            "SELECT i.kind, i.value, p.id AS profile_id FROM unnest(CAST(:ids AS uuid[])) AS p(id) "
+            "CROSS JOIN LATERAL (SELECT kind, value FROM identities WHERE workspace_id = :ws "
+            "AND profile_id = p.id AND kind <> 'anonymous_id' OFFSET 0) AS i"
         ),
         {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
@@ -383,9 +388,15 @@ async def save_states(uow: UnitOfWork, states: dict[UUID, ProfileState], ids_: l
         text(
             "UPDATE profiles p SET traits = r.t, trait_meta = r.m, computed = r.c, updated_at = :now "
             "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb) "
-            "WHERE p.workspace_id = :ws AND p.id = r.id"
+            # The id list lets the primary key find the rows whatever the estimates.
+            "WHERE p.workspace_id = :ws AND p.id = ANY(CAST(:ids AS uuid[])) AND p.id = r.id"
         ),
-        {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": _state_rows(states, ids_)},
+        {
+            "ws": uow.workspace_id,
+            "now": uow.clock.now(),
+            "rows": _state_rows(states, ids_),
+            "ids": array_literal(ids_),
+        },
     )
 
 

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import text
 
 from cdp.model import Identifier
-from domain.sqlparams import array_literal
+from domain.sqlparams import array_literal, json_rows
 from domain.uow import UnitOfWork
 
 
@@ -93,14 +93,14 @@ async def profile_ids_by_identifier(
     ordered = sorted(set(identifiers))
     rows = await uow.execute(
         text(
-            "SELECT i.kind, i.value, i.profile_id FROM identities i "
-            "JOIN unnest(CAST(:kinds AS text[]), CAST(:vals AS text[])) AS q(kind, value) "
-            "ON i.kind = q.kind AND i.value = q.value WHERE i.workspace_id = :ws"
+            "SELECT q.kind, q.value, i.profile_id "
+            "FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS q(kind text, value text) "
+            "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = :ws "
+            "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
         ),
         {
             "ws": uow.workspace_id,
-            "kinds": [i.kind for i in ordered],
-            "vals": [i.value for i in ordered],
+            "wanted": json_rows([{"kind": i.kind, "value": i.value} for i in ordered]),
         },
     )
     return {Identifier(r.kind, r.value): r.profile_id for r in rows}
@@ -143,8 +143,9 @@ async def identities_of(
 ) -> dict[UUID, list[Identifier]]:
     rows = await uow.execute(
         text(
-            "SELECT profile_id, kind, value FROM identities WHERE workspace_id = :ws "
-            "AND profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY kind, value"
+            "SELECT p.id AS profile_id, i.kind, i.value FROM unnest(CAST(:ids AS uuid[])) AS p(id) "
+            "CROSS JOIN LATERAL (SELECT kind, value FROM identities WHERE workspace_id = :ws "
+            "AND profile_id = p.id OFFSET 0) AS i ORDER BY i.kind, i.value"
         ),
         {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
