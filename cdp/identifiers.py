@@ -32,11 +32,16 @@ def normalize_phone(value: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalize_kind(kind: str) -> str:
+    cleaned = kind.strip().lower()
+    if not _KIND.match(cleaned):
+        raise IdentifierError("kind must be lower-case letters, digits and underscores")
+    return cleaned
+
+
 def normalize(kind: str, value: object, *, default_region: str | None = None) -> Identifier:
     """Normalize one identifier, or raise IdentifierError saying why not."""
-    kind = kind.strip().lower()
-    if not _KIND.match(kind):
-        raise IdentifierError("kind must be lower-case letters, digits and underscores")
+    kind = normalize_kind(kind)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise IdentifierError("value must be a string")
     text = str(value).strip()

@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext, Info
 
 from api.graphql import duplicates, profile_queries
 from api.graphql.hardening import extensions
+from api.graphql.mutations import merge_rules as merge_rule_mutations
 from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations.api_tokens import create_api_token, revoke_api_token
 from api.graphql.mutations.oauth_clients import create_oauth_client, revoke_oauth_client
@@ -69,6 +70,7 @@ class Mutation:
     revoke_api_token = strawberry.mutation(resolver=revoke_api_token)
     upsert_profiles = strawberry.mutation(resolver=profile_mutations.upsert_profiles)
     merge_profiles = strawberry.mutation(resolver=profile_mutations.merge_profiles)
+    set_merge_rule = strawberry.mutation(resolver=merge_rule_mutations.set_merge_rule)
     create_oauth_client = strawberry.mutation(
         resolver=create_oauth_client, name="createOAuthClient"
     )

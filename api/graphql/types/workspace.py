@@ -8,9 +8,11 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.graphql import connection
+from api.graphql.mutations.merge_rules import MergeRuleType
 from api.graphql.nodes import load_nodes
 from api.graphql.permissions import requires
 from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
+from cdp import merge_rules
 from domain import credentials, workspaces
 
 
@@ -48,6 +50,14 @@ class WorkspaceNode(relay.Node):
         return connection.build(
             rows, limit, key=lambda t: t.id, to_node=ApiTokenNode.from_domain, after=cursor
         )
+
+    @strawberry.field(
+        extensions=requires(credentials.PROFILES_READ),
+        description="How identifiers merge in this workspace, strongest kind first.",
+    )
+    async def merge_rules(self, info: Info) -> list[MergeRuleType]:
+        uow = await info.context.uow()
+        return [MergeRuleType.from_domain(r) for r in await merge_rules.effective_rules(uow)]
 
     @strawberry.field(extensions=requires(credentials.ADMIN))
     async def oauth_clients(
