@@ -21,6 +21,7 @@ from uuid import UUID
 from sqlalchemy import text
 
 from cdp import identifiers as ids
+from cdp import queries
 from cdp.model import ANONYMOUS_ID, USER_ID, Identifier, Message
 from cdp.resolution import KindRule, Resolver, Rules
 from cdp.traits import ProfileState
@@ -46,9 +47,6 @@ class Operation:
 @dataclass
 class Outcome:
     profile_ids: list[UUID] = field(default_factory=list)
-    created: int = 0
-    merged: int = 0
-    conflicts: int = 0
 
 
 def lock_key(workspace_id: UUID, identifier: Identifier) -> int:
@@ -137,26 +135,6 @@ async def lock_identifiers(uow: UnitOfWork, identifiers: set[Identifier]) -> Non
         text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
         {"keys": array_literal(keys)},
     )
-
-
-async def _owners(uow: UnitOfWork, identifiers: set[Identifier]) -> dict[Identifier, UUID]:
-    ordered = sorted(identifiers)
-    rows = await uow.execute(
-        text(
-            # LATERAL with LIMIT (which stops the planner from flattening it) keeps
-            # this an index probe per identifier whatever the statistics say; a
-            # misestimate on a fast-growing table would otherwise scan the workspace.
-            "SELECT q.kind, q.value, i.profile_id "
-            "FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS q(kind text, value text) "
-            "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = :ws "
-            "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "wanted": json_rows([{"kind": i.kind, "value": i.value} for i in ordered]),
-        },
-    )
-    return {Identifier(r.kind, r.value): r.profile_id for r in rows}
 
 
 async def load_profiles(
@@ -408,7 +386,7 @@ async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
         return Outcome()
     wanted = {i for op in operations for i in (*op.identifiers, *op.either)}
     await lock_identifiers(uow, wanted)
-    owners = await _owners(uow, wanted)
+    owners = await queries.profile_ids_by_identifier(uow, list(wanted))
     involved = sorted(set(owners.values()))
     states, holdings = await load_profiles(uow, involved)
     resolver = Resolver(await merge_rules(uow), owners, holdings)
@@ -437,10 +415,4 @@ async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
             events.append((profile_id, op.event))
     existing = set(involved)
     await _write_batch(uow, resolver, states, existing, events)
-    plan = resolver.plan
-    return Outcome(
-        profile_ids=[resolver.survivor(assigned[k]) for k in range(len(operations))],
-        created=sum(1 for p in plan.new_profiles if resolver.survivor(p) == p),
-        merged=len(plan.merges),
-        conflicts=len(plan.conflicts),
-    )
+    return Outcome(profile_ids=[resolver.survivor(assigned[k]) for k in range(len(operations))])

@@ -93,6 +93,9 @@ async def profile_ids_by_identifier(
     ordered = sorted(set(identifiers))
     rows = await uow.execute(
         text(
+            # LATERAL with LIMIT (which stops the planner from flattening it) keeps
+            # this an index probe per identifier whatever the statistics say; a
+            # misestimate on a fast-growing table would otherwise scan the workspace.
             "SELECT q.kind, q.value, i.profile_id "
             "FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS q(kind text, value text) "
             "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = :ws "

@@ -7,7 +7,6 @@ only, so a store that is not registered cannot be missed silently: a test
 fails when a marked column has no handler.
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -73,10 +72,6 @@ def personal_columns(metadata: MetaData) -> dict[str, list[str]]:
 def uncovered(metadata: MetaData, registry: PersonalDataRegistry) -> dict[str, list[str]]:
     covered = registry.covered_tables()
     return {t: cols for t, cols in personal_columns(metadata).items() if t not in covered}
-
-
-def export_all(handlers: Iterable[PersonalDataHandler]) -> list[str]:
-    return [h.table for h in handlers]
 
 
 registry = PersonalDataRegistry()

@@ -54,10 +54,6 @@ class UnitOfWork:
         return self._workspace_id
 
     @property
-    def has_workspace(self) -> bool:
-        return self._workspace_id is not None
-
-    @property
     def session(self) -> AsyncSession:
         if self._session is None:
             raise UnitOfWorkClosedError("the unit of work is not open")
