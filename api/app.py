@@ -14,7 +14,7 @@ import api.contexts  # noqa: F401 - every context registers itself
 from api.graphql.schema import build_schema
 from api.graphql.state import AppState
 from api.graphql.view import GraphQLView
-from api.http import health, oauth, segment
+from api.http import consent_links, health, oauth, segment
 from api.http.observability import RequestContext, metrics
 from api.settings import Settings
 from domain import broker as brokers
@@ -76,6 +76,7 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             *segment.routes,
+            *consent_links.routes,
         ],
         middleware=[Middleware(RequestContext)],
         exception_handlers={Exception: _internal_error},

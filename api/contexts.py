@@ -1,7 +1,10 @@
-"""Loads every context's tables and personal-data registrations, in one place."""
+"""Loads every context's tables, personal-data registrations and ports, in one place."""
 
 import cdp.personal_data
-import cdp.tables  # noqa: F401 - imported for their registrations
+import cdp.subjects
+import cdp.tables  # noqa: F401 - declares tables
+import consent.personal_data
+import consent.tables  # noqa: F401 - declares tables
 from domain.personal_data import registry
 
 __all__ = ["registry"]

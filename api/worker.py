@@ -13,7 +13,9 @@ import dramatiq
 import structlog
 from dramatiq.asyncio import get_event_loop_thread
 
+import api.contexts  # noqa: F401 - registrations the actors rely on
 import cdp.actors
+import consent.dsr.actors  # noqa: F401 - declares its actors
 import domain.maintenance
 from api import embedded
 from api.logging import configure as configure_logging
@@ -64,6 +66,7 @@ class PeriodicTasks(dramatiq.Middleware):
                 next_maintenance = time.monotonic() + self._maintenance_interval
                 try:
                     domain.maintenance.purge_outbox.send()
+                    cdp.actors.enforce_workspace_retention.send()
                     if self._retention_days:
                         cdp.actors.enforce_event_retention.send(self._retention_days)
                 except Exception as exc:  # noqa: BLE001
@@ -84,7 +87,7 @@ def setup() -> dramatiq.Broker:
             settings.outbox_relay_interval, MAINTENANCE_INTERVAL, settings.event_retention_days
         )
     )
-    jobs.configure(database_url=database_url, role=role, broker=broker)
+    jobs.configure(database_url=database_url, role=role, broker=broker, secret=settings.secret())
     return broker
 
 

@@ -4,6 +4,7 @@ import dramatiq
 import structlog
 
 from cdp import retention
+from consent import audit
 from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
 from domain import jobs
 
@@ -17,3 +18,25 @@ async def enforce_event_retention(days: int) -> None:
         dropped = await retention.drop_expired_partitions(uow, days=days)
         await uow.commit()
     log.info("events.retention", days=days, partitions_dropped=dropped)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=5)
+async def enforce_workspace_retention() -> None:
+    """Delete events past each workspace's own retention period, one workspace at a time."""
+    runtime = jobs.runtime()
+    async with runtime.uow() as uow:
+        periods = await retention.retention_periods(uow)
+    for workspace_id, days in periods:
+        async with runtime.uow(workspace_id) as uow:
+            deleted = await retention.delete_expired_events(uow, days=days)
+            if deleted:
+                await audit.record(
+                    uow,
+                    audit.Actor.system("retention"),
+                    "retention.events_deleted",
+                    object_type="workspace",
+                    object_id=workspace_id,
+                    details={"days": days, "events": deleted},
+                )
+            await uow.commit()
+        log.info("events.workspace_retention", workspace_id=str(workspace_id), deleted=deleted)

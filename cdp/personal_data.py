@@ -16,6 +16,7 @@ class _Handler:
     table: str
     category: str
     purpose: str
+    retention: str
     subject_condition: str
     export_columns: str
 
@@ -43,6 +44,7 @@ class Profiles(_Handler):
     table = "profiles"
     category = "profile attributes and computed behaviour (traits, purchases, cart)"
     purpose = "personalised messaging"
+    retention = "while the person is a contact; erased on request"
     subject_condition = (
         "(id = ANY(CAST(:ids AS uuid[])) OR merged_into = ANY(CAST(:ids AS uuid[])))"
     )
@@ -53,6 +55,7 @@ class Identities(_Handler):
     table = "identities"
     category = "identifiers (email, phone, user and device ids)"
     purpose = "recognising one person across devices and systems"
+    retention = "while the profile exists; erased on request"
     subject_condition = "profile_id = ANY(CAST(:ids AS uuid[]))"
     export_columns = "kind, value, profile_id, created_at"
 
@@ -61,6 +64,7 @@ class IdentityConflicts(_Handler):
     table = "identity_conflicts"
     category = "identifiers involved in refused merges"
     purpose = "keeping different people apart"
+    retention = "while either profile exists; erased on request"
     subject_condition = (
         "(held_by = ANY(CAST(:ids AS uuid[])) OR claimed_by = ANY(CAST(:ids AS uuid[])))"
     )
@@ -71,6 +75,9 @@ class Events(_Handler):
     table = "events"
     category = "behavioural events with their properties and context (ip, user agent, page)"
     purpose = "behaviour-driven messaging and analytics"
+    retention = (
+        "the workspace's event retention period (EVENT_RETENTION_DAYS at most); erased on request"
+    )
     subject_condition = "profile_id = ANY(CAST(:ids AS uuid[]))"
     export_columns = (
         "id, type, name, timestamp, received_at, message_id, properties, context, profile_id"

@@ -286,3 +286,19 @@ async def list_conflicts_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUI
         {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {r.id: _conflict(r) for r in rows}
+
+
+async def merged_ids(uow: UnitOfWork, survivors: Sequence[UUID]) -> dict[UUID, list[UUID]]:
+    """Each survivor with every profile id merged into it, survivor first."""
+    rows = await uow.execute(
+        text(
+            "SELECT s.id AS survivor, m.id FROM unnest(CAST(:ids AS uuid[])) AS s(id) "
+            "CROSS JOIN LATERAL (SELECT id FROM profiles WHERE workspace_id = :ws "
+            "AND merged_into = s.id OFFSET 0) AS m ORDER BY m.id"
+        ),
+        {"ws": uow.workspace_id, "ids": array_literal(survivors)},
+    )
+    found: dict[UUID, list[UUID]] = {s: [s] for s in survivors}
+    for row in rows:
+        found[row.survivor].append(row.id)
+    return found

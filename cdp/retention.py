@@ -1,9 +1,16 @@
-"""Event retention: whole months of events older than the retention period are dropped."""
+"""Event retention.
+
+The server-wide period (EVENT_RETENTION_DAYS) drops whole monthly partitions,
+which is cheap; a workspace may set a shorter period of its own, enforced by
+deleting its older events.
+"""
 
 from datetime import date, datetime, timedelta
+from uuid import UUID
 
 from sqlalchemy import text
 
+from domain.errors import ValidationError
 from domain.uow import UnitOfWork
 
 
@@ -21,3 +28,41 @@ async def drop_expired_partitions(uow: UnitOfWork, *, days: int) -> int:
         {"cutoff": cutoff_for(uow.clock.now(), days)},
     )
     return int(result.scalar_one())
+
+
+MAX_WORKSPACE_RETENTION_DAYS = 3650
+
+
+async def set_workspace_retention(uow: UnitOfWork, days: int | None) -> None:
+    """A workspace's own event retention period in days; None keeps events (up to the server's)."""
+    if days is not None and not 1 <= days <= MAX_WORKSPACE_RETENTION_DAYS:
+        raise ValidationError(
+            f"days must be between 1 and {MAX_WORKSPACE_RETENTION_DAYS}, or null", field="days"
+        )
+    await uow.execute(
+        text("UPDATE workspaces SET event_retention_days = :days WHERE id = :ws"),
+        {"ws": uow.workspace_id, "days": days},
+    )
+
+
+async def workspace_retention(uow: UnitOfWork) -> int | None:
+    result = await uow.execute(
+        text("SELECT event_retention_days FROM workspaces WHERE id = :ws"), {"ws": uow.workspace_id}
+    )
+    value = result.scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def retention_periods(uow: UnitOfWork) -> list[tuple[UUID, int]]:
+    """Every workspace that set a period (an owner function: the runtime role sees one)."""
+    rows = await uow.execute(text("SELECT workspace_id, days FROM cdp_event_retention_periods()"))
+    return [(r.workspace_id, int(r.days)) for r in rows]
+
+
+async def delete_expired_events(uow: UnitOfWork, *, days: int) -> int:
+    """Delete this workspace's events older than `days` (the job runs per workspace, under RLS)."""
+    result = await uow.execute(
+        text("DELETE FROM events WHERE workspace_id = :ws AND timestamp < :cutoff"),
+        {"ws": uow.workspace_id, "cutoff": uow.clock.now() - timedelta(days=days)},
+    )
+    return int(result.rowcount or 0)

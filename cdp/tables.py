@@ -42,6 +42,12 @@ profiles = Table(
         postgresql_ops={"traits": "jsonb_path_ops"},
     ),
     Index("ix_profiles_live", "workspace_id", "id", postgresql_where=text("merged_into IS NULL")),
+    Index(
+        "ix_profiles_merged_into",
+        "workspace_id",
+        "merged_into",
+        postgresql_where=text("merged_into IS NOT NULL"),
+    ),
 )
 
 identities = Table(

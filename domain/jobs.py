@@ -23,6 +23,7 @@ class JobRuntime:
     role: str | None
     broker: dramatiq.Broker
     clock: Clock
+    secret: str = ""
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     relay: OutboxRelay | None = None
@@ -53,10 +54,16 @@ _runtime: JobRuntime | None = None
 
 
 def configure(
-    *, database_url: str, role: str | None, broker: dramatiq.Broker, clock: Clock | None = None
+    *,
+    database_url: str,
+    role: str | None,
+    broker: dramatiq.Broker,
+    clock: Clock | None = None,
+    secret: str = "",
 ) -> JobRuntime:
+    """`secret` is the server's signing secret, from which actors derive their keys."""
     global _runtime  # noqa: PLW0603 - one runtime per worker process
-    _runtime = JobRuntime(database_url, role, broker, clock or SystemClock())
+    _runtime = JobRuntime(database_url, role, broker, clock or SystemClock(), secret)
     return _runtime
 
 

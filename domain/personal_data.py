@@ -20,10 +20,22 @@ PERSONAL_DATA = "personal_data"
 
 @dataclass(frozen=True)
 class Subject:
-    """A data subject: one surviving profile and every id merged into it."""
+    """A data subject: one surviving profile and every id merged into it.
+
+    `identifiers` are the normalized (kind, value) pairs the subject holds, and
+    `digests` their keyed hashes, by which suppression entries are found; a
+    subject that is only an identifier (nothing held) has no profile ids.
+    """
 
     workspace_id: UUID
     profile_ids: tuple[UUID, ...]
+    identifiers: tuple[tuple[str, str], ...] = ()
+    digests: tuple[bytes, ...] = ()
+
+    @property
+    def profile_id(self) -> UUID | None:
+        """The surviving profile, if any."""
+        return self.profile_ids[0] if self.profile_ids else None
 
 
 class PersonalDataHandler(Protocol):
@@ -32,6 +44,7 @@ class PersonalDataHandler(Protocol):
     table: str
     category: str
     purpose: str
+    retention: str
 
     async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]: ...
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, Table, Text, func, insert, select
+from sqlalchemy import Column, DateTime, Integer, Table, Text, func, insert, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain import credentials
@@ -19,6 +19,8 @@ workspaces = Table(
     Column("id", PG_UUID(as_uuid=True), primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Events older than this many days are deleted by a periodic job; NULL keeps them.
+    Column("event_retention_days", Integer),
 )
 
 MAX_NAME_LENGTH = 100

@@ -3,6 +3,7 @@
 from sqlalchemy import MetaData
 
 import cdp.tables  # noqa: F401 - imported for their tables
+import consent.tables  # noqa: F401 - imported for their tables
 import domain.credentials
 import domain.failures
 import domain.outbox

@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import secrets
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,10 +13,9 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from domain import migrate, workspaces
-from tests.support.database import APP_ROLE, create_database, drop_database, server_url
+from tests.support.database import APP_ROLE, SECRET, create_database, drop_database, server_url
 
 T = TypeVar("T")
-SECRET = secrets.token_urlsafe(48)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -11,6 +11,7 @@ import typer
 import uvicorn
 
 from api import embedded
+from api.cli.compliance import compliance_app, dsr_app
 from api.cli.errors import one_line_errors
 from api.cli.imports import import_app
 from api.logging import configure as configure_logging
@@ -28,6 +29,8 @@ app = typer.Typer(
 workspace_app = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(import_app, name="import")
+app.add_typer(dsr_app, name="dsr")
+app.add_typer(compliance_app, name="compliance")
 
 
 @app.command()

@@ -11,8 +11,10 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
-from api.graphql import duplicates, profile_queries
+from api.graphql import consent_queries, duplicates, profile_queries
 from api.graphql.hardening import extensions
+from api.graphql.mutations import consent as consent_mutations
+from api.graphql.mutations import dsr as dsr_mutations
 from api.graphql.mutations import merge_rules as merge_rule_mutations
 from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations.api_tokens import create_api_token, revoke_api_token
@@ -20,6 +22,7 @@ from api.graphql.mutations.oauth_clients import create_oauth_client, revoke_oaut
 from api.graphql.permissions import requires
 from api.graphql.scalars import SCALARS
 from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
+from api.graphql.types.consent import AuditEntryNode, DataSubjectRequestNode
 from api.graphql.types.profile import EventNode, IdentityConflictNode, ProfileNode
 from api.graphql.types.workspace import WorkspaceNode
 from api.settings import Settings
@@ -58,6 +61,11 @@ class Query:
         ),
     )
 
+    data_subject_request = strawberry.field(resolver=consent_queries.data_subject_request)
+    data_subject_requests = strawberry.field(resolver=consent_queries.data_subject_requests)
+    audit_log = strawberry.field(resolver=consent_queries.audit_log)
+    suppressions = strawberry.field(resolver=consent_queries.suppressions)
+
     @strawberry.field(extensions=requires(), description="The caller's workspace.")
     async def workspace(self, info: Info) -> WorkspaceNode:
         uow = await info.context.uow()
@@ -71,6 +79,19 @@ class Mutation:
     upsert_profiles = strawberry.mutation(resolver=profile_mutations.upsert_profiles)
     merge_profiles = strawberry.mutation(resolver=profile_mutations.merge_profiles)
     set_merge_rule = strawberry.mutation(resolver=merge_rule_mutations.set_merge_rule)
+    record_consent = strawberry.mutation(resolver=consent_mutations.record_consent)
+    publish_consent_notice = strawberry.mutation(resolver=consent_mutations.publish_consent_notice)
+    create_data_subject_request = strawberry.mutation(
+        resolver=dsr_mutations.create_data_subject_request
+    )
+    extend_data_subject_request = strawberry.mutation(
+        resolver=dsr_mutations.extend_data_subject_request
+    )
+    reject_data_subject_request = strawberry.mutation(
+        resolver=dsr_mutations.reject_data_subject_request
+    )
+    lift_restriction = strawberry.mutation(resolver=dsr_mutations.lift_restriction)
+    set_event_retention = strawberry.mutation(resolver=dsr_mutations.set_event_retention)
     create_oauth_client = strawberry.mutation(
         resolver=create_oauth_client, name="createOAuthClient"
     )
@@ -102,6 +123,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             ProfileNode,
             EventNode,
             IdentityConflictNode,
+            DataSubjectRequestNode,
+            AuditEntryNode,
         ],
         extensions=extensions(settings),
         config=StrawberryConfig(

@@ -1,6 +1,7 @@
 """Test databases: TEST_DATABASE_URL's server, or an embedded one."""
 
 import os
+import secrets
 import tempfile
 import uuid
 from pathlib import Path
@@ -12,6 +13,8 @@ from sqlalchemy.engine import make_url
 from domain.db import libpq_url
 
 APP_ROLE = "cdp_app"
+# One signing secret per test run, shared by the API under test and worker subprocesses.
+SECRET = secrets.token_urlsafe(48)
 
 
 def server_url() -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.database import APP_ROLE
+from tests.support.database import APP_ROLE, SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "is ready for action"
@@ -27,6 +27,7 @@ def running_worker(
             "APP_DB_ROLE": APP_ROLE,
             "OUTBOX_RELAY_INTERVAL": "0.3",
             "PYTHONUNBUFFERED": "1",
+            "SECRET_KEY": SECRET,
         }
     )
     if broker_url:

@@ -6,6 +6,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.graphql import auditing
 from api.graphql.errors import InputError
 from api.graphql.ids import local_id
 from api.graphql.types.api_token import ApiTokenNode
@@ -43,6 +44,13 @@ async def create_api_token(info: Info, input: CreateApiTokenInput) -> CreateApiT
         )
     except DomainError as error:
         return CreateApiTokenPayload(errors=[InputError.from_domain(error)])
+    await auditing.record(
+        info,
+        "api_token.created",
+        object_type="api_token",
+        object_id=record.id,
+        details={"scopes": sorted(record.scopes)},
+    )
     await uow.commit()
     return CreateApiTokenPayload(api_token=ApiTokenNode.from_domain(record), token=token)
 
@@ -53,5 +61,6 @@ async def revoke_api_token(info: Info, id: relay.GlobalID) -> RevokeApiTokenPayl
         record = await credentials.revoke_api_token(uow, local_id(id, "ApiToken"))
     except DomainError as error:
         return RevokeApiTokenPayload(errors=[InputError.from_domain(error)])
+    await auditing.record(info, "api_token.revoked", object_type="api_token", object_id=record.id)
     await uow.commit()
     return RevokeApiTokenPayload(api_token=ApiTokenNode.from_domain(record))

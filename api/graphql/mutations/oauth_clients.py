@@ -4,6 +4,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.graphql import auditing
 from api.graphql.errors import InputError
 from api.graphql.ids import local_id
 from api.graphql.types.api_token import OAuthClientNode
@@ -43,6 +44,13 @@ async def create_oauth_client(
         )
     except DomainError as error:
         return CreateOAuthClientPayload(errors=[InputError.from_domain(error)])
+    await auditing.record(
+        info,
+        "oauth_client.created",
+        object_type="oauth_client",
+        object_id=client.id,
+        details={"scopes": sorted(client.scopes)},
+    )
     await uow.commit()
     return CreateOAuthClientPayload(
         client=OAuthClientNode.from_domain(client), client_secret=secret
@@ -55,5 +63,8 @@ async def revoke_oauth_client(info: Info, id: relay.GlobalID) -> RevokeOAuthClie
         client = await credentials.revoke_oauth_client(uow, local_id(id, "OAuthClient"))
     except DomainError as error:
         return RevokeOAuthClientPayload(errors=[InputError.from_domain(error)])
+    await auditing.record(
+        info, "oauth_client.revoked", object_type="oauth_client", object_id=client.id
+    )
     await uow.commit()
     return RevokeOAuthClientPayload(client=OAuthClientNode.from_domain(client))

@@ -13,11 +13,15 @@ from strawberry.types import Info
 from api.graphql import connection
 from api.graphql.nodes import load_nodes
 from api.graphql.scalars import JSON
+from api.graphql.types.consent import Consent, Contactability
 from cdp import queries
 from cdp.traits import rfm
-from domain.credentials import PROFILES_READ
+from consent import gate, ledger, links
+from consent.keys import Keys
+from domain.credentials import CONSENT_READ, PROFILES_READ
 from domain.errors import ValidationError
 from domain.ids import parse_uuid
+from domain.personal_data import Subject
 
 
 @strawberry.type
@@ -205,16 +209,18 @@ class ProfileNode(relay.Node):
             to_node=cls.from_row,
         )
 
-    @strawberry.field
-    async def identities(self, info: Info) -> list[Identity]:
+    async def _identities(self, info: Info) -> list[Any]:
         uow = await info.context.uow()
 
         async def load(keys: Sequence[UUID]) -> list[list[Any]]:
             found = await queries.identities_of(uow, keys)
             return [found.get(k, []) for k in keys]
 
-        held = await info.context.loader("identities", load).load(self.row.id)
-        return [Identity(kind=i.kind, value=i.value) for i in held]
+        return list(await info.context.loader("identities", load).load(self.row.id))
+
+    @strawberry.field
+    async def identities(self, info: Info) -> list[Identity]:
+        return [Identity(kind=i.kind, value=i.value) for i in await self._identities(info)]
 
     @strawberry.field
     async def events(
@@ -286,3 +292,73 @@ class ProfileNode(relay.Node):
 
         rows = await info.context.loader("conflicts", load).load(self.row.id)
         return [IdentityConflictNode.from_row(r) for r in rows]
+
+    async def _subject(self, info: Info, *, with_identifiers: bool) -> Subject:
+        uow = await info.context.uow()
+
+        async def load_ids(keys: Sequence[UUID]) -> list[list[UUID]]:
+            found = await queries.merged_ids(uow, keys)
+            return [found.get(k, [k]) for k in keys]
+
+        ids = await info.context.loader("merged_ids", load_ids).load(self.row.id)
+        if not with_identifiers:
+            return Subject(uow.workspace_id, tuple(ids))
+        held = tuple((i.kind, i.value) for i in await self._identities(info))
+        keys: Keys = info.context.state.keys
+        return keys.hashed(Subject(uow.workspace_id, tuple(ids), held))
+
+    @strawberry.field(
+        description=(
+            "The current consent state, one per purpose and channel, across every profile "
+            "merged into this one (the latest record wins)."
+        )
+    )
+    async def consents(self, info: Info) -> list[Consent]:
+        uow = await info.context.require(CONSENT_READ)
+        subject = await self._subject(info, with_identifiers=False)
+
+        async def load(keys: Sequence[tuple[UUID, tuple[UUID, ...]]]) -> list[Any]:
+            found = await ledger.current_for_many(uow, dict(keys))
+            return [found.get(k[0], []) for k in keys]
+
+        records = await info.context.loader("consents", load).load(
+            (self.row.id, subject.profile_ids)
+        )
+        return [Consent.from_record(r) for r in records]
+
+    @strawberry.field(description="The consent for a purpose and channel as it stood at `at`.")
+    async def consent_at(
+        self, info: Info, purpose: str, channel: str, at: datetime
+    ) -> Consent | None:
+        uow = await info.context.require(CONSENT_READ)
+        subject = await self._subject(info, with_identifiers=False)
+        records = await ledger.current(uow, subject.profile_ids, at=at)
+        wanted = (purpose.strip().lower(), channel.strip().lower())
+        found = next((r for r in records if (r.purpose, r.channel) == wanted), None)
+        return Consent.from_record(found) if found else None
+
+    @strawberry.field(description="The one contact gate: may this profile be contacted, and why.")
+    async def contactable(self, info: Info, channel: str, purpose: str) -> Contactability:
+        uow = await info.context.require(CONSENT_READ)
+        subject = await self._subject(info, with_identifiers=True)
+        answer = await gate.is_contactable(uow, subject, channel=channel, purpose=purpose)
+        return Contactability.from_domain(answer)
+
+    @strawberry.field(
+        description=(
+            "The signed RFC 8058 one-click unsubscribe URL for a purpose on a channel "
+            "(List-Unsubscribe); it does not expire."
+        )
+    )
+    async def unsubscribe_url(self, info: Info, channel: str, purpose: str) -> str:
+        uow = await info.context.require(CONSENT_READ)
+        token = links.unsubscribe_token(
+            info.context.state.keys, uow.workspace_id, self.row.id, channel=channel, purpose=purpose
+        )
+        return str(info.context.state.link(f"/unsubscribe/{token}"))
+
+    @strawberry.field(description="The signed link to this person's preference centre.")
+    async def preference_centre_url(self, info: Info) -> str:
+        uow = await info.context.require(CONSENT_READ)
+        token = links.preferences_token(info.context.state.keys, uow.workspace_id, self.row.id)
+        return str(info.context.state.link(f"/preferences/{token}"))

@@ -12,7 +12,7 @@ from api.graphql.mutations.merge_rules import MergeRuleType
 from api.graphql.nodes import load_nodes
 from api.graphql.permissions import requires
 from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
-from cdp import merge_rules
+from cdp import merge_rules, retention
 from domain import credentials, workspaces
 
 
@@ -50,6 +50,13 @@ class WorkspaceNode(relay.Node):
         return connection.build(
             rows, limit, key=lambda t: t.id, to_node=ApiTokenNode.from_domain, after=cursor
         )
+
+    @strawberry.field(
+        extensions=requires(),
+        description="Events older than this many days are deleted; null keeps them.",
+    )
+    async def event_retention_days(self, info: Info) -> int | None:
+        return await retention.workspace_retention(await info.context.uow())
 
     @strawberry.field(
         extensions=requires(credentials.PROFILES_READ),

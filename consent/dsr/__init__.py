@@ -1,0 +1,1 @@
+"""Data-subject requests: access, portability, erasure, rectification, restriction, objection."""

@@ -1,0 +1,415 @@
+"""Data-subject request use cases. Services never commit; the actor runs the steps."""
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import text
+
+from consent import audit, suppression
+from consent.dsr.model import (
+    EXPORTING,
+    MAX_EXTENSION_MONTHS,
+    MAX_NOTE_LENGTH,
+    MAX_REASON_LENGTH,
+    DataSubjectRequest,
+    RequestStatus,
+    RequestType,
+    check_text,
+    check_transition,
+    due_at,
+)
+from consent.keys import Keys
+from consent.model import ANY, MARKETING, SuppressionReason
+from domain import subjects
+from domain.errors import NotFoundError, ValidationError
+from domain.ids import new_id
+from domain.outbox import Job
+from domain.personal_data import Subject, registry
+from domain.uow import UnitOfWork
+
+EXPORT_FORMAT = "cdp.data-subject-export/1"
+PROCESS_ACTOR = "process_data_subject_request"
+QUEUE = "compliance"
+MAX_CORRECTIONS_BYTES = 32 * 1024
+WORKER = audit.Actor.system("dsr-worker")
+
+_COLUMNS = (
+    "id, type, status, identifier_kind, profile_id, note, corrections, received_at, due_at, "
+    "extended_months, extension_reason, completed_at, rejection_reason, actor, updated_at"
+)
+
+
+def _request(row: Any) -> DataSubjectRequest:
+    values = dict(row._mapping)  # noqa: SLF001 - SQLAlchemy's public row mapping
+    values["type"] = RequestType(values["type"])
+    values["status"] = RequestStatus(values["status"])
+    return DataSubjectRequest(**values)
+
+
+def _check_corrections(kind: RequestType, corrections: Any) -> dict[str, Any] | None:
+    if kind is not RequestType.RECTIFICATION:
+        if corrections is not None:
+            raise ValidationError(
+                "corrections are only taken with a RECTIFICATION request", field="corrections"
+            )
+        return None
+    if not isinstance(corrections, dict) or not corrections:
+        raise ValidationError(
+            "a RECTIFICATION request needs corrections: a JSON object of traits "
+            "(null removes a trait)",
+            field="corrections",
+        )
+    if len(orjson.dumps(corrections)) > MAX_CORRECTIONS_BYTES:
+        raise ValidationError("corrections must be at most 32 KB", field="corrections")
+    return corrections
+
+
+async def create(
+    uow: UnitOfWork,
+    keys: Keys,
+    actor: audit.Actor,
+    *,
+    kind: str,
+    value: str,
+    request_type: RequestType,
+    note: str | None = None,
+    corrections: Any = None,
+) -> DataSubjectRequest:
+    """Record a verified request and queue its processing.
+
+    Only a keyed hash of the identifier is stored: the request outlives an
+    erasure, and must not undo it.
+    """
+    directory = subjects.directory()
+    kind, value = directory.normalize(kind, value)
+    note = check_text(note, "note", MAX_NOTE_LENGTH)
+    checked = _check_corrections(request_type, corrections)
+    subject = await directory.find(uow, kind, value)
+    now = uow.clock.now()
+    request_id = new_id()
+    row = (
+        await uow.execute(
+            text(
+                "INSERT INTO data_subject_requests (workspace_id, id, type, status, "  # noqa: S608 - fixed fragments
+                "identifier_kind, identifier_digest, profile_id, note, corrections, received_at, "
+                "due_at, actor, updated_at) VALUES (:ws, :id, :type, 'RECEIVED', :kind, :digest, "
+                ":profile_id, :note, CAST(:corrections AS jsonb), :now, :due, :actor, :now) "
+                f"RETURNING {_COLUMNS}"
+            ),
+            {
+                "ws": uow.workspace_id,
+                "id": request_id,
+                "type": request_type.value,
+                "kind": kind,
+                "digest": keys.identifier_digest(uow.workspace_id, kind, value),
+                "profile_id": subject.profile_id if subject else None,
+                "note": note,
+                "corrections": None if checked is None else orjson.dumps(checked).decode(),
+                "now": now,
+                "due": due_at(now),
+                "actor": str(actor),
+            },
+        )
+    ).one()
+    await audit.record(
+        uow,
+        actor,
+        "dsr.received",
+        object_type="data_subject_request",
+        object_id=request_id,
+        details={"type": request_type.value, "identifier_kind": kind, "found": subject is not None},
+    )
+    await uow.enqueue(
+        Job(PROCESS_ACTOR, (str(uow.workspace_id), str(request_id)), queue_name=QUEUE)
+    )
+    return _request(row)
+
+
+async def get_many(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, DataSubjectRequest]:
+    rows = await uow.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM data_subject_requests WHERE workspace_id = :ws "  # noqa: S608
+            "AND id = ANY(:ids)"
+        ),
+        {"ws": uow.workspace_id, "ids": ids},
+    )
+    return {r.id: _request(r) for r in rows}
+
+
+async def get(uow: UnitOfWork, request_id: UUID, *, lock: bool = False) -> DataSubjectRequest:
+    row = (
+        await uow.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM data_subject_requests WHERE workspace_id = :ws "  # noqa: S608
+                f"AND id = :id{' FOR UPDATE' if lock else ''}"
+            ),
+            {"ws": uow.workspace_id, "id": request_id},
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError("no data-subject request with this id", field="id")
+    return _request(row)
+
+
+async def list_requests(
+    uow: UnitOfWork, *, limit: int, after: UUID | None = None, status: RequestStatus | None = None
+) -> list[DataSubjectRequest]:
+    """Oldest first, so the requests nearest their deadline come first."""
+    rows = await uow.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM data_subject_requests WHERE workspace_id = :ws "  # noqa: S608
+            "AND (CAST(:status AS text) IS NULL OR status = CAST(:status AS text)) "
+            "AND (CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid)) ORDER BY id LIMIT :limit"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "status": status.value if status else None,
+            "after": after,
+            "limit": limit,
+        },
+    )
+    return [_request(r) for r in rows]
+
+
+async def export_of(uow: UnitOfWork, request_id: UUID) -> dict[str, Any] | None:
+    row = (
+        await uow.execute(
+            text("SELECT export FROM data_subject_requests WHERE workspace_id = :ws AND id = :id"),
+            {"ws": uow.workspace_id, "id": request_id},
+        )
+    ).first()
+    return None if row is None else row.export
+
+
+async def _set_status(
+    uow: UnitOfWork, request: DataSubjectRequest, status: RequestStatus, **extra: Any
+) -> None:
+    check_transition(request.status, status)
+    assignments = "".join(f", {column} = :{column}" for column in extra)
+    await uow.execute(
+        text(
+            f"UPDATE data_subject_requests SET status = :status, updated_at = :now{assignments} "  # noqa: S608 - column names are ours
+            "WHERE workspace_id = :ws AND id = :id"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "id": request.id,
+            "status": status.value,
+            "now": uow.clock.now(),
+            **extra,
+        },
+    )
+
+
+async def extend(
+    uow: UnitOfWork, actor: audit.Actor, request_id: UUID, *, months: int, reason: str
+) -> DataSubjectRequest:
+    """Extend the deadline by whole months (Art. 12(3): two more at most), with a reason."""
+    cleaned = check_text(reason, "reason", MAX_REASON_LENGTH, required=True)
+    request = await get(uow, request_id, lock=True)
+    if not request.is_open:
+        raise ValidationError(f"a {request.status.value} request cannot be extended", field="id")
+    total = request.extended_months + months
+    if months < 1 or total > MAX_EXTENSION_MONTHS:
+        raise ValidationError(
+            f"a request may be extended by {MAX_EXTENSION_MONTHS} months at most in all "
+            f"(already {request.extended_months})",
+            field="months",
+        )
+    await uow.execute(
+        text(
+            "UPDATE data_subject_requests SET extended_months = :total, extension_reason = :reason, "
+            "due_at = :due, updated_at = :now WHERE workspace_id = :ws AND id = :id"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "id": request_id,
+            "total": total,
+            "reason": cleaned,
+            "due": due_at(request.received_at, total),
+            "now": uow.clock.now(),
+        },
+    )
+    await audit.record(
+        uow,
+        actor,
+        "dsr.extended",
+        object_type="data_subject_request",
+        object_id=request_id,
+        details={"months": months, "extended_months": total},
+    )
+    return await get(uow, request_id)
+
+
+async def reject(
+    uow: UnitOfWork, actor: audit.Actor, request_id: UUID, *, reason: str
+) -> DataSubjectRequest:
+    """Refuse a request (manifestly unfounded or excessive, Art. 12(5)), saying why."""
+    cleaned = check_text(reason, "reason", MAX_REASON_LENGTH, required=True)
+    request = await get(uow, request_id, lock=True)
+    await _set_status(
+        uow, request, RequestStatus.REJECTED, rejection_reason=cleaned, completed_at=uow.clock.now()
+    )
+    await audit.record(
+        uow, actor, "dsr.rejected", object_type="data_subject_request", object_id=request_id
+    )
+    return await get(uow, request_id)
+
+
+async def start(uow: UnitOfWork, request_id: UUID) -> bool:
+    """Mark a received request IN_PROGRESS; False when there is nothing left to do."""
+    request = await get(uow, request_id, lock=True)
+    if request.status is RequestStatus.RECEIVED:
+        await _set_status(uow, request, RequestStatus.IN_PROGRESS)
+        await audit.record(
+            uow,
+            WORKER,
+            "dsr.started",
+            object_type="data_subject_request",
+            object_id=request_id,
+            details={"type": request.type.value},
+        )
+        return True
+    return request.status is RequestStatus.IN_PROGRESS
+
+
+async def _subject(uow: UnitOfWork, keys: Keys, request: DataSubjectRequest) -> Subject:
+    digest = (
+        await uow.execute(
+            text(
+                "SELECT identifier_digest FROM data_subject_requests "
+                "WHERE workspace_id = :ws AND id = :id"
+            ),
+            {"ws": uow.workspace_id, "id": request.id},
+        )
+    ).scalar_one()
+    found = None
+    if request.profile_id is not None:
+        found = await subjects.directory().of_profile(uow, request.profile_id)
+    if found is None:
+        return Subject(uow.workspace_id, (), (), (bytes(digest),))
+    digests = keys.digests(uow.workspace_id, found.identifiers)
+    return Subject(
+        found.workspace_id,
+        found.profile_ids,
+        found.identifiers,
+        tuple(dict.fromkeys((*digests, bytes(digest)))),
+    )
+
+
+def _kinds_and_digests(subject: Subject, request: DataSubjectRequest) -> list[tuple[str, bytes]]:
+    pairs = [(kind, d) for (kind, _), d in zip(subject.identifiers, subject.digests, strict=False)]
+    seen = {d for _, d in pairs}
+    pairs.extend((request.identifier_kind, d) for d in subject.digests if d not in seen)
+    return pairs
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    raise TypeError(type(value).__name__)
+
+
+async def _export(
+    uow: UnitOfWork, request: DataSubjectRequest, subject: Subject
+) -> Mapping[str, int]:
+    stores = {h.table: await h.export(uow, subject) for h in registry.handlers()}
+    document = {
+        "format": EXPORT_FORMAT,
+        "request_id": request.id,
+        "request_type": request.type.value,
+        "generated_at": uow.clock.now(),
+        "subject": {
+            "profile_id": subject.profile_id,
+            "profile_ids": subject.profile_ids,
+            "identifiers": [{"kind": k, "value": v} for k, v in subject.identifiers],
+        },
+        "stores": stores,
+    }
+    await uow.execute(
+        text(
+            "UPDATE data_subject_requests SET export = CAST(:doc AS jsonb) "
+            "WHERE workspace_id = :ws AND id = :id"
+        ),
+        {
+            "ws": uow.workspace_id,
+            "id": request.id,
+            "doc": orjson.dumps(document, default=_json_default).decode(),
+        },
+    )
+    return {table: len(rows) for table, rows in stores.items()}
+
+
+async def _erase(
+    uow: UnitOfWork, subject: Subject, request: DataSubjectRequest
+) -> Mapping[str, int]:
+    # The tombstone first: whatever happens next, this person is not mailed again.
+    await suppression.add(
+        uow,
+        WORKER,
+        digests=_kinds_and_digests(subject, request),
+        channel=ANY,
+        purpose=ANY,
+        reason=SuppressionReason.ERASED,
+        source=f"data-subject-request:{request.id}",
+        object_id=request.id,
+    )
+    return {h.table: await h.erase(uow, subject) for h in registry.handlers()}
+
+
+async def carry_out(uow: UnitOfWork, keys: Keys, request_id: UUID) -> DataSubjectRequest:
+    """Do what an IN_PROGRESS request asks and complete it. Safe to run again."""
+    request = await get(uow, request_id, lock=True)
+    if request.status is not RequestStatus.IN_PROGRESS:
+        return request
+    subject = await _subject(uow, keys, request)
+    details: dict[str, Any] = {"type": request.type.value}
+    if request.type in EXPORTING:
+        details["exported"] = await _export(uow, request, subject)
+    elif request.type is RequestType.ERASURE:
+        details["erased"] = await _erase(uow, subject, request)
+    elif request.type is RequestType.RECTIFICATION:
+        details["traits"] = await subjects.directory().rectify(
+            uow, subject, request.corrections or {}, uow.clock.now()
+        )
+    else:
+        restriction = request.type is RequestType.RESTRICTION
+        details["suppressed"] = await suppression.add(
+            uow,
+            WORKER,
+            digests=_kinds_and_digests(subject, request),
+            channel=ANY,
+            purpose=ANY if restriction else MARKETING,
+            reason=SuppressionReason.RESTRICTED if restriction else SuppressionReason.OBJECTED,
+            source=f"data-subject-request:{request.id}",
+            object_id=request.id,
+        )
+    await _set_status(uow, request, RequestStatus.COMPLETED, completed_at=uow.clock.now())
+    await audit.record(
+        uow,
+        WORKER,
+        "dsr.completed",
+        object_type="data_subject_request",
+        object_id=request_id,
+        details=details,
+    )
+    return await get(uow, request_id)
+
+
+async def lift_restriction(
+    uow: UnitOfWork, keys: Keys, actor: audit.Actor, *, kind: str, value: str
+) -> int:
+    directory = subjects.directory()
+    kind, value = directory.normalize(kind, value)
+    subject = await directory.find(uow, kind, value)
+    pairs = subject.identifiers if subject else ((kind, value),)
+    digests = keys.digests(uow.workspace_id, pairs)
+    return await suppression.lift(
+        uow,
+        actor,
+        digests=digests,
+        reason=SuppressionReason.RESTRICTED,
+        object_id=subject.profile_id if subject else "unknown",
+    )

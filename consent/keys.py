@@ -1,0 +1,73 @@
+"""Keys derived from the server secret: identifier hashes and signed links.
+
+Suppression entries are found by an HMAC of the normalized identifier under
+a per-workspace key, so a copy of the database alone cannot be searched for
+an email address, and one workspace's hashes say nothing about another's.
+Links (one-click unsubscribe, preference centre, double opt-in) are signed
+with a salt per use, so one kind of token is never accepted as another.
+"""
+
+import hashlib
+import hmac
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+
+from domain.errors import AuthorizationError, ValidationError
+from domain.personal_data import Subject
+
+UNSUBSCRIBE = "cdp.unsubscribe"
+PREFERENCES = "cdp.preferences"
+CONFIRM = "cdp.confirm-consent"
+
+
+class LinkError(AuthorizationError):
+    """A link token is tampered, foreign, of another kind, or expired."""
+
+
+class Keys:
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValidationError("the signing secret must not be empty")
+        self._secret = secret.encode()
+
+    def _workspace_key(self, workspace_id: UUID) -> bytes:
+        return hmac.new(self._secret, b"suppression:" + workspace_id.bytes, hashlib.sha256).digest()
+
+    def identifier_digest(self, workspace_id: UUID, kind: str, value: str) -> bytes:
+        message = f"{kind}\x00{value}".encode()
+        return hmac.new(self._workspace_key(workspace_id), message, hashlib.sha256).digest()
+
+    def digests(
+        self, workspace_id: UUID, identifiers: tuple[tuple[str, str], ...]
+    ) -> tuple[bytes, ...]:
+        return tuple(self.identifier_digest(workspace_id, k, v) for k, v in identifiers)
+
+    def hashed(self, subject: Subject) -> Subject:
+        """The subject with the digests of its identifiers filled in."""
+        return replace(subject, digests=self.digests(subject.workspace_id, subject.identifiers))
+
+    def sign(self, use: str, payload: dict[str, Any]) -> str:
+        return URLSafeTimedSerializer(self._secret, salt=use).dumps(payload)
+
+    def sign_forever(self, use: str, payload: dict[str, Any]) -> str:
+        # Unsubscribe links must keep working for as long as the mail is read.
+        return URLSafeSerializer(self._secret, salt=use).dumps(payload)
+
+    def verify(self, use: str, token: str, *, max_age: int | None = None) -> dict[str, Any]:
+        try:
+            if max_age is None:
+                payload = URLSafeSerializer(self._secret, salt=use).loads(token)
+            else:
+                payload = URLSafeTimedSerializer(self._secret, salt=use).loads(
+                    token, max_age=max_age
+                )
+        except SignatureExpired as exc:
+            raise LinkError("this link has expired") from exc
+        except BadData as exc:
+            raise LinkError("this link is not valid") from exc
+        if not isinstance(payload, dict):
+            raise LinkError("this link is not valid")
+        return payload
