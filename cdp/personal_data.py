@@ -84,5 +84,19 @@ class Events(_Handler):
     )
 
 
-for handler in (Profiles(), Identities(), IdentityConflicts(), Events()):
+class ProfileMerges(_Handler):
+    """Merge history holds profile ids only; it goes with the profiles it links."""
+
+    table = "profile_merges"
+    category = "merge history (which profiles were found to be one person, and why)"
+    purpose = "recognising one person across devices and systems"
+    retention = "while the profiles exist; erased on request"
+    subject_condition = (
+        "(source_profile_id = ANY(CAST(:ids AS uuid[])) "
+        "OR target_profile_id = ANY(CAST(:ids AS uuid[])))"
+    )
+    export_columns = "id, source_profile_id, target_profile_id, rule, trigger, created_at"
+
+
+for handler in (Profiles(), Identities(), IdentityConflicts(), Events(), ProfileMerges()):
     registry.register(handler)

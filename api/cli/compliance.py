@@ -98,7 +98,7 @@ def _print(request: dsr_model.DataSubjectRequest, *, as_json: bool) -> None:
 
 @dsr_app.command("create")
 @one_line_errors
-def create(
+def create(  # noqa: PLR0917 - typer maps each option to a parameter
     request_type: str = typer.Option(..., "--type", help="ACCESS, PORTABILITY, ERASURE, ..."),
     kind: str = typer.Option("email", "--kind", help="The identifier's kind."),
     value: str = typer.Option(..., "--value", help="The identifier, e.g. the email address."),

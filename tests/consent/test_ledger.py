@@ -121,12 +121,14 @@ def test_consent_follows_a_merge_and_the_later_withdrawal_wins(client, workspace
         workspace.write_key,
         [{"type": "identify", "anonymousId": anonymous, "traits": {"phone": "+44 20 7946 0958"}}],
     )
-    other = gql(
+    second_device = gql(
         client,
         'query($v: String!) { profile(identifier: {kind: "anonymous_id", value: $v}) { id } }',
         {"v": anonymous},
         token,
-    )["data"]["profile"]["id"]
+    )["data"]["profile"]
+    assert second_device is not None
+    assert second_device["id"] != profile_by_email(client, token, email, "id")["id"]
     withdraw = gql(
         client,
         "mutation($input: ConsentInput!) { recordConsent(input: $input) { errors { message } } }",
@@ -164,7 +166,8 @@ def test_double_opt_in_grants_only_through_the_signed_link(client, workspace):
     token = workspace.api_token
     pending = ok(record_consent(client, token, email, "GRANTED", doubleOptIn=True), "recordConsent")
     url = pending["confirmationUrl"]
-    assert pending["consent"] is None and url
+    assert pending["consent"] is None
+    assert url
     assert profile_by_email(client, token, email, "consents { status }")["consents"] == []
     path = url.split("://", 1)[1].split("/", 1)[1]
     assert client.get(f"/{path}").status_code == 200

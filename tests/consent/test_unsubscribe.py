@@ -1,0 +1,169 @@
+"""RFC 8058 one-click unsubscribe, the preference centre, and the contact gate."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from consent.keys import Keys
+from consent.model import ConsentRecord, ConsentStatus, Suppression, SuppressionReason, decide
+from tests.consent.support import ok, profile_by_email, record_consent
+
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+
+
+def _email() -> str:
+    return f"grace.{uuid.uuid4().hex[:10]}@example.com"
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def _subscribed(client, workspace) -> tuple[str, str]:
+    email = _email()
+    ok(record_consent(client, workspace.api_token, email, "GRANTED"), "recordConsent")
+    url = profile_by_email(
+        client,
+        workspace.api_token,
+        email,
+        'unsubscribeUrl(channel: "email", purpose: "newsletter")',
+    )["unsubscribeUrl"]
+    return email, _path(url)
+
+
+def _gate(client, workspace, email: str, purpose: str = "newsletter") -> dict:
+    return profile_by_email(
+        client,
+        workspace.api_token,
+        email,
+        f'contactable(channel: "email", purpose: "{purpose}") {{ allowed reason }}',
+    )["contactable"]
+
+
+def test_one_click_post_withdraws_and_the_gate_says_why(client, workspace):
+    email, path = _subscribed(client, workspace)
+    assert _gate(client, workspace, email)["allowed"] is True
+    response = client.post(path, data=ONE_CLICK, follow_redirects=False)
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert "set-cookie" not in response.headers
+    consents = profile_by_email(client, workspace.api_token, email, "consents { status source }")
+    assert consents["consents"] == [{"status": "WITHDRAWN", "source": "one-click-unsubscribe"}]
+    gate = _gate(client, workspace, email)
+    assert gate["allowed"] is False
+    assert "unsubscribed" in gate["reason"]
+    assert "one-click-unsubscribe" in gate["reason"]
+    # Transactional mail is another purpose: still allowed.
+    assert _gate(client, workspace, email, "transactional")["allowed"] is True
+
+
+def test_get_shows_a_page_and_changes_nothing(client, workspace):
+    email, path = _subscribed(client, workspace)
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "Unsubscribe" in page.text
+    assert "newsletter" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert _gate(client, workspace, email)["allowed"] is True
+
+
+def test_tampered_foreign_and_wrong_kind_tokens_are_refused(client, workspace, settings):
+    email, path = _subscribed(client, workspace)
+    token = path.rsplit("/", 1)[1]
+    payload, signature = token.rsplit(".", 1)
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    foreign = Keys("another server's secret " * 2).sign_forever(
+        "cdp.unsubscribe",
+        {"w": str(workspace.workspace.id), "p": str(uuid.uuid4()), "c": "email", "u": "newsletter"},
+    )
+    preferences = _path(
+        profile_by_email(client, workspace.api_token, email, "preferenceCentreUrl")[
+            "preferenceCentreUrl"
+        ]
+    ).rsplit("/", 1)[1]
+    for bad in (f"{payload}.{flipped}", foreign, preferences, "garbage"):
+        response = client.post(f"/unsubscribe/{bad}", data=ONE_CLICK)
+        assert response.status_code == 400, bad
+    assert client.post(path, data={"List-Unsubscribe": "Maybe"}).status_code == 400
+    assert _gate(client, workspace, email)["allowed"] is True
+
+
+def test_the_preference_centre_withdraws_and_grants_again(client, workspace):
+    email, _ = _subscribed(client, workspace)
+    path = _path(
+        profile_by_email(client, workspace.api_token, email, "preferenceCentreUrl")[
+            "preferenceCentreUrl"
+        ]
+    )
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "newsletter" in page.text
+    form = {"purpose": "newsletter", "channel": "email"}
+    assert client.post(path, data={**form, "action": "withdraw"}).status_code == 200
+    assert _gate(client, workspace, email)["allowed"] is False
+    assert client.post(path, data={**form, "action": "grant"}).status_code == 200
+    gate = _gate(client, workspace, email)
+    assert gate["allowed"] is True, gate
+    assert client.post(path, data={**form, "action": "explode"}).status_code == 400
+
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _record(status: ConsentStatus, at: datetime) -> ConsentRecord:
+    return ConsentRecord(
+        id=uuid.uuid4(),
+        profile_id=uuid.uuid4(),
+        purpose="newsletter",
+        channel="email",
+        status=status,
+        lawful_basis="consent",
+        source="form",
+        notice_version=None,
+        actor="test",
+        recorded_at=at,
+    )
+
+
+def _suppressed(reason: SuppressionReason, channel="*", purpose="*") -> Suppression:
+    return Suppression("email", channel, purpose, reason, "test", T0)
+
+
+def test_the_gate_rules():
+    granted = _record(ConsentStatus.GRANTED, T0 + timedelta(days=1))
+    assert (
+        decide(channel="email", purpose="newsletter", consent=None, suppressions=[]).allowed
+        is False
+    )
+    assert decide(channel="email", purpose="transactional", consent=None, suppressions=[]).allowed
+    assert decide(channel="email", purpose="newsletter", consent=granted, suppressions=[]).allowed
+    erased = decide(
+        channel="email",
+        purpose="transactional",
+        consent=granted,
+        suppressions=[
+            _suppressed(SuppressionReason.UNSUBSCRIBED, "email", "newsletter"),
+            _suppressed(SuppressionReason.ERASED),
+        ],
+    )
+    assert erased.allowed is False
+    assert erased.reason.startswith("suppressed: erased")
+    objected = [_suppressed(SuppressionReason.OBJECTED, purpose="marketing")]
+    assert (
+        decide(channel="sms", purpose="offers", consent=None, suppressions=objected).allowed
+        is False
+    )
+    assert decide(
+        channel="sms", purpose="transactional", consent=None, suppressions=objected
+    ).allowed
+    # A later explicit grant overrides an unsubscribe, but not an objection.
+    unsubscribed = [_suppressed(SuppressionReason.UNSUBSCRIBED, "email", "newsletter")]
+    assert decide(
+        channel="email", purpose="newsletter", consent=granted, suppressions=unsubscribed
+    ).allowed
+    assert not decide(
+        channel="email", purpose="newsletter", consent=granted, suppressions=objected
+    ).allowed
+    earlier = _record(ConsentStatus.GRANTED, T0 - timedelta(days=1))
+    assert not decide(
+        channel="email", purpose="newsletter", consent=earlier, suppressions=unsubscribed
+    ).allowed
