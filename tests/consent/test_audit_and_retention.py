@@ -1,0 +1,125 @@
+"""Merges and token actions are audited; a workspace's own event retention is enforced."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from cdp import retention
+from domain.db import create_engine, session_factory
+from domain.uow import UnitOfWork
+from tests.conftest import gql
+from tests.consent.support import ok, segment_batch
+from tests.support.database import APP_ROLE
+
+
+def _audit(database_url: str, workspace_id) -> list[tuple[str, str, str, dict]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT action, actor_kind, actor_id, details FROM audit_log WHERE workspace_id = %s "
+            "ORDER BY id",
+            (workspace_id,),
+        ).fetchall()
+
+
+def test_merges_and_token_actions_are_audited(client, workspace, database_url):
+    token = workspace.api_token
+    anonymous, email = uuid.uuid4().hex, f"mo.{uuid.uuid4().hex[:8]}@example.com"
+    segment_batch(
+        client,
+        workspace.write_key,
+        [{"type": "track", "anonymousId": anonymous, "event": "Viewed"}],
+    )
+    segment_batch(
+        client,
+        workspace.write_key,
+        [{"type": "identify", "userId": "u-audit", "traits": {"email": email}}],
+    )
+    segment_batch(
+        client,
+        workspace.write_key,
+        [{"type": "identify", "anonymousId": anonymous, "traits": {"email": email}}],
+    )
+    created = ok(
+        gql(
+            client,
+            'mutation { createApiToken(input: {name: "reporting", scopes: ["profiles:read"]}) '
+            "{ apiToken { id } errors { message } } }",
+            token=token,
+        ),
+        "createApiToken",
+    )
+    revoked = gql(
+        client,
+        "mutation($id: ID!) { revokeApiToken(id: $id) { errors { message } } }",
+        {"id": created["apiToken"]["id"]},
+        token,
+    )
+    assert revoked["data"]["revokeApiToken"]["errors"] == []
+    entries = _audit(database_url, workspace.workspace.id)
+    merged = [e for e in entries if e[0] == "profile.merged"]
+    assert merged, entries
+    assert merged[0][1:3] == ("system", "identity-resolution")
+    assert merged[0][3]["trigger"].startswith("message:")
+    actions = [e[0] for e in entries]
+    assert "api_token.created" in actions
+    assert "api_token.revoked" in actions
+    assert all(
+        kind == "api_token" for action, kind, *_ in entries if action.startswith("api_token")
+    )
+    assert email not in str(entries)
+
+
+async def _retention(database_url: str, workspace_id, days):
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
+            await retention.set_workspace_retention(uow, days)
+            await uow.commit()
+        async with UnitOfWork(session_factory(engine)) as uow:
+            periods = await retention.retention_periods(uow)
+        async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
+            deleted = await retention.delete_expired_events(uow, days=days)
+            await uow.commit()
+        return periods, deleted
+    finally:
+        await engine.dispose()
+
+
+def test_a_workspace_retention_period_deletes_only_its_old_events(
+    client, workspace, other_workspace, database_url
+):
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    for ws in (workspace, other_workspace):
+        segment_batch(client, ws.write_key, [
+            {"type": "track", "userId": "r1", "event": "Old", "timestamp": old},
+            {"type": "track", "userId": "r1", "event": "New"},
+        ])  # fmt: skip
+    body = gql(
+        client,
+        "mutation { setEventRetention(days: 30) { days errors { field } } }",
+        token=workspace.api_token,
+    )
+    assert body["data"]["setEventRetention"] == {"days": 30, "errors": []}
+    bad = gql(
+        client,
+        "mutation { setEventRetention(days: 0) { errors { field } } }",
+        token=workspace.api_token,
+    )
+    assert bad["data"]["setEventRetention"]["errors"] == [{"field": "days"}]
+    periods, deleted = asyncio.run(_retention(database_url, workspace.workspace.id, 30))
+    assert (workspace.workspace.id, 30) in periods
+    assert other_workspace.workspace.id not in {w for w, _ in periods}
+    assert deleted == 1
+    with psycopg.connect(database_url) as conn:
+        left = dict(
+            conn.execute(
+                "SELECT workspace_id, count(*) FROM events WHERE workspace_id = ANY(%s) "
+                "GROUP BY workspace_id",
+                ([workspace.workspace.id, other_workspace.workspace.id],),
+            ).fetchall()
+        )
+    assert left == {workspace.workspace.id: 1, other_workspace.workspace.id: 2}
+    shown = gql(client, "{ workspace { eventRetentionDays } }", token=workspace.api_token)
+    assert shown["data"]["workspace"]["eventRetentionDays"] == 30
