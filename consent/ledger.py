@@ -50,6 +50,19 @@ class ConsentChange:
     ip: str | None = None
     user_agent: str | None = None
 
+    def params(self) -> dict[str, Any]:
+        """The change's columns as statement parameters (ledger and pending confirmations)."""
+        return {
+            "purpose": self.purpose,
+            "channel": self.channel,
+            "status": self.status.value,
+            "basis": self.lawful_basis.value,
+            "source": self.source,
+            "notice": self.notice_version,
+            "ip": self.ip,
+            "ua": self.user_agent,
+        }
+
 
 def consent_change(
     *,
@@ -166,14 +179,7 @@ async def append(
                 "ws": uow.workspace_id,
                 "id": record_id,
                 "profile_id": profile_id,
-                "purpose": change.purpose,
-                "channel": change.channel,
-                "status": change.status.value,
-                "basis": change.lawful_basis.value,
-                "source": change.source,
-                "notice": change.notice_version,
-                "ip": change.ip,
-                "ua": change.user_agent,
+                **change.params(),
                 "actor": str(actor),
                 "now": now,
             },
