@@ -1,6 +1,7 @@
 """Normalizing identifiers, so that one person's spellings meet in one key."""
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -32,6 +33,9 @@ def normalize_phone(value: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+# A workspace uses a handful of kinds, and a batch repeats them on every item.
+# Only valid kinds are cached: a raised error is not.
+@lru_cache(maxsize=1024)
 def normalize_kind(kind: str) -> str:
     cleaned = kind.strip().lower()
     if not _KIND.match(cleaned):
@@ -42,7 +46,7 @@ def normalize_kind(kind: str) -> str:
 def normalize(kind: str, value: object, *, default_region: str | None = None) -> Identifier:
     """Normalize one identifier, or raise IdentifierError saying why not."""
     kind = normalize_kind(kind)
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise IdentifierError("value must be a string")
     text = str(value).strip()
     if not text:

@@ -25,9 +25,12 @@ from cdp import queries
 from cdp.model import ANONYMOUS_ID, USER_ID, Identifier, Message
 from cdp.resolution import KindRule, Resolver, Rules
 from cdp.traits import ProfileState
+from consent import audit
 from domain.ids import new_id
 from domain.sqlparams import array_literal, json_rows
 from domain.uow import UnitOfWork
+
+IDENTITY_RESOLUTION = audit.Actor.system("identity-resolution")
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,17 @@ class Operation:
 @dataclass
 class Outcome:
     profile_ids: list[UUID] = field(default_factory=list)
+    # Each profile in profile_ids as this batch wrote it, so that a caller can
+    # answer without reading them back.
+    profiles: dict[UUID, queries.ProfileRow] = field(default_factory=dict)
 
 
 def lock_key(workspace_id: UUID, identifier: Identifier) -> int:
-    raw = workspace_id.bytes + identifier.kind.encode() + b"\0" + identifier.value.encode()
+    return _lock_key(workspace_id.bytes, identifier)
+
+
+def _lock_key(workspace: bytes, identifier: Identifier) -> int:
+    raw = workspace + identifier.kind.encode() + b"\0" + identifier.value.encode()
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
 
 
@@ -130,7 +140,8 @@ async def merge_rules(uow: UnitOfWork) -> Rules:
 
 
 async def lock_identifiers(uow: UnitOfWork, identifiers: set[Identifier]) -> None:
-    keys = sorted({lock_key(uow.workspace_id, i) for i in identifiers})
+    workspace = uow.workspace_id.bytes  # a computed property: once, not per identifier
+    keys = sorted({_lock_key(workspace, i) for i in identifiers})
     await uow.execute(
         text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
         {"keys": array_literal(keys)},
@@ -200,44 +211,40 @@ def _event_rows(events: list[tuple[UUID, Message]]) -> str:
     )
 
 
-# Every write of a batch in one statement: data-modifying CTEs all run, on one
-# snapshot, and none of them reads what another writes. One round trip instead
-# of five is most of what a batch costs outside PostgreSQL itself.
+# Every write of a batch in one statement: data-modifying CTEs all run to
+# completion, on one snapshot, whether or not the final SELECT reads them, and
+# none of them reads what another writes. One round trip instead of five is most
+# of what a batch costs outside PostgreSQL itself. It answers with the creation
+# time of the profiles it updated: the rest of each written row is known here.
 _WRITE_BATCH = text(
     "WITH new_profiles AS ("
     " INSERT INTO profiles (workspace_id, id, traits, trait_meta, computed, created_at, updated_at)"
     " SELECT :ws, r.id, r.t, r.m, r.c, :now, :now"
-    " FROM jsonb_to_recordset(CAST(:created AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb)"
-    " RETURNING 1),"
+    " FROM jsonb_to_recordset(CAST(:created AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb)),"
     " new_identities AS ("
     " INSERT INTO identities (workspace_id, kind, value, profile_id, created_at)"
     " SELECT :ws, r.kind, r.value, r.pid, :now"
     " FROM jsonb_to_recordset(CAST(:identities AS jsonb)) AS r(kind text, value text, pid uuid)"
-    " ON CONFLICT (workspace_id, kind, value) DO UPDATE SET profile_id = EXCLUDED.profile_id"
-    " RETURNING 1),"
+    " ON CONFLICT (workspace_id, kind, value) DO UPDATE SET profile_id = EXCLUDED.profile_id),"
     " new_conflicts AS ("
     " INSERT INTO identity_conflicts (workspace_id, id, kind, value, held_by, claimed_by, rule,"
     " trigger, created_at)"
     " SELECT :ws, r.id, r.kind, r.value, r.held, r.claimed, r.rule, r.trig, :now"
     " FROM jsonb_to_recordset(CAST(:conflicts AS jsonb)) AS r(id uuid, kind text, value text,"
-    " held uuid, claimed uuid, rule text, trig text)"
-    " RETURNING 1),"
+    " held uuid, claimed uuid, rule text, trig text)),"
     " new_events AS ("
     " INSERT INTO events (workspace_id, id, timestamp, profile_id, type, name, message_id,"
     " received_at, properties, context)"
     " SELECT :ws, r.id, r.ts, r.pid, r.type, r.name, r.mid, r.rat, r.props, r.ctx"
     " FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS r(id uuid, ts timestamptz, pid uuid,"
-    " type text, name text, mid text, rat timestamptz, props jsonb, ctx jsonb)"
-    " RETURNING 1),"
+    " type text, name text, mid text, rat timestamptz, props jsonb, ctx jsonb)),"
     " updated AS ("
     " UPDATE profiles p SET traits = r.t, trait_meta = r.m, computed = r.c, updated_at = :now"
     " FROM jsonb_to_recordset(CAST(:updated AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb)"
     # The id list lets the primary key find the rows whatever the estimates.
     " WHERE p.workspace_id = :ws AND p.id = ANY(CAST(:updated_ids AS uuid[])) AND p.id = r.id"
-    " RETURNING 1)"
-    " SELECT (SELECT count(*) FROM new_profiles) + (SELECT count(*) FROM new_identities)"
-    " + (SELECT count(*) FROM new_conflicts) + (SELECT count(*) FROM new_events)"
-    " + (SELECT count(*) FROM updated)"
+    " RETURNING p.id, p.created_at)"
+    " SELECT id, created_at FROM updated"
 )
 
 
@@ -247,7 +254,10 @@ async def _write_batch(
     states: dict[UUID, ProfileState],
     existing: set[UUID],
     events: list[tuple[UUID, Message]],
-) -> None:
+    *,
+    now: datetime,
+) -> dict[UUID, datetime]:
+    """Write the batch; the creation time of each existing profile it updated."""
     plan = resolver.plan
     persisted = [m for m in plan.merges if m.source in existing]
     if persisted:
@@ -277,11 +287,11 @@ async def _write_batch(
     identities = [
         {"kind": i.kind, "value": i.value, "pid": resolver.survivor(p)} for i, p in plan.attached
     ]
-    await uow.execute(
+    rows = await uow.execute(
         _WRITE_BATCH,
         {
             "ws": uow.workspace_id,
-            "now": uow.clock.now(),
+            "now": now,
             "created": _state_rows(states, created),
             "identities": json_rows(identities),
             "conflicts": json_rows(conflicts),
@@ -290,6 +300,7 @@ async def _write_batch(
             "updated_ids": array_literal(survivors),
         },
     )
+    return {row.id: row.created_at for row in rows}
 
 
 async def merge_rows(
@@ -299,8 +310,9 @@ async def merge_rows(
     targets: list[UUID],
     rules: list[str],
     triggers: list[str],
+    actor: audit.Actor = IDENTITY_RESOLUTION,
 ) -> None:
-    """Point everything of each source at its target and record the merges."""
+    """Point everything of each source at its target, and record and audit the merges."""
     pairs_json = json_rows([{"src": a, "tgt": b} for a, b in zip(sources, targets, strict=True)])
     params = {"ws": uow.workspace_id, "pairs": pairs_json, "src": array_literal(sources)}
     pairs = "jsonb_to_recordset(CAST(:pairs AS jsonb)) AS m(src uuid, tgt uuid)"
@@ -349,6 +361,16 @@ async def merge_rows(
                 ]
             ),
         },
+    )
+    await audit.record_many(
+        uow,
+        actor,
+        "profile.merged",
+        object_type="profile",
+        items=[
+            (b, {"source_profile_id": str(a), "rule": r, "trigger": t})
+            for a, b, r, t in zip(sources, targets, rules, triggers, strict=True)
+        ],
     )
 
 
@@ -413,6 +435,13 @@ async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
                 op.event.name if op.event.type == "track" else None, op.event.properties, op.at
             )
             events.append((profile_id, op.event))
-    existing = set(involved)
-    await _write_batch(uow, resolver, states, existing, events)
-    return Outcome(profile_ids=[resolver.survivor(assigned[k]) for k in range(len(operations))])
+    now = uow.clock.now()
+    updated = await _write_batch(uow, resolver, states, set(involved), events, now=now)
+    profile_ids = [resolver.survivor(assigned[k]) for k in range(len(operations))]
+    profiles = {}
+    for p in dict.fromkeys(profile_ids):
+        state = states[p]
+        profiles[p] = queries.ProfileRow(
+            p, state.traits, state.meta, state.computed, updated.get(p, now), now
+        )
+    return Outcome(profile_ids=profile_ids, profiles=profiles)

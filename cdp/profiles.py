@@ -14,6 +14,7 @@ from cdp import ingest, queries
 from cdp.ingest import Operation
 from cdp.model import Identifier
 from cdp.resolution import Resolver
+from consent import audit
 from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.uow import UnitOfWork
 
@@ -40,6 +41,9 @@ class UpsertResult:
     profile_ids: list[UUID] = field(default_factory=list)
     errors: list[ItemError] = field(default_factory=list)
     replayed: bool = False
+    # Each profile as this call wrote it; empty for a replay, whose profiles may
+    # have changed (or merged) since the first call.
+    profiles: dict[UUID, queries.ProfileRow] = field(default_factory=dict)
 
 
 def _validate(
@@ -152,6 +156,7 @@ async def upsert_profiles(
         )
     outcome = await ingest.apply(uow, operations)
     result.profile_ids = outcome.profile_ids
+    result.profiles = outcome.profiles
     if idempotency_key is not None:
         await uow.execute(
             text(
@@ -164,7 +169,12 @@ async def upsert_profiles(
 
 
 async def merge_profiles(
-    uow: UnitOfWork, target_id: UUID, source_id: UUID, *, trigger: str
+    uow: UnitOfWork,
+    target_id: UUID,
+    source_id: UUID,
+    *,
+    trigger: str,
+    actor: audit.Actor = ingest.IDENTITY_RESOLUTION,
 ) -> UUID:
     """Merge `source` into `target` on a person's word; the identity rules still hold."""
     if target_id == source_id:
@@ -187,7 +197,7 @@ async def merge_profiles(
         raise ConflictError(f"these profiles cannot merge: {blocking}", field="sourceId")
     states[target].absorb(states[source])
     await ingest.merge_rows(
-        uow, sources=[source], targets=[target], rules=["manual"], triggers=[trigger]
+        uow, sources=[source], targets=[target], rules=["manual"], triggers=[trigger], actor=actor
     )
     await ingest.save_states(uow, states, [target])
     return target

@@ -91,6 +91,9 @@ class Resolver:
 
     def survivor(self, profile_id: UUID) -> UUID:
         """Where a profile ended up after this batch's merges."""
+        if not self._merged_into:
+            # Most batches merge nothing; a UUID hashes in Python, so skip the lookup.
+            return profile_id
         while profile_id in self._merged_into:
             profile_id = self._merged_into[profile_id]
         return profile_id

@@ -7,6 +7,7 @@ Computed traits follow the Segment e-commerce spec events incrementally.
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 PRODUCT_FIELDS = (
@@ -22,6 +23,9 @@ CHECKOUT_STARTED = "Checkout Started"
 ORDER_COMPLETED = "Order Completed"
 
 
+# A bulk upsert stamps every item with the same time; formatting it once per
+# item was a measurable part of a batch.
+@lru_cache(maxsize=256)
 def stamp(at: datetime) -> str:
     """A sortable UTC timestamp: equal formats compare correctly as strings."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
