@@ -110,6 +110,62 @@ def test_idempotency_key_replays_and_refuses_other_payloads(client, workspace):
     assert other["errors"][0]["field"] == "idempotencyKey"
 
 
+PROFILE_FIELDS = """
+    id traits createdAt updatedAt traitSources { key source at }
+    computedTraits { firstSeen orderCount }
+"""
+UPSERT_FULL = (
+    "mutation($input: [ProfileUpsertInput!]!) { upsertProfiles(input: $input) "
+    f"{{ profiles {{ {PROFILE_FIELDS} }} errors {{ index }} }} }}"
+)
+NODE = f"query($id: ID!) {{ node(id: $id) {{ ... on Profile {{ {PROFILE_FIELDS} }} }} }}"
+
+
+def test_upsert_answers_with_the_profiles_as_a_later_read_sees_them(client, workspace):
+    # The payload is built from what the call wrote, not read back: it must
+    # agree with a read for new, updated, repeated and merged profiles alike.
+    token = workspace.api_token
+    upsert(
+        client,
+        token,
+        [
+            {"identifiers": [{"kind": "email", "value": "ines@example.com"}], "traits": {"a": 1}},
+            {"identifiers": [{"kind": "email", "value": "ola@example.com"}]},
+            {"identifiers": [{"kind": "user_id", "value": "ola-1"}], "traits": {"b": 2}},
+        ],
+    )
+    body = gql(
+        client,
+        UPSERT_FULL,
+        {
+            "input": [
+                {
+                    "identifiers": [{"kind": "email", "value": "ines@example.com"}],
+                    "traits": {"plan": "pro", "nested": {"z": 1, "y": [1, 2.5, None]}},
+                },
+                {"identifiers": [{"kind": "user_id", "value": "new-1"}], "traits": {"n": "x"}},
+                {"identifiers": [{"kind": "user_id", "value": "new-1"}]},
+                {
+                    "identifiers": [
+                        {"kind": "email", "value": "ola@example.com"},
+                        {"kind": "user_id", "value": "ola-1"},
+                    ],
+                    "traits": {"c": 3},
+                },
+            ]
+        },
+        token=token,
+    )
+    assert body.get("errors") is None, body
+    written = body["data"]["upsertProfiles"]["profiles"]
+    assert len(written) == 4
+    assert written[1]["id"] == written[2]["id"]
+    for profile in written:
+        read = gql(client, NODE, {"id": profile["id"]}, token=token)["data"]["node"]
+        assert read == profile
+    assert written[3]["traits"] == {"b": 2, "c": 3}
+
+
 def test_more_than_a_thousand_is_refused(client, workspace):
     items = [{"identifiers": [{"kind": "user_id", "value": f"bulk-{i}"}]} for i in range(1001)]
     result = upsert(client, workspace.api_token, items)
