@@ -5,8 +5,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from dramatiq.brokers.stub import StubBroker
 
-from cdp import retention
+from cdp import actors, retention
+from domain import jobs
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
 from tests.conftest import gql
@@ -87,6 +89,14 @@ async def _retention(database_url: str, workspace_id, days):
         await engine.dispose()
 
 
+async def _run_actor(runtime: jobs.JobRuntime) -> None:
+    try:
+        # The actor body itself; dramatiq wraps it to run on its own event loop thread.
+        await actors.enforce_workspace_retention.fn.__wrapped__()
+    finally:
+        await runtime.close()
+
+
 def test_a_workspace_retention_period_deletes_only_its_old_events(
     client, workspace, other_workspace, database_url
 ):
@@ -112,6 +122,25 @@ def test_a_workspace_retention_period_deletes_only_its_old_events(
     assert (workspace.workspace.id, 30) in periods
     assert other_workspace.workspace.id not in {w for w, _ in periods}
     assert deleted == 1
+    # The periodic actor does the same for every workspace, and audits what it deleted.
+    segment_batch(
+        client,
+        workspace.write_key,
+        [{"type": "track", "userId": "r2", "event": "Old", "timestamp": old}],
+    )
+    runtime = jobs.configure(database_url=database_url, role=APP_ROLE, broker=StubBroker())
+    try:
+        asyncio.run(_run_actor(runtime))
+    finally:
+        jobs._runtime = None
+    entries = [
+        e
+        for e in _audit(database_url, workspace.workspace.id)
+        if e[0] == "retention.events_deleted"
+    ]
+    assert [(e[1], e[2], e[3]) for e in entries] == [
+        ("system", "retention", {"days": 30, "events": 1})
+    ]
     with psycopg.connect(database_url) as conn:
         left = dict(
             conn.execute(
