@@ -238,12 +238,8 @@ _WRITE_BATCH = text(
     " SELECT :ws, r.id, r.ts, r.pid, r.type, r.name, r.mid, r.rat, r.props, r.ctx"
     " FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS r(id uuid, ts timestamptz, pid uuid,"
     " type text, name text, mid text, rat timestamptz, props jsonb, ctx jsonb)),"
-    " updated AS ("
-    " UPDATE profiles p SET traits = r.t, trait_meta = r.m, computed = r.c, updated_at = :now"
-    " FROM jsonb_to_recordset(CAST(:updated AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb)"
-    # The id list lets the primary key find the rows whatever the estimates.
-    " WHERE p.workspace_id = :ws AND p.id = ANY(CAST(:updated_ids AS uuid[])) AND p.id = r.id"
-    " RETURNING p.id, p.created_at)"
+    # Profiles are updated by primary key, one by one (see migration 0005).
+    " updated AS (SELECT * FROM cdp_update_profiles(:ws, CAST(:updated AS jsonb), :now))"
     " SELECT id, created_at FROM updated"
 )
 
@@ -297,7 +293,6 @@ async def _write_batch(
             "conflicts": json_rows(conflicts),
             "events": _event_rows(events),
             "updated": _state_rows(states, survivors),
-            "updated_ids": array_literal(survivors),
         },
     )
     return {row.id: row.created_at for row in rows}
@@ -387,18 +382,8 @@ async def save_states(uow: UnitOfWork, states: dict[UUID, ProfileState], ids_: l
     if not ids_:
         return
     await uow.execute(
-        text(
-            "UPDATE profiles p SET traits = r.t, trait_meta = r.m, computed = r.c, updated_at = :now "
-            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb) "
-            # The id list lets the primary key find the rows whatever the estimates.
-            "WHERE p.workspace_id = :ws AND p.id = ANY(CAST(:ids AS uuid[])) AND p.id = r.id"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "now": uow.clock.now(),
-            "rows": _state_rows(states, ids_),
-            "ids": array_literal(ids_),
-        },
+        text("SELECT count(*) FROM cdp_update_profiles(:ws, CAST(:rows AS jsonb), :now)"),
+        {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": _state_rows(states, ids_)},
     )
 
 
