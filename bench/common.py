@@ -5,6 +5,7 @@ on the same machine, and the ratio between them.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -12,9 +13,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import httpx
+import psutil
 
 from domain import migrate
 from tests.support.database import APP_ROLE, create_database, drop_database, server_url
@@ -56,8 +60,61 @@ def create_workspace(database_url: str) -> dict[str, str]:
     return dict(json.loads(out.stdout))
 
 
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    pid: int
+
+
+class CpuMeter:
+    """CPU seconds spent over a span by the API server (all its processes) and by PostgreSQL.
+
+    It tells where a request's cost goes: the two together bound what this
+    machine can do, whatever the concurrency.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = psutil.Process(server.pid)
+        self.server_seconds = 0.0
+        self.postgres_seconds = 0.0
+
+    def _server_cpu(self) -> float:
+        total = 0.0
+        for proc in [self._server, *self._server.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    @staticmethod
+    def _postgres_cpu() -> float:
+        total = 0.0
+        for proc in psutil.process_iter(["name"]):
+            if (proc.info["name"] or "").startswith("postgres"):
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        return total
+
+    def __enter__(self) -> Self:
+        self._start = (self._server_cpu(), self._postgres_cpu())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server_seconds = self._server_cpu() - self._start[0]
+        self.postgres_seconds = self._postgres_cpu() - self._start[1]
+
+    def per(self, count: int, unit: str) -> str:
+        return (
+            f"CPU per {unit}: server {self.server_seconds / count * 1000:.2f} ms, "
+            f"PostgreSQL {self.postgres_seconds / count * 1000:.2f} ms "
+            f"(backends that ended during the run are not counted)"
+        )
+
+
 @contextmanager
-def running_server(database_url: str) -> Iterator[tuple[str, int]]:
+def running_server(database_url: str) -> Iterator[Server]:
     port = free_port()
     log = Path(os.environ.get("BENCH_SERVER_LOG", os.devnull)).open("w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -75,7 +132,7 @@ def running_server(database_url: str) -> Iterator[tuple[str, int]]:
                 time.sleep(0.1)
         else:
             raise RuntimeError("server did not start")
-        yield "127.0.0.1", port
+        yield Server("127.0.0.1", port, proc.pid)
     finally:
         proc.terminate()
         proc.wait(20)

@@ -17,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 
-from bench.common import create_workspace, drive, fresh_database, http_request, running_server
+from bench.common import (
+    CpuMeter,
+    create_workspace,
+    drive,
+    fresh_database,
+    http_request,
+    running_server,
+)
 
 USERS = 100_000
 PER_REQUEST = 100
@@ -112,12 +119,13 @@ def main() -> None:
             )
             for i in range(0, len(events), PER_REQUEST)
         ]
-        with running_server(database_url) as (host, port):
+        with running_server(database_url) as server:
             warm, rest = requests[:20], requests[20:]
-            asyncio.run(drive(host, port, warm, connections=args.connections))
-            seconds, latencies, statuses = asyncio.run(
-                drive(host, port, rest, connections=args.connections)
-            )
+            asyncio.run(drive(server.host, server.port, warm, connections=args.connections))
+            with CpuMeter(server) as cpu:
+                seconds, latencies, statuses = asyncio.run(
+                    drive(server.host, server.port, rest, connections=args.connections)
+                )
         bad = [s for s in statuses if s != 200]
         sent = sum(1 for s in statuses if s == 200) * PER_REQUEST
         rate = sent / seconds
@@ -127,6 +135,7 @@ def main() -> None:
     print(f"ingest /v1/batch: {rate:,.0f} events/s over {seconds:.1f}s ({len(rest)} requests, "
           f"{args.connections} connections, {len(bad)} non-200)")  # fmt: skip
     print(f"  request latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms")
+    print(f"  {cpu.per(len(rest), f'request of {PER_REQUEST} events')}")
     print(f"baseline raw COPY into events: {baseline:,.0f} events/s")
     print(f"ratio ingest / COPY: {rate / baseline:.3f}")
     print(f"target 15,000 events/s: {'MET' if rate >= 15_000 else 'NOT MET'}")

@@ -23,6 +23,7 @@ import orjson
 import psycopg
 
 from bench.common import (
+    CpuMeter,
     _read_response,
     create_workspace,
     fresh_database,
@@ -149,9 +150,11 @@ def main() -> None:
             )
             for e in emails
         ]
-        with running_server(database_url) as (host, port):
+        with running_server(database_url) as server:
+            host, port = server.host, server.port
             asyncio.run(run_http(host, port, requests[:200], None))
-            closed, statuses, seconds = asyncio.run(run_http(host, port, requests, None))
+            with CpuMeter(server) as cpu:
+                closed, statuses, seconds = asyncio.run(run_http(host, port, requests, None))
             paced, paced_statuses, _ = asyncio.run(run_http(host, port, requests, args.rate))
         sql = asyncio.run(run_sql(database_url, ws["workspace_id"], emails))
     bad = sum(1 for s in statuses + paced_statuses if s != 200)
@@ -159,6 +162,7 @@ def main() -> None:
         f"closed loop: {len(closed) / seconds:,.0f} lookups/s with {CLIENTS} clients ({bad} non-200)"
     )
     c50, _ = report("  GraphQL lookup, closed loop", closed)
+    print(f"  {cpu.per(len(closed), 'lookup')}")
     p50, p99 = report(f"  GraphQL lookup, paced at {args.rate:.0f}/s", paced)
     s50, _ = report("baseline raw SQL (2 statements), closed loop", sql)
     print(f"ratio closed-loop p50 GraphQL / raw SQL: {c50 / s50:.2f}")

@@ -14,7 +14,14 @@ import uuid
 import orjson
 import psycopg
 
-from bench.common import create_workspace, drive, fresh_database, http_request, running_server
+from bench.common import (
+    CpuMeter,
+    create_workspace,
+    drive,
+    fresh_database,
+    http_request,
+    running_server,
+)
 
 BATCH = 1000
 MUTATION = (
@@ -71,11 +78,12 @@ def main() -> None:
             )
             for i in range(0, args.profiles, BATCH)
         ]
-        with running_server(database_url) as (host, port):
-            asyncio.run(drive(host, port, requests[:2], connections=1))
-            seconds, latencies, statuses = asyncio.run(
-                drive(host, port, requests[2:], connections=args.connections)
-            )
+        with running_server(database_url) as server:
+            asyncio.run(drive(server.host, server.port, requests[:2], connections=1))
+            with CpuMeter(server) as cpu:
+                seconds, latencies, statuses = asyncio.run(
+                    drive(server.host, server.port, requests[2:], connections=args.connections)
+                )
         done = sum(1 for s in statuses if s == 200) * BATCH
         rate = done / seconds
         baseline = copy_baseline(database_url, ws["workspace_id"], make_items(args.profiles))
@@ -84,6 +92,7 @@ def main() -> None:
     print(f"upsertProfiles: {rate:,.0f} profiles/s over {seconds:.1f}s "
           f"({len(statuses)} calls of {BATCH}, {args.connections} connections)")  # fmt: skip
     print(f"  call latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms")
+    print(f"  {cpu.per(len(statuses), f'call of {BATCH}')}")
     print(f"baseline raw COPY of profiles + identities: {baseline:,.0f} profiles/s")
     print(f"ratio upsert / COPY: {rate / baseline:.3f}")
     print(f"target 10,000 profiles/s: {'MET' if rate >= 10_000 else 'NOT MET'}")
