@@ -158,7 +158,8 @@ async def load_profiles(
     # merge, so they are not loaded.
     rows = await uow.execute(
         text(
-            "SELECT p.id, p.traits, p.trait_meta, p.computed, h.held FROM profiles p "
+            "SELECT p.id, p.traits, p.trait_meta, p.computed, p.restricted_at IS NOT NULL "
+            "AS restricted, h.held FROM profiles p "
             "CROSS JOIN LATERAL (SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value)), "
             "'[]'::jsonb) AS held FROM identities i WHERE i.workspace_id = p.workspace_id "
             "AND i.profile_id = p.id AND i.kind <> 'anonymous_id') AS h "
@@ -170,7 +171,9 @@ async def load_profiles(
     states: dict[UUID, ProfileState] = {}
     holdings: dict[UUID, set[Identifier]] = {p: set() for p in profile_ids}
     for r in rows:
-        states[r.id] = ProfileState(dict(r.traits), dict(r.trait_meta), dict(r.computed))
+        states[r.id] = ProfileState(
+            dict(r.traits), dict(r.trait_meta), dict(r.computed), restricted=r.restricted
+        )
         holdings[r.id] = {Identifier(kind, value) for kind, value in r.held}
     return states, holdings
 
@@ -372,7 +375,13 @@ async def merge_rows(
 def _state_rows(states: dict[UUID, ProfileState], ids_: list[UUID]) -> str:
     return json_rows(
         [
-            {"id": p, "t": states[p].traits, "m": states[p].meta, "c": states[p].computed}
+            {
+                "id": p,
+                "t": states[p].traits,
+                "m": states[p].meta,
+                "c": states[p].computed,
+                "r": states[p].restricted,
+            }
             for p in ids_
         ]
     )
@@ -413,12 +422,15 @@ async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
         op = operations[k]
         profile_id = resolver.survivor(assigned[k])
         state = states[profile_id]
-        if op.traits:
+        if op.traits and not state.restricted:
             state.apply_traits(op.traits, op.at, op.trait_source)
         if op.event is not None:
-            state.apply_event(
-                op.event.name if op.event.type == "track" else None, op.event.properties, op.at
-            )
+            if not state.restricted:
+                state.apply_event(
+                    op.event.name if op.event.type == "track" else None,
+                    op.event.properties,
+                    op.at,
+                )
             events.append((profile_id, op.event))
     now = uow.clock.now()
     updated = await _write_batch(uow, resolver, states, set(involved), events, now=now)

@@ -12,6 +12,7 @@ from cdp.traits import stamp
 from domain import subjects
 from domain.errors import ValidationError
 from domain.personal_data import Subject
+from domain.sqlparams import array_literal
 from domain.uow import UnitOfWork
 
 
@@ -67,6 +68,18 @@ class ProfileDirectory:
             state.meta[key] = {"at": stamp(at), "source": "rectification"}
         await ingest.save_states(uow, states, [survivor])
         return sorted(corrections)
+
+    async def restrict(self, uow: UnitOfWork, subject: Subject, at: datetime | None) -> int:
+        if not subject.profile_ids:
+            return 0
+        result = await uow.execute(
+            text(
+                "UPDATE profiles SET restricted_at = CAST(:at AS timestamptz) "
+                "WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ws": uow.workspace_id, "ids": array_literal(subject.profile_ids), "at": at},
+        )
+        return int(result.rowcount or 0)
 
 
 subjects.register(ProfileDirectory())

@@ -34,6 +34,8 @@ profiles = Table(
     Column("computed", JSONB, nullable=False, server_default=text("'{}'::jsonb"), info=PERSONAL),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
+    # Set while the person has restricted processing (GDPR Art. 18).
+    Column("restricted_at", TS),
     PrimaryKeyConstraint("workspace_id", "id"),
     Index(
         "ix_profiles_traits",

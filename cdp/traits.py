@@ -36,6 +36,9 @@ class ProfileState:
     traits: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, dict[str, str]] = field(default_factory=dict)
     computed: dict[str, Any] = field(default_factory=dict)
+    # A data subject's restriction of processing (GDPR Art. 18): what arrives is
+    # stored, but traits and computed traits stay as they were until it is lifted.
+    restricted: bool = False
 
     def apply_traits(self, traits: dict[str, Any], at: datetime, source: str) -> None:
         when = stamp(at)
@@ -85,7 +88,8 @@ class ProfileState:
         self.computed["cart"] = {"at": when, "items": change(items)}
 
     def absorb(self, other: "ProfileState") -> None:
-        """Fold a merged-away profile into this one."""
+        """Fold a merged-away profile into this one; a restriction follows the person."""
+        self.restricted = self.restricted or other.restricted
         for key, value in other.traits.items():
             theirs = other.meta.get(key, {"at": "", "source": "merge"})
             ours = self.meta.get(key)

@@ -32,6 +32,10 @@ class SubjectDirectory(Protocol):
         """Set (or, for a null value, remove) traits on the subject; returns the keys changed."""
         ...
 
+    async def restrict(self, uow: UnitOfWork, subject: Subject, at: datetime | None) -> int:
+        """Restrict processing of the subject's profiles from `at`, or lift it (None)."""
+        ...
+
 
 _directory: SubjectDirectory | None = None
 

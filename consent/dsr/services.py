@@ -386,6 +386,10 @@ async def carry_out(uow: UnitOfWork, keys: Keys, request_id: UUID) -> DataSubjec
             source=f"data-subject-request:{request.id}",
             object_id=request.id,
         )
+        if restriction:
+            details["restricted_profiles"] = await subjects.directory().restrict(
+                uow, subject, uow.clock.now()
+            )
     await _set_status(uow, request, RequestStatus.COMPLETED, completed_at=uow.clock.now())
     await audit.record(
         uow,
@@ -406,6 +410,8 @@ async def lift_restriction(
     subject = await directory.find(uow, kind, value)
     pairs = subject.identifiers if subject else ((kind, value),)
     digests = keys.digests(uow.workspace_id, pairs)
+    if subject is not None:
+        await directory.restrict(uow, subject, None)
     return await suppression.lift(
         uow,
         actor,

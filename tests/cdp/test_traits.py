@@ -76,3 +76,13 @@ def test_rfm_scores():
         "monetary": 5,
     }
     assert rfm(state.computed, T0 + timedelta(days=400))["recency"] == 1
+
+
+def test_a_restriction_follows_the_person_through_a_merge():
+    survivor, restricted = ProfileState(), ProfileState(restricted=True)
+    survivor.absorb(restricted)
+    assert survivor.restricted is True
+    assert ProfileState(restricted=True).restricted
+    free = ProfileState()
+    free.absorb(ProfileState())
+    assert free.restricted is False

@@ -226,6 +226,20 @@ def test_rectification_restriction_and_objection(client, workspace, worker):
     answer = profile_by_email(client, token, person.email, gate)["contactable"]
     assert answer == {"allowed": False, "reason": answer["reason"]}
     assert answer["reason"].startswith("suppressed: restricted")
+    # While restricted, what arrives is stored but not processed into the profile.
+    restricted_view = (
+        "traits computedTraits { orderCount } events(first: 50) { edges { node { name } } }"
+    )
+    before = profile_by_email(client, token, person.email, restricted_view)
+    segment_batch(client, workspace.write_key, [
+        {"type": "identify", "userId": person.user_id, "traits": {"plan": "gold"}},
+        {"type": "track", "userId": person.user_id, "event": "Order Completed",
+         "properties": {"order_id": "o-2", "revenue": 50}},
+    ])  # fmt: skip
+    during = profile_by_email(client, token, person.email, restricted_view)
+    assert during["traits"] == before["traits"]
+    assert during["computedTraits"] == before["computedTraits"]
+    assert len(during["events"]["edges"]) == len(before["events"]["edges"]) + 2
     lifted = gql(
         client,
         'mutation($v: String!) { liftRestriction(identifier: {kind: "email", value: $v}) '
@@ -235,6 +249,12 @@ def test_rectification_restriction_and_objection(client, workspace, worker):
     )["data"]["liftRestriction"]
     assert lifted["lifted"] >= 1
     assert profile_by_email(client, token, person.email, gate)["contactable"]["allowed"] is True
+    segment_batch(
+        client,
+        workspace.write_key,
+        [{"type": "identify", "userId": person.user_id, "traits": {"plan": "gold"}}],
+    )
+    assert profile_by_email(client, token, person.email, "traits")["traits"]["plan"] == "gold"
 
     objected = _request(client, token, "email", person.email, "OBJECTION")
     assert _wait(client, token, objected["id"])["status"] == "COMPLETED"
