@@ -21,6 +21,7 @@ from domain.personal_data import Subject
 UNSUBSCRIBE = "cdp.unsubscribe"
 PREFERENCES = "cdp.preferences"
 CONFIRM = "cdp.confirm-consent"
+_SHA256 = {"digest_method": hashlib.sha256}
 
 
 class LinkError(AuthorizationError):
@@ -49,21 +50,25 @@ class Keys:
         """The subject with the digests of its identifiers filled in."""
         return replace(subject, digests=self.digests(subject.workspace_id, subject.identifiers))
 
+    def _timed(self, use: str) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._secret, salt=use, signer_kwargs=_SHA256)
+
+    def _untimed(self, use: str) -> URLSafeSerializer:
+        return URLSafeSerializer(self._secret, salt=use, signer_kwargs=_SHA256)
+
     def sign(self, use: str, payload: dict[str, Any]) -> str:
-        return URLSafeTimedSerializer(self._secret, salt=use).dumps(payload)
+        return self._timed(use).dumps(payload)
 
     def sign_forever(self, use: str, payload: dict[str, Any]) -> str:
         # Unsubscribe links must keep working for as long as the mail is read.
-        return URLSafeSerializer(self._secret, salt=use).dumps(payload)
+        return self._untimed(use).dumps(payload)
 
     def verify(self, use: str, token: str, *, max_age: int | None = None) -> dict[str, Any]:
         try:
             if max_age is None:
-                payload = URLSafeSerializer(self._secret, salt=use).loads(token)
+                payload = self._untimed(use).loads(token)
             else:
-                payload = URLSafeTimedSerializer(self._secret, salt=use).loads(
-                    token, max_age=max_age
-                )
+                payload = self._timed(use).loads(token, max_age=max_age)
         except SignatureExpired as exc:
             raise LinkError("this link has expired") from exc
         except BadData as exc:

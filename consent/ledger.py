@@ -260,3 +260,22 @@ async def history(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> list[ConsentR
         {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     return [_record(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Notice:
+    purpose: str
+    version: str
+    text: str
+
+
+async def latest_notices(uow: UnitOfWork) -> dict[str, Notice]:
+    """Each purpose's newest notice: what a person is shown when asked to consent."""
+    rows = await uow.execute(
+        text(
+            "SELECT DISTINCT ON (purpose) purpose, version, text FROM consent_notices "
+            "WHERE workspace_id = :ws ORDER BY purpose, created_at DESC, version DESC"
+        ),
+        {"ws": uow.workspace_id},
+    )
+    return {r.purpose: Notice(r.purpose, r.version, r.text) for r in rows}

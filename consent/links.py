@@ -124,7 +124,13 @@ async def withdraw(
 
 
 def _by_link(
-    *, purpose: str, channel: str, status: ConsentStatus, source: str, origin: Origin
+    *,
+    purpose: str,
+    channel: str,
+    status: ConsentStatus,
+    source: str,
+    origin: Origin,
+    notice_version: str | None = None,
 ) -> ledger.ConsentChange:
     return ledger.consent_change(
         purpose=purpose,
@@ -132,6 +138,7 @@ def _by_link(
         status=status,
         lawful_basis=LawfulBasis.CONSENT.value,
         source=source,
+        notice_version=notice_version,
         ip=origin.ip,
         user_agent=origin.user_agent,
     )
@@ -166,8 +173,15 @@ async def set_preference(
 ) -> ConsentRecord:
     actor = audit.Actor.subject_link(PREFERENCE_SOURCE)
     status = ConsentStatus.GRANTED if granted else ConsentStatus.WITHDRAWN
+    # A grant records the notice the page showed for the purpose.
+    notice = (await ledger.latest_notices(uow)).get(purpose.strip().lower()) if granted else None
     change = _by_link(
-        purpose=purpose, channel=channel, status=status, source=PREFERENCE_SOURCE, origin=origin
+        purpose=purpose,
+        channel=channel,
+        status=status,
+        source=PREFERENCE_SOURCE,
+        origin=origin,
+        notice_version=notice.version if notice else None,
     )
     if not granted:
         return await withdraw(uow, keys, subject, change, actor)

@@ -54,7 +54,7 @@ line-height:1.5}button{font-size:1rem;padding:.5rem 1rem}td,th{padding:.3rem .6r
     "preferences.html": """{% extends "base.html" %}{% block body %}
 {% if message %}<p><strong>{{ message }}</strong></p>{% endif %}
 {% if rows %}<table><tr><th>Purpose</th><th>Channel</th><th>Status</th><th></th></tr>
-{% for row in rows %}<tr><td>{{ row.purpose }}</td><td>{{ row.channel }}</td>
+{% for row in rows %}<tr><td>{{ row.purpose }}{% if row.notice %}<br><small>{{ row.notice }}</small>{% endif %}</td><td>{{ row.channel }}</td>
 <td>{{ row.status }}</td><td><form method="post">
 <input type="hidden" name="purpose" value="{{ row.purpose }}">
 <input type="hidden" name="channel" value="{{ row.channel }}">
@@ -130,16 +130,37 @@ async def unsubscribe(request: Request) -> Response:
     )
 
 
-def _rows(records: list[ConsentRecord]) -> list[dict[str, Any]]:
-    return [
+# Purposes offered in the preference centre without a record yet are offered by email.
+OFFERED_CHANNEL = "email"
+
+
+def _rows(records: list[ConsentRecord], notices: dict[str, ledger.Notice]) -> list[dict[str, Any]]:
+    def notice(purpose: str) -> str | None:
+        return notices[purpose].text if purpose in notices else None
+
+    rows = [
         {
             "purpose": r.purpose,
             "channel": r.channel,
             "status": r.status.value.lower(),
             "granted": r.status is ConsentStatus.GRANTED,
+            "notice": notice(r.purpose),
         }
         for r in records
     ]
+    held = {(r.purpose, r.channel) for r in records}
+    rows += [
+        {
+            "purpose": p,
+            "channel": OFFERED_CHANNEL,
+            "status": "not subscribed",
+            "granted": False,
+            "notice": notice(p),
+        }
+        for p in notices
+        if (p, OFFERED_CHANNEL) not in held
+    ]
+    return sorted(rows, key=lambda row: (row["purpose"], row["channel"]))
 
 
 async def preferences(request: Request) -> Response:
@@ -168,9 +189,11 @@ async def preferences(request: Request) -> Response:
                 await uow.commit()
                 message = f"Saved: {record.purpose} by {record.channel} is now {record.status.value.lower()}."
             records = await ledger.current(uow, subject.profile_ids)
+            notices = await ledger.latest_notices(uow)
     except DomainError as error:
         return _refused(error)
-    return _page("preferences.html", title="Your preferences", rows=_rows(records), message=message)
+    rows = _rows(records, notices)
+    return _page("preferences.html", title="Your preferences", rows=rows, message=message)
 
 
 async def confirm(request: Request) -> Response:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from consent.keys import Keys
 from consent.model import ConsentRecord, ConsentStatus, Suppression, SuppressionReason, decide
+from tests.conftest import gql
 from tests.consent.support import ok, profile_by_email, record_consent
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -70,7 +71,8 @@ def test_tampered_foreign_and_wrong_kind_tokens_are_refused(client, workspace, s
     email, path = _subscribed(client, workspace)
     token = path.rsplit("/", 1)[1]
     payload, signature = token.rsplit(".", 1)
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    # The first character carries six whole bits of the signature (the last may be padding).
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     foreign = Keys("another server's secret " * 2).sign_forever(
         "cdp.unsubscribe",
         {"w": str(workspace.workspace.id), "p": str(uuid.uuid4()), "c": "email", "u": "newsletter"},
@@ -167,3 +169,36 @@ def test_the_gate_rules():
     assert not decide(
         channel="email", purpose="newsletter", consent=earlier, suppressions=unsubscribed
     ).allowed
+
+
+def test_the_preference_centre_offers_published_purposes_with_their_notice(client, workspace):
+    email, _ = _subscribed(client, workspace)
+    notice = f"Offers, at most weekly ({uuid.uuid4().hex[:6]})."
+    published = gql(
+        client,
+        'mutation($t: String!) { publishConsentNotice(purpose: "offers", version: "v1", text: $t) '
+        "{ errors { message } } }",
+        {"t": notice},
+        workspace.api_token,
+    )
+    assert published["data"]["publishConsentNotice"]["errors"] == []
+    path = _path(
+        profile_by_email(client, workspace.api_token, email, "preferenceCentreUrl")[
+            "preferenceCentreUrl"
+        ]
+    )
+    page = client.get(path)
+    assert "offers" in page.text
+    assert notice in page.text
+    form = {"purpose": "offers", "channel": "email", "action": "grant"}
+    assert client.post(path, data=form).status_code == 200
+    consents = profile_by_email(
+        client, workspace.api_token, email, "consents { purpose status source noticeVersion }"
+    )["consents"]
+    assert {
+        "purpose": "offers",
+        "status": "GRANTED",
+        "source": "preference-centre",
+        "noticeVersion": "v1",
+    } in consents
+    assert _gate(client, workspace, email, "offers")["allowed"] is True
