@@ -249,19 +249,6 @@ async def current_for_many(
     return found
 
 
-async def history(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> list[ConsentRecord]:
-    if not profile_ids:
-        return []
-    rows = await uow.execute(
-        text(
-            f"SELECT {_COLUMNS} FROM consent_records WHERE workspace_id = :ws "  # noqa: S608
-            "AND profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY recorded_at, id"
-        ),
-        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
-    )
-    return [_record(r) for r in rows]
-
-
 @dataclass(frozen=True)
 class Notice:
     purpose: str

@@ -117,22 +117,3 @@ async def entries(uow: UnitOfWork, digests: Sequence[bytes]) -> list[Suppression
         {"ws": uow.workspace_id, "digests": list(digests)},
     )
     return [_suppression(r) for r in rows]
-
-
-async def entries_for_many(
-    uow: UnitOfWork, digests: dict[bytes, object]
-) -> dict[object, list[Suppression]]:
-    """Suppressions grouped by owner (digest -> owner key), in one statement."""
-    found: dict[object, list[Suppression]] = {owner: [] for owner in digests.values()}
-    if not digests:
-        return found
-    rows = await uow.execute(
-        text(
-            "SELECT digest, identifier_kind, channel, purpose, reason, source, created_at "
-            "FROM suppressions WHERE workspace_id = :ws AND digest = ANY(:digests)"
-        ),
-        {"ws": uow.workspace_id, "digests": list(digests)},
-    )
-    for row in rows:
-        found[digests[bytes(row.digest)]].append(_suppression(row))
-    return found

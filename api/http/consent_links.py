@@ -19,7 +19,7 @@ from starlette.routing import Route
 from api.graphql.state import AppState
 from consent import ledger, links
 from consent.keys import LinkError
-from consent.model import ConsentRecord, ConsentStatus
+from consent.model import MAX_USER_AGENT_LENGTH, ConsentRecord, ConsentStatus
 from domain import subjects
 from domain.errors import DomainError
 from domain.uow import UnitOfWork
@@ -85,7 +85,7 @@ def _origin(request: Request) -> links.Origin:
     agent = request.headers.get("user-agent")
     return links.Origin(
         ip=request.client.host if request.client else None,
-        user_agent=agent[:1000] if agent else None,
+        user_agent=agent[:MAX_USER_AGENT_LENGTH] if agent else None,
     )
 
 

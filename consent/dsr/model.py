@@ -80,6 +80,7 @@ class DataSubjectRequest:
     type: RequestType
     status: RequestStatus
     identifier_kind: str
+    identifier_digest: bytes
     profile_id: UUID | None
     note: str | None
     corrections: dict[str, Any] | None

@@ -36,7 +36,7 @@ MAX_CORRECTIONS_BYTES = 32 * 1024
 WORKER = audit.Actor.system("dsr-worker")
 
 _COLUMNS = (
-    "id, type, status, identifier_kind, profile_id, note, corrections, received_at, due_at, "
+    "id, type, status, identifier_kind, identifier_digest, profile_id, note, corrections, received_at, due_at, "
     "extended_months, extension_reason, completed_at, rejection_reason, actor, updated_at"
 )
 
@@ -45,6 +45,7 @@ def _request(row: Any) -> DataSubjectRequest:
     values = dict(row._mapping)  # noqa: SLF001 - SQLAlchemy's public row mapping
     values["type"] = RequestType(values["type"])
     values["status"] = RequestStatus(values["status"])
+    values["identifier_digest"] = bytes(values["identifier_digest"])
     return DataSubjectRequest(**values)
 
 
@@ -276,26 +277,18 @@ async def start(uow: UnitOfWork, request_id: UUID) -> bool:
 
 
 async def _subject(uow: UnitOfWork, keys: Keys, request: DataSubjectRequest) -> Subject:
-    digest = (
-        await uow.execute(
-            text(
-                "SELECT identifier_digest FROM data_subject_requests "
-                "WHERE workspace_id = :ws AND id = :id"
-            ),
-            {"ws": uow.workspace_id, "id": request.id},
-        )
-    ).scalar_one()
+    digest = request.identifier_digest
     found = None
     if request.profile_id is not None:
         found = await subjects.directory().of_profile(uow, request.profile_id)
     if found is None:
-        return Subject(uow.workspace_id, (), (), (bytes(digest),))
+        return Subject(uow.workspace_id, (), (), (digest,))
     digests = keys.digests(uow.workspace_id, found.identifiers)
     return Subject(
         found.workspace_id,
         found.profile_ids,
         found.identifiers,
-        tuple(dict.fromkeys((*digests, bytes(digest)))),
+        tuple(dict.fromkeys((*digests, digest))),
     )
 
 

@@ -55,3 +55,22 @@ def test_extend_and_reject(client, workspace):
     assert rejected["dataSubjectRequest"]["rejectionReason"] == "duplicate of another"
     closed = gql(client, extend, {"id": created["id"], "m": 1}, token)
     assert closed["data"]["extendDataSubjectRequest"]["errors"] == [{"field": "id"}]
+
+
+def test_a_bad_identifier_is_refused_and_files_nothing(client, workspace):
+    token = workspace.api_token
+    count = "{ dataSubjectRequests(first: 100) { edges { node { id } } } }"
+    before = len(gql(client, count, token=token)["data"]["dataSubjectRequests"]["edges"])
+    body = gql(
+        client,
+        "mutation($input: DataSubjectRequestInput!) { createDataSubjectRequest(input: $input) "
+        "{ dataSubjectRequest { id } errors { field code } } }",
+        {"input": {"identifier": {"kind": "email", "value": "not-an-address"}, "type": "ACCESS"}},
+        token,
+    )["data"]["createDataSubjectRequest"]
+    assert body == {
+        "dataSubjectRequest": None,
+        "errors": [{"field": "identifier", "code": "INVALID"}],
+    }
+    after = len(gql(client, count, token=token)["data"]["dataSubjectRequests"]["edges"])
+    assert after == before

@@ -18,6 +18,7 @@ from cdp import queries
 from cdp.traits import rfm
 from consent import gate, ledger, links
 from consent.keys import Keys
+from consent.model import check_name
 from domain.credentials import CONSENT_READ, PROFILES_READ
 from domain.errors import ValidationError
 from domain.ids import parse_uuid
@@ -333,7 +334,7 @@ class ProfileNode(relay.Node):
         uow = await info.context.require(CONSENT_READ)
         subject = await self._subject(info, with_identifiers=False)
         records = await ledger.current(uow, subject.profile_ids, at=at)
-        wanted = (purpose.strip().lower(), channel.strip().lower())
+        wanted = (check_name(purpose, "purpose"), check_name(channel, "channel"))
         found = next((r for r in records if (r.purpose, r.channel) == wanted), None)
         return Consent.from_record(found) if found else None
 
