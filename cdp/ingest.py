@@ -28,7 +28,7 @@ from cdp.traits import ProfileState
 from consent import audit
 from domain.ids import new_id
 from domain.sqlparams import array_literal, json_rows
-from domain.uow import UnitOfWork
+from domain.uow import Statement, UnitOfWork
 
 IDENTITY_RESOLUTION = audit.Actor.system("identity-resolution")
 
@@ -102,50 +102,127 @@ def operations_for(messages: Sequence[Message]) -> list[Operation]:
     return operations
 
 
-async def _new_messages(uow: UnitOfWork, messages: Sequence[Message]) -> list[Message]:
+def _unique(messages: Sequence[Message]) -> list[Message]:
     unique: dict[str, Message] = {}
     for message in messages:
         unique.setdefault(message.message_id, message)
-    if not unique:
-        return []
-    rows = await uow.execute(
-        text(
-            "INSERT INTO event_message_ids (workspace_id, message_id) "
-            "SELECT :ws, m FROM jsonb_array_elements_text(CAST(:ids AS jsonb)) AS m "
-            "ON CONFLICT DO NOTHING RETURNING message_id"
-        ),
-        {"ws": uow.workspace_id, "ids": json_rows(list(unique))},
-    )
-    fresh = {row.message_id for row in rows}
-    return [m for m in unique.values() if m.message_id in fresh]
+    return list(unique.values())
+
+
+_CLAIM_MESSAGE_IDS = (
+    "INSERT INTO event_message_ids (workspace_id, message_id) "
+    "SELECT %(ws)s, m FROM unnest(%(ids)s::text[]) AS m "
+    "ON CONFLICT DO NOTHING RETURNING message_id"
+)
 
 
 async def ingest(uow: UnitOfWork, messages: Sequence[Message]) -> Outcome:
-    """Store Segment messages; a message id seen before is accepted and not stored twice."""
-    fresh = await _new_messages(uow, messages)
-    if not fresh:
+    """Store Segment messages; a message id seen before is accepted and not stored twice.
+
+    The message ids are claimed in the same round trip that locks and reads the
+    batch's identities, so the identifiers of a message already seen are locked
+    and read for nothing; that is rare, and cheaper than a round trip.
+    """
+    unique = _unique(messages)
+    if not unique:
         return Outcome()
-    return await apply(uow, operations_for(fresh))
-
-
-async def merge_rules(uow: UnitOfWork) -> Rules:
-    rows = await uow.execute(
-        text("SELECT kind, max_values, priority FROM merge_rules WHERE workspace_id = :ws"),
-        {"ws": uow.workspace_id},
+    claim = Statement(
+        _CLAIM_MESSAGE_IDS, {"ws": uow.workspace_id, "ids": [m.message_id for m in unique]}
     )
+    operations = operations_for(unique)
+    claimed, read = await _read(uow, operations, before=claim)
+    fresh = {row.message_id for row in claimed}
+    if len(fresh) < len(unique):
+        operations = [op for op, m in zip(operations, unique, strict=True) if m.message_id in fresh]
+    if not operations:
+        return Outcome()
+    return await _resolve_and_write(uow, operations, read)
+
+
+_MERGE_RULES = "SELECT kind, max_values, priority FROM merge_rules WHERE workspace_id = %(ws)s"
+
+_LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)s::bigint[]) AS k"
+
+# LATERAL with LIMIT (which stops the planner from flattening it) keeps this an
+# index probe per identifier whatever the statistics say; a misestimate on a
+# fast-growing table would otherwise scan the workspace.
+_OWNERS = (
+    "SELECT q.kind, q.value, i.profile_id "
+    "FROM unnest(%(kinds)s::text[], %(values)s::text[]) AS q(kind, value) "
+    "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = %(ws)s "
+    "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
+)
+
+# Locks the profiles (in id order, so batches never deadlock) and reads what
+# they hold. Anonymous ids can be many and never limit a merge, so they are not
+# loaded. `merged_into` tells a profile merged away while this waited for it.
+_PROFILES = (
+    "SELECT p.id, p.traits, p.trait_meta, p.computed, p.merged_into, "
+    "p.restricted_at IS NOT NULL AS restricted, h.held FROM profiles p "
+    "CROSS JOIN LATERAL (SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value)), "
+    "'[]'::jsonb) AS held FROM identities i WHERE i.workspace_id = p.workspace_id "
+    "AND i.profile_id = p.id AND i.kind <> 'anonymous_id') AS h "
+    "WHERE p.workspace_id = %(ws)s AND p.id = ANY({ids}) "
+    "ORDER BY p.id FOR UPDATE OF p"
+)
+_PROFILES_BY_ID = _PROFILES.format(ids="%(ids)s::uuid[]")
+_PROFILES_OF_IDENTIFIERS = _PROFILES.format(
+    ids="ARRAY(SELECT i.profile_id FROM unnest(%(kinds)s::text[], %(values)s::text[]) "
+    "AS q(kind, value) CROSS JOIN LATERAL (SELECT profile_id FROM identities "
+    "WHERE workspace_id = %(ws)s AND kind = q.kind AND value = q.value LIMIT 1) AS i)"
+)
+
+
+# Each retry follows a merge that committed between two statements of a read;
+# more than a few in a row means something is wrong, not busy.
+_READ_ATTEMPTS = 5
+
+
+@dataclass
+class _Read:
+    rules: Rules
+    owners: dict[Identifier, UUID]
+    states: dict[UUID, ProfileState]
+    holdings: dict[UUID, set[Identifier]]
+
+
+def _rules(rows: Sequence[Any]) -> Rules:
     kinds = dict(Rules().kinds)
     for row in rows:
         kinds[row.kind] = KindRule(max_values=row.max_values, priority=row.priority)
     return Rules(kinds)
 
 
-async def lock_identifiers(uow: UnitOfWork, identifiers: set[Identifier]) -> None:
-    workspace = uow.workspace_id.bytes  # a computed property: once, not per identifier
+async def merge_rules(uow: UnitOfWork) -> Rules:
+    [rows] = await uow.pipeline(Statement(_MERGE_RULES, {"ws": uow.workspace_id}))
+    return _rules(rows)
+
+
+def _lock(workspace_id: UUID, identifiers: set[Identifier]) -> Statement:
+    workspace = workspace_id.bytes  # a computed property: once, not per identifier
     keys = sorted({_lock_key(workspace, i) for i in identifiers})
-    await uow.execute(
-        text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-        {"keys": array_literal(keys)},
-    )
+    return Statement(_LOCK, {"keys": keys})
+
+
+async def lock_identifiers(uow: UnitOfWork, identifiers: set[Identifier]) -> None:
+    await uow.pipeline(_lock(uow.workspace_id, identifiers))
+
+
+def _profile_rows(
+    rows: Sequence[Any],
+) -> tuple[dict[UUID, ProfileState], dict[UUID, set[Identifier]], set[UUID]]:
+    states: dict[UUID, ProfileState] = {}
+    holdings: dict[UUID, set[Identifier]] = {}
+    merged: set[UUID] = set()
+    for r in rows:
+        if r.merged_into is not None:
+            merged.add(r.id)
+            continue
+        states[r.id] = ProfileState(
+            dict(r.traits), dict(r.trait_meta), dict(r.computed), restricted=r.restricted
+        )
+        holdings[r.id] = {Identifier(kind, value) for kind, value in r.held}
+    return states, holdings, merged
 
 
 async def load_profiles(
@@ -153,29 +230,48 @@ async def load_profiles(
 ) -> tuple[dict[UUID, ProfileState], dict[UUID, set[Identifier]]]:
     if not profile_ids:
         return {}, {}
-    # One statement locks the profiles (in id order, so batches never deadlock)
-    # and reads what they hold. Anonymous ids can be many and never limit a
-    # merge, so they are not loaded.
-    rows = await uow.execute(
-        text(
-            "SELECT p.id, p.traits, p.trait_meta, p.computed, p.restricted_at IS NOT NULL "
-            "AS restricted, h.held FROM profiles p "
-            "CROSS JOIN LATERAL (SELECT coalesce(jsonb_agg(jsonb_build_array(i.kind, i.value)), "
-            "'[]'::jsonb) AS held FROM identities i WHERE i.workspace_id = p.workspace_id "
-            "AND i.profile_id = p.id AND i.kind <> 'anonymous_id') AS h "
-            "WHERE p.workspace_id = :ws AND p.id = ANY(CAST(:ids AS uuid[])) "
-            "ORDER BY p.id FOR UPDATE OF p"
-        ),
-        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
+    [rows] = await uow.pipeline(
+        Statement(_PROFILES_BY_ID, {"ws": uow.workspace_id, "ids": profile_ids})
     )
-    states: dict[UUID, ProfileState] = {}
-    holdings: dict[UUID, set[Identifier]] = {p: set() for p in profile_ids}
-    for r in rows:
-        states[r.id] = ProfileState(
-            dict(r.traits), dict(r.trait_meta), dict(r.computed), restricted=r.restricted
+    states, holdings, _ = _profile_rows(rows)
+    return states, {p: holdings.get(p, set()) for p in profile_ids}
+
+
+async def _read(
+    uow: UnitOfWork, operations: Sequence[Operation], *, before: Statement | None = None
+) -> tuple[list[Any], _Read]:
+    """Lock the batch's identifiers, then read their owners, the owners' profiles and the rules.
+
+    One round trip: the statements run in order, each on its own snapshot, so
+    the reads see whatever a batch that held one of the locks committed. A
+    profile merged away by a batch that held none of them is read again.
+    """
+    wanted = sorted({i for op in operations for i in (*op.identifiers, *op.either)})
+    ws = uow.workspace_id
+    probe = {"ws": ws, "kinds": [i.kind for i in wanted], "values": [i.value for i in wanted]}
+    statements = [
+        _lock(ws, set(wanted)),
+        Statement(_PROFILES_OF_IDENTIFIERS, probe),
+        Statement(_OWNERS, probe),
+        Statement(_MERGE_RULES, {"ws": ws}),
+    ]
+    results = await uow.pipeline(*([before, *statements] if before else statements))
+    first = results[0] if before else []
+    profile_rows, owner_rows, rule_rows = results[-3:]
+    for _ in range(_READ_ATTEMPTS):
+        owners = {Identifier(r.kind, r.value): r.profile_id for r in owner_rows}
+        states, holdings, merged = _profile_rows(profile_rows)
+        if not merged and set(owners.values()) <= states.keys():
+            break
+        # Another transaction moved an identity between the two reads: read again.
+        profile_rows, owner_rows = await uow.pipeline(
+            Statement(_PROFILES_OF_IDENTIFIERS, probe), Statement(_OWNERS, probe)
         )
-        holdings[r.id] = {Identifier(kind, value) for kind, value in r.held}
-    return states, holdings
+    else:
+        raise RuntimeError("identities kept moving while the batch read them")
+    for profile_id in owners.values():
+        holdings.setdefault(profile_id, set())
+    return first, _Read(_rules(rule_rows), owners, states, holdings)
 
 
 def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, ...]:
@@ -185,13 +281,13 @@ def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, 
     return (*op.identifiers, known)
 
 
-async def _ensure_partitions(uow: UnitOfWork, events: list[tuple[UUID, Message]]) -> None:
+def _partitions(events: list[tuple[UUID, Message]]) -> Statement:
     # No process-wide cache: a partition made in a transaction that rolls back is
     # gone, and the function's own existence check is cheap.
     months = sorted({m.timestamp.astimezone(UTC).date().replace(day=1) for _, m in events})
-    await uow.execute(
-        text("SELECT cdp_ensure_event_partition(m) FROM unnest(CAST(:months AS date[])) AS m"),
-        {"months": array_literal(months)},
+    return Statement(
+        "SELECT cdp_ensure_event_partition(m) FROM unnest(%(months)s::date[]) AS m",
+        {"months": months},
     )
 
 
@@ -219,30 +315,30 @@ def _event_rows(events: list[tuple[UUID, Message]]) -> str:
 # none of them reads what another writes. One round trip instead of five is most
 # of what a batch costs outside PostgreSQL itself. It answers with the creation
 # time of the profiles it updated: the rest of each written row is known here.
-_WRITE_BATCH = text(
+_WRITE_BATCH = (
     "WITH new_profiles AS ("
     " INSERT INTO profiles (workspace_id, id, traits, trait_meta, computed, created_at, updated_at)"
-    " SELECT :ws, r.id, r.t, r.m, r.c, :now, :now"
-    " FROM jsonb_to_recordset(CAST(:created AS jsonb)) AS r(id uuid, t jsonb, m jsonb, c jsonb)),"
+    " SELECT %(ws)s, r.id, r.t, r.m, r.c, %(now)s, %(now)s"
+    " FROM jsonb_to_recordset(%(created)s::jsonb) AS r(id uuid, t jsonb, m jsonb, c jsonb)),"
     " new_identities AS ("
     " INSERT INTO identities (workspace_id, kind, value, profile_id, created_at)"
-    " SELECT :ws, r.kind, r.value, r.pid, :now"
-    " FROM jsonb_to_recordset(CAST(:identities AS jsonb)) AS r(kind text, value text, pid uuid)"
+    " SELECT %(ws)s, r.kind, r.value, r.pid, %(now)s"
+    " FROM jsonb_to_recordset(%(identities)s::jsonb) AS r(kind text, value text, pid uuid)"
     " ON CONFLICT (workspace_id, kind, value) DO UPDATE SET profile_id = EXCLUDED.profile_id),"
     " new_conflicts AS ("
     " INSERT INTO identity_conflicts (workspace_id, id, kind, value, held_by, claimed_by, rule,"
     " trigger, created_at)"
-    " SELECT :ws, r.id, r.kind, r.value, r.held, r.claimed, r.rule, r.trig, :now"
-    " FROM jsonb_to_recordset(CAST(:conflicts AS jsonb)) AS r(id uuid, kind text, value text,"
+    " SELECT %(ws)s, r.id, r.kind, r.value, r.held, r.claimed, r.rule, r.trig, %(now)s"
+    " FROM jsonb_to_recordset(%(conflicts)s::jsonb) AS r(id uuid, kind text, value text,"
     " held uuid, claimed uuid, rule text, trig text)),"
     " new_events AS ("
     " INSERT INTO events (workspace_id, id, timestamp, profile_id, type, name, message_id,"
     " received_at, properties, context)"
-    " SELECT :ws, r.id, r.ts, r.pid, r.type, r.name, r.mid, r.rat, r.props, r.ctx"
-    " FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS r(id uuid, ts timestamptz, pid uuid,"
+    " SELECT %(ws)s, r.id, r.ts, r.pid, r.type, r.name, r.mid, r.rat, r.props, r.ctx"
+    " FROM jsonb_to_recordset(%(events)s::jsonb) AS r(id uuid, ts timestamptz, pid uuid,"
     " type text, name text, mid text, rat timestamptz, props jsonb, ctx jsonb)),"
     # Profiles are updated by primary key, one by one (see migration 0005).
-    " updated AS (SELECT * FROM cdp_update_profiles(:ws, CAST(:updated AS jsonb), :now))"
+    " updated AS (SELECT * FROM cdp_update_profiles(%(ws)s, %(updated)s::jsonb, %(now)s))"
     " SELECT id, created_at FROM updated"
 )
 
@@ -267,8 +363,6 @@ async def _write_batch(
             rules=[m.rule for m in persisted],
             triggers=[m.trigger for m in persisted],
         )
-    if events:
-        await _ensure_partitions(uow, events)
     created = [p for p in plan.new_profiles if resolver.survivor(p) == p]
     survivors = sorted({resolver.survivor(p) for p in existing} & existing)
     conflicts = [
@@ -286,7 +380,7 @@ async def _write_batch(
     identities = [
         {"kind": i.kind, "value": i.value, "pid": resolver.survivor(p)} for i, p in plan.attached
     ]
-    rows = await uow.execute(
+    write = Statement(
         _WRITE_BATCH,
         {
             "ws": uow.workspace_id,
@@ -298,6 +392,7 @@ async def _write_batch(
             "updated": _state_rows(states, survivors),
         },
     )
+    *_, rows = await uow.pipeline(*([_partitions(events), write] if events else [write]))
     return {row.id: row.created_at for row in rows}
 
 
@@ -400,12 +495,16 @@ async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
     """Resolve and write a batch of operations; returns each operation's profile."""
     if not operations:
         return Outcome()
-    wanted = {i for op in operations for i in (*op.identifiers, *op.either)}
-    await lock_identifiers(uow, wanted)
-    owners = await queries.profile_ids_by_identifier(uow, list(wanted))
-    involved = sorted(set(owners.values()))
-    states, holdings = await load_profiles(uow, involved)
-    resolver = Resolver(await merge_rules(uow), owners, holdings)
+    _, read = await _read(uow, operations)
+    return await _resolve_and_write(uow, operations, read)
+
+
+async def _resolve_and_write(
+    uow: UnitOfWork, operations: Sequence[Operation], read: _Read
+) -> Outcome:
+    owners, states = read.owners, read.states
+    involved = set(states)
+    resolver = Resolver(read.rules, owners, read.holdings)
     order = sorted(range(len(operations)), key=lambda k: (operations[k].at, k))
     assigned: dict[int, UUID] = {}
     for k in order:
@@ -433,7 +532,7 @@ async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
                 )
             events.append((profile_id, op.event))
     now = uow.clock.now()
-    updated = await _write_batch(uow, resolver, states, set(involved), events, now=now)
+    updated = await _write_batch(uow, resolver, states, involved, events, now=now)
     profile_ids = [resolver.survivor(assigned[k]) for k in range(len(operations))]
     profiles = {}
     for p in dict.fromkeys(profile_ids):

@@ -9,14 +9,19 @@ after a commit that wrote jobs. Services receive it and never commit.
 """
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
+import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.util import await_
 
 from domain import outbox
 from domain.clock import Clock, SystemClock
@@ -24,6 +29,30 @@ from domain.db import WORKSPACE_SETTING
 from domain.errors import DomainError
 
 _SET_WORKSPACE = text("SELECT set_config(:name, :value, true)")
+_SET_WORKSPACE_RAW = "SELECT set_config(%s, %s, true)"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Raw SQL for `UnitOfWork.pipeline`, with psycopg placeholders (`%(name)s`)."""
+
+    sql: str
+    params: Mapping[str, Any] | None = None
+
+
+def _driver(connection: Any) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a pooled SQLAlchemy connection."""
+    driver = connection.driver_connection
+    if not isinstance(driver, psycopg.AsyncConnection):
+        raise UnitOfWorkClosedError("the unit of work's connection is gone")
+    return driver
+
+
+async def _begin(connection: psycopg.AsyncConnection[Any], workspace: str) -> None:
+    # psycopg sends BEGIN before a transaction's first statement; in a pipeline
+    # the two travel together, which saves a round trip on every transaction.
+    async with connection.pipeline():
+        await connection.execute(_SET_WORKSPACE_RAW, (WORKSPACE_SETTING, workspace))
 
 
 class UnitOfWorkClosedError(RuntimeError):
@@ -82,7 +111,7 @@ class UnitOfWork:
         self, _session: Session, _transaction: SessionTransaction, connection: Connection
     ) -> None:
         value = "" if self._workspace_id is None else str(self._workspace_id)
-        connection.execute(_SET_WORKSPACE, {"name": WORKSPACE_SETTING, "value": value})
+        await_(_begin(_driver(connection.connection), value))
 
     async def select_workspace(self, workspace_id: UUID) -> None:
         async with self._lock:
@@ -115,3 +144,24 @@ class UnitOfWork:
     async def execute(self, statement: Any, params: Any = None) -> Any:
         async with self._lock:
             return await self.session.execute(statement, params)
+
+    async def pipeline(self, *statements: Statement) -> list[list[Any]]:
+        """Run raw statements in order, in this transaction, in one round trip.
+
+        Each still runs as its own statement (under READ COMMITTED, with its
+        own snapshot), so a statement sees what an earlier one waited for.
+        Returns each statement's rows as named tuples ([] when it has none).
+        """
+        async with self._lock:
+            connection = await self.session.connection()
+            raw = _driver(await connection.get_raw_connection())
+            cursors = []
+            async with raw.pipeline():
+                for statement in statements:
+                    cursor = raw.cursor(row_factory=namedtuple_row)
+                    await cursor.execute(statement.sql, statement.params)
+                    cursors.append(cursor)
+            return [
+                await cursor.fetchall() if cursor.description is not None else []
+                for cursor in cursors
+            ]
