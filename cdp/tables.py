@@ -26,7 +26,7 @@ TS = DateTime(timezone=True)
 profiles = Table(
     "profiles",
     metadata,
-    workspace_id_column(),
+    workspace_id_column(checked_per_statement=True),
     Column("id", PG_UUID(as_uuid=True), nullable=False),
     Column("merged_into", PG_UUID(as_uuid=True)),
     Column("traits", JSONB, nullable=False, server_default=text("'{}'::jsonb"), info=PERSONAL),
@@ -55,7 +55,7 @@ profiles = Table(
 identities = Table(
     "identities",
     metadata,
-    workspace_id_column(),
+    workspace_id_column(checked_per_statement=True),
     Column("kind", Text, nullable=False),
     Column("value", Text, nullable=False, info=PERSONAL),
     Column("profile_id", PG_UUID(as_uuid=True), nullable=False),
@@ -112,7 +112,7 @@ merge_rules = Table(
 events = Table(
     "events",
     metadata,
-    workspace_id_column(),
+    workspace_id_column(checked_per_statement=True),
     Column("id", PG_UUID(as_uuid=True), nullable=False),
     Column("timestamp", TS, nullable=False),
     Column("profile_id", PG_UUID(as_uuid=True), nullable=False),
@@ -130,7 +130,7 @@ events = Table(
 event_message_ids = Table(
     "event_message_ids",
     metadata,
-    workspace_id_column(),
+    workspace_id_column(checked_per_statement=True),
     Column("message_id", Text, nullable=False),
     Column("received_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "message_id"),
