@@ -55,7 +55,7 @@ def test_workspace_id_cannot_change(database_url, table):
         conn.execute(INSERTS[table], {"ws": first, "at": datetime.now(UTC)})
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             conn.execute(
-                f"UPDATE {table} SET workspace_id = %s WHERE workspace_id = %s",  # noqa: S608
+                f"UPDATE {table} SET workspace_id = %s WHERE workspace_id = %s",
                 (second, first),
             )
 
@@ -71,7 +71,7 @@ def test_deleting_a_workspace_deletes_its_rows_and_only_its_rows(database_url):
         conn.execute("DELETE FROM workspaces WHERE id = %s", (doomed,))
         for table in INSERTS:
             left = conn.execute(
-                f"SELECT workspace_id, count(*) FROM {table} "  # noqa: S608
+                f"SELECT workspace_id, count(*) FROM {table} "
                 "WHERE workspace_id = ANY(%s) GROUP BY 1",
                 ([doomed, kept],),
             ).fetchall()
