@@ -26,7 +26,7 @@ from cdp.model import ANONYMOUS_ID, USER_ID, Identifier, Message
 from cdp.resolution import KindRule, Resolver, Rules
 from cdp.traits import ProfileState
 from consent import audit
-from domain.ids import new_id
+from domain.ids import new_id, new_ids_text
 from domain.sqlparams import array_literal, json_rows
 from domain.uow import Statement, UnitOfWork
 
@@ -111,7 +111,7 @@ def _unique(messages: Sequence[Message]) -> list[Message]:
 
 _CLAIM_MESSAGE_IDS = (
     "INSERT INTO event_message_ids (workspace_id, message_id) "
-    "SELECT %(ws)s, m FROM unnest(%(ids)s::text[]) AS m "
+    "SELECT %(ws)s, m FROM jsonb_array_elements_text(%(ids)s::jsonb) AS m "
     "ON CONFLICT DO NOTHING RETURNING message_id"
 )
 
@@ -127,7 +127,8 @@ async def ingest(uow: UnitOfWork, messages: Sequence[Message]) -> Outcome:
     if not unique:
         return Outcome()
     claim = Statement(
-        _CLAIM_MESSAGE_IDS, {"ws": uow.workspace_id, "ids": [m.message_id for m in unique]}
+        _CLAIM_MESSAGE_IDS,
+        {"ws": uow.workspace_id, "ids": json_rows([m.message_id for m in unique])},
     )
     operations = operations_for(unique)
     claimed, read = await _read(uow, operations, before=claim)
@@ -143,12 +144,14 @@ _MERGE_RULES = "SELECT kind, max_values, priority FROM merge_rules WHERE workspa
 
 _LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)s::bigint[]) AS k"
 
-# LATERAL with LIMIT (which stops the planner from flattening it) keeps this an
+# The batch's identifiers, each with its owner. The input is a record set, not
+# expressions on JSON: row-level security lets only leakproof operators into an
+# index condition, and `->>` is not one. LATERAL with LIMIT (which stops the planner from flattening it) keeps this an
 # index probe per identifier whatever the statistics say; a misestimate on a
 # fast-growing table would otherwise scan the workspace.
 _OWNERS = (
     "SELECT q.kind, q.value, i.profile_id "
-    "FROM unnest(%(kinds)s::text[], %(values)s::text[]) AS q(kind, value) "
+    "FROM json_to_recordset(%(wanted)s::json) AS q(kind text, value text) "
     "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = %(ws)s "
     "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
 )
@@ -167,9 +170,7 @@ _PROFILES = (
 )
 _PROFILES_BY_ID = _PROFILES.format(ids="%(ids)s::uuid[]")
 _PROFILES_OF_IDENTIFIERS = _PROFILES.format(
-    ids="ARRAY(SELECT i.profile_id FROM unnest(%(kinds)s::text[], %(values)s::text[]) "
-    "AS q(kind, value) CROSS JOIN LATERAL (SELECT profile_id FROM identities "
-    "WHERE workspace_id = %(ws)s AND kind = q.kind AND value = q.value LIMIT 1) AS i)"
+    ids="ARRAY(SELECT o.profile_id FROM (" + _OWNERS + ") AS o)"  # noqa: S608 - constant SQL
 )
 
 
@@ -201,7 +202,7 @@ async def merge_rules(uow: UnitOfWork) -> Rules:
 def _lock(workspace_id: UUID, identifiers: set[Identifier]) -> Statement:
     workspace = workspace_id.bytes  # a computed property: once, not per identifier
     keys = sorted({_lock_key(workspace, i) for i in identifiers})
-    return Statement(_LOCK, {"keys": keys})
+    return Statement(_LOCK, {"keys": array_literal(keys)})
 
 
 async def lock_identifiers(uow: UnitOfWork, identifiers: set[Identifier]) -> None:
@@ -231,7 +232,7 @@ async def load_profiles(
     if not profile_ids:
         return {}, {}
     [rows] = await uow.pipeline(
-        Statement(_PROFILES_BY_ID, {"ws": uow.workspace_id, "ids": profile_ids})
+        Statement(_PROFILES_BY_ID, {"ws": uow.workspace_id, "ids": array_literal(profile_ids)})
     )
     states, holdings, _ = _profile_rows(rows)
     return states, {p: holdings.get(p, set()) for p in profile_ids}
@@ -248,7 +249,7 @@ async def _read(
     """
     wanted = sorted({i for op in operations for i in (*op.identifiers, *op.either)})
     ws = uow.workspace_id
-    probe = {"ws": ws, "kinds": [i.kind for i in wanted], "values": [i.value for i in wanted]}
+    probe = {"ws": ws, "wanted": json_rows([{"kind": i.kind, "value": i.value} for i in wanted])}
     statements = [
         _lock(ws, set(wanted)),
         Statement(_PROFILES_OF_IDENTIFIERS, probe),
@@ -287,7 +288,7 @@ def _partitions(events: list[tuple[UUID, Message]]) -> Statement:
     months = sorted({m.timestamp.astimezone(UTC).date().replace(day=1) for _, m in events})
     return Statement(
         "SELECT cdp_ensure_event_partition(m) FROM unnest(%(months)s::date[]) AS m",
-        {"months": months},
+        {"months": array_literal(months)},
     )
 
 
@@ -295,7 +296,7 @@ def _event_rows(events: list[tuple[UUID, Message]]) -> str:
     return json_rows(
         [
             {
-                "id": new_id(),
+                "id": event_id,
                 "ts": m.timestamp,
                 "pid": p,
                 "type": m.type,
@@ -305,7 +306,7 @@ def _event_rows(events: list[tuple[UUID, Message]]) -> str:
                 "props": m.properties,
                 "ctx": m.context,
             }
-            for p, m in events
+            for event_id, (p, m) in zip(new_ids_text(len(events)), events, strict=True)
         ]
     )
 

@@ -33,7 +33,7 @@ from domain.db import metadata
 from domain.errors import AuthenticationError, NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.tenancy import workspace_id_column
-from domain.uow import UnitOfWork
+from domain.uow import Statement, UnitOfWork
 
 PROFILES_READ = "profiles:read"
 PROFILES_WRITE = "profiles:write"
@@ -273,16 +273,16 @@ async def authenticate_write_key(uow: UnitOfWork, key: str) -> UUID:
     if workspace_id is None:
         raise AuthenticationError("invalid write key")
     await uow.select_workspace(workspace_id)
-    row = (
-        await uow.execute(
-            select(write_keys.c.id).where(
-                write_keys.c.workspace_id == workspace_id,
-                write_keys.c.key_hash == digest(key),
-                write_keys.c.revoked_at.is_(None),
-            )
+    # Raw SQL in a pipeline: this runs before every ingest request, and so it
+    # travels with the transaction's BEGIN.
+    [rows] = await uow.pipeline(
+        Statement(
+            "SELECT id FROM write_keys WHERE workspace_id = %(ws)s AND key_hash = %(hash)s "
+            "AND revoked_at IS NULL",
+            {"ws": workspace_id, "hash": digest(key)},
         )
-    ).first()
-    if row is None:
+    )
+    if not rows:
         raise AuthenticationError("invalid write key")
     return workspace_id
 

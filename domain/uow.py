@@ -75,6 +75,10 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._jobs_written = False
         self._lock = asyncio.Lock()
+        # While `pipeline` opens the transaction, the workspace setting waits to
+        # travel in the pipeline's own round trip instead of one of its own.
+        self._defer_begin = False
+        self._pending_workspace: str | None = None
 
     @property
     def workspace_id(self) -> UUID:
@@ -111,10 +115,21 @@ class UnitOfWork:
         self, _session: Session, _transaction: SessionTransaction, connection: Connection
     ) -> None:
         value = "" if self._workspace_id is None else str(self._workspace_id)
-        await_(_begin(_driver(connection.connection), value))
+        if self._defer_begin:
+            self._pending_workspace = value
+        else:
+            await_(_begin(_driver(connection.connection), value))
+
+    async def _send_pending_workspace(self) -> None:
+        """Apply a workspace setting that a failed pipeline never sent."""
+        if self._pending_workspace is not None:
+            connection = await self.session.connection()
+            await _begin(_driver(await connection.get_raw_connection()), self._pending_workspace)
+            self._pending_workspace = None
 
     async def select_workspace(self, workspace_id: UUID) -> None:
         async with self._lock:
+            await self._send_pending_workspace()
             self._workspace_id = workspace_id
             if self.session.in_transaction():
                 await self.session.execute(
@@ -124,6 +139,7 @@ class UnitOfWork:
     async def enqueue(self, job: outbox.Job) -> UUID:
         """Write a job that runs only if this unit of work commits."""
         async with self._lock:
+            await self._send_pending_workspace()
             job_id = await outbox.add(self.session, job)
             self._jobs_written = True
         return job_id
@@ -143,6 +159,7 @@ class UnitOfWork:
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
         async with self._lock:
+            await self._send_pending_workspace()
             return await self.session.execute(statement, params)
 
     async def pipeline(self, *statements: Statement) -> list[list[Any]]:
@@ -153,10 +170,19 @@ class UnitOfWork:
         Returns each statement's rows as named tuples ([] when it has none).
         """
         async with self._lock:
-            connection = await self.session.connection()
+            self._defer_begin = True
+            try:
+                connection = await self.session.connection()
+            finally:
+                self._defer_begin = False
             raw = _driver(await connection.get_raw_connection())
             cursors = []
             async with raw.pipeline():
+                if self._pending_workspace is not None:
+                    await raw.execute(
+                        _SET_WORKSPACE_RAW, (WORKSPACE_SETTING, self._pending_workspace)
+                    )
+                    self._pending_workspace = None
                 for statement in statements:
                     cursor = raw.cursor(row_factory=namedtuple_row)
                     await cursor.execute(statement.sql, statement.params)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from cdp import ingest as ingest_module
 from cdp.ingest import ingest
 from cdp.model import Message
-from domain.db import create_engine, session_factory
+from domain.db import create_engine, session_factory, with_role
 from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE
 
@@ -282,3 +283,29 @@ def test_workspaces_never_share_identities(database_url, workspace, other_worksp
         workspace.workspace.id,
         other_workspace.workspace.id,
     ) == [(0,)]
+
+
+def test_identity_probes_stay_index_probes_under_row_level_security(database_url, workspace):
+    """The generic plan that a prepared statement settles on probes the identity index.
+
+    Row-level security admits only leakproof operators into an index condition;
+    an identifier computed by a JSON operator would make every probe filter the
+    whole workspace, which the benchmark showed as a thousandfold slowdown.
+    """
+    ws = workspace.workspace.id
+    with psycopg.connect(with_role(database_url, APP_ROLE)) as conn:
+        conn.execute("SELECT set_config('cdp.workspace_id', %s, false)", (str(ws),))
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        for name, sql in (
+            ("owners", ingest_module._OWNERS),
+            ("profiles", ingest_module._PROFILES_OF_IDENTIFIERS),
+        ):
+            positional = sql.replace("%(wanted)s", "$1").replace("%(ws)s", "$2")
+            conn.execute(f"PREPARE {name}(text, uuid) AS {positional}")
+            wanted = '[{"kind": "email", "value": "a@example.com"}]'
+            explain = f"EXPLAIN EXECUTE {name}('{wanted}', '{ws}')"
+            plan = "\n".join(row[0] for row in conn.execute(explain))
+            assert (
+                "Index Cond: ((workspace_id = $2) AND (kind = q.kind) AND (value = q.value))"
+                in plan
+            ), plan
