@@ -12,7 +12,6 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import text
 
 from cdp.model import Identifier
 from domain.sqlparams import array_literal, json_rows
@@ -75,32 +74,41 @@ def _profile(row: Any) -> ProfileRow:
 
 async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, ProfileRow]:
     """Requested id -> the surviving profile (a merged-away id resolves to its survivor)."""
-    rows = await uow.execute(
-        text(
-            f"SELECT q.id AS asked, {_PROFILE_COLUMNS} "  # noqa: S608 - constant SQL
-            "FROM profiles q JOIN profiles p ON p.workspace_id = q.workspace_id "
-            "AND p.id = coalesce(q.merged_into, q.id) "
-            "WHERE q.workspace_id = :ws AND q.id = ANY(CAST(:ids AS uuid[]))"
-        ),
+    rows = await uow.fetch(
+        f"SELECT q.id AS asked, {_PROFILE_COLUMNS} "  # noqa: S608 - constant SQL
+        "FROM profiles q JOIN profiles p ON p.workspace_id = q.workspace_id "
+        "AND p.id = coalesce(q.merged_into, q.id) "
+        "WHERE q.workspace_id = %(ws)s AND q.id = ANY(%(ids)s::uuid[])",
         {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {row.asked: _profile(row) for row in rows}
+
+
+async def profile_by_identifier(uow: UnitOfWork, identifier: Identifier) -> ProfileRow | None:
+    """The (surviving) profile that holds `identifier`, in one statement."""
+    rows = await uow.fetch(
+        f"SELECT {_PROFILE_COLUMNS} FROM identities i "  # noqa: S608 - constant SQL
+        "JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id "
+        "JOIN profiles p ON p.workspace_id = q.workspace_id "
+        "AND p.id = coalesce(q.merged_into, q.id) "
+        "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s",
+        {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value},
+    )
+    return _profile(rows[0]) if rows else None
 
 
 async def profile_ids_by_identifier(
     uow: UnitOfWork, identifiers: Sequence[Identifier]
 ) -> dict[Identifier, UUID]:
     ordered = sorted(set(identifiers))
-    rows = await uow.execute(
-        text(
-            # LATERAL with LIMIT (which stops the planner from flattening it) keeps
-            # this an index probe per identifier whatever the statistics say; a
-            # misestimate on a fast-growing table would otherwise scan the workspace.
-            "SELECT q.kind, q.value, i.profile_id "
-            "FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS q(kind text, value text) "
-            "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = :ws "
-            "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
-        ),
+    rows = await uow.fetch(
+        # LATERAL with LIMIT (which stops the planner from flattening it) keeps
+        # this an index probe per identifier whatever the statistics say; a
+        # misestimate on a fast-growing table would otherwise scan the workspace.
+        "SELECT q.kind, q.value, i.profile_id "
+        "FROM jsonb_to_recordset(%(wanted)s::jsonb) AS q(kind text, value text) "
+        "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = %(ws)s "
+        "AND kind = q.kind AND value = q.value LIMIT 1) AS i",
         {
             "ws": uow.workspace_id,
             "wanted": json_rows([{"kind": i.kind, "value": i.value} for i in ordered]),
@@ -117,25 +125,23 @@ async def list_profiles(
     trait: dict[str, Any] | None = None,
     identifier_kind: str | None = None,
 ) -> list[ProfileRow]:
-    conditions = ["p.workspace_id = :ws", "p.merged_into IS NULL"]
+    conditions = ["p.workspace_id = %(ws)s", "p.merged_into IS NULL"]
     params: dict[str, Any] = {"ws": uow.workspace_id, "limit": limit}
     if after is not None:
-        conditions.append("p.id > :after")
+        conditions.append("p.id > %(after)s")
         params["after"] = after
     if trait:
-        conditions.append("p.traits @> CAST(:trait AS jsonb)")
+        conditions.append("p.traits @> %(trait)s::jsonb")
         params["trait"] = orjson.dumps(trait).decode()
     if identifier_kind:
         conditions.append(
             "EXISTS (SELECT 1 FROM identities i WHERE i.workspace_id = p.workspace_id "
-            "AND i.profile_id = p.id AND i.kind = :kind)"
+            "AND i.profile_id = p.id AND i.kind = %(kind)s)"
         )
         params["kind"] = identifier_kind
-    rows = await uow.execute(
-        text(
-            f"SELECT {_PROFILE_COLUMNS} FROM profiles p WHERE {' AND '.join(conditions)} "  # noqa: S608
-            "ORDER BY p.id LIMIT :limit"
-        ),
+    rows = await uow.fetch(
+        f"SELECT {_PROFILE_COLUMNS} FROM profiles p WHERE {' AND '.join(conditions)} "  # noqa: S608
+        "ORDER BY p.id LIMIT %(limit)s",
         params,
     )
     return [_profile(row) for row in rows]
@@ -144,12 +150,10 @@ async def list_profiles(
 async def identities_of(
     uow: UnitOfWork, profile_ids: Sequence[UUID]
 ) -> dict[UUID, list[Identifier]]:
-    rows = await uow.execute(
-        text(
-            "SELECT p.id AS profile_id, i.kind, i.value FROM unnest(CAST(:ids AS uuid[])) AS p(id) "
-            "CROSS JOIN LATERAL (SELECT kind, value FROM identities WHERE workspace_id = :ws "
-            "AND profile_id = p.id OFFSET 0) AS i ORDER BY i.kind, i.value"
-        ),
+    rows = await uow.fetch(
+        "SELECT p.id AS profile_id, i.kind, i.value FROM unnest(%(ids)s::uuid[]) AS p(id) "
+        "CROSS JOIN LATERAL (SELECT kind, value FROM identities WHERE workspace_id = %(ws)s "
+        "AND profile_id = p.id OFFSET 0) AS i ORDER BY i.kind, i.value",
         {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[Identifier]] = defaultdict(list)
@@ -167,26 +171,24 @@ async def recent_events(
     before: tuple[datetime, UUID] | None = None,
 ) -> dict[UUID, list[EventRow]]:
     """The latest `limit` events of each profile (newest first), in one statement."""
-    conditions = ["e.workspace_id = :ws", "e.profile_id = p.id"]
+    conditions = ["e.workspace_id = %(ws)s", "e.profile_id = p.id"]
     params: dict[str, Any] = {
         "ws": uow.workspace_id,
         "ids": array_literal(profile_ids),
         "limit": limit,
     }
     if name is not None:
-        conditions.append("e.name = :name")
+        conditions.append("e.name = %(name)s")
         params["name"] = name
     if before is not None:
-        conditions.append("(e.timestamp, e.id) < (:before_ts, :before_id)")
+        conditions.append("(e.timestamp, e.id) < (%(before_ts)s, %(before_id)s)")
         params["before_ts"], params["before_id"] = before
-    rows = await uow.execute(
-        text(
-            "SELECT e.* FROM unnest(CAST(:ids AS uuid[])) AS p(id) CROSS JOIN LATERAL ("  # noqa: S608
-            "SELECT e.id, e.profile_id, e.type, e.name, e.timestamp, e.received_at, "
-            "e.message_id, e.properties, e.context FROM events e "
-            f"WHERE {' AND '.join(conditions)} "
-            "ORDER BY e.timestamp DESC, e.id DESC LIMIT :limit) AS e"
-        ),
+    rows = await uow.fetch(
+        "SELECT e.* FROM unnest(%(ids)s::uuid[]) AS p(id) CROSS JOIN LATERAL ("  # noqa: S608
+        "SELECT e.id, e.profile_id, e.type, e.name, e.timestamp, e.received_at, "
+        "e.message_id, e.properties, e.context FROM events e "
+        f"WHERE {' AND '.join(conditions)} "
+        "ORDER BY e.timestamp DESC, e.id DESC LIMIT %(limit)s) AS e",
         params,
     )
     found: dict[UUID, list[EventRow]] = defaultdict(list)
@@ -196,11 +198,9 @@ async def recent_events(
 
 
 async def events_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, EventRow]:
-    rows = await uow.execute(
-        text(
-            f"SELECT {_EVENT_COLUMNS} FROM events "  # noqa: S608 - constant SQL
-            "WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
-        ),
+    rows = await uow.fetch(
+        f"SELECT {_EVENT_COLUMNS} FROM events "  # noqa: S608 - constant SQL
+        "WHERE workspace_id = %(ws)s AND id = ANY(%(ids)s::uuid[])",
         {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {r.id: _event(r) for r in rows}
@@ -208,12 +208,10 @@ async def events_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Event
 
 async def merges_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[MergeRow]]:
     """Merges into each profile, oldest first."""
-    rows = await uow.execute(
-        text(
-            "SELECT id, source_profile_id, target_profile_id, rule, trigger, created_at "
-            "FROM profile_merges WHERE workspace_id = :ws "
-            "AND target_profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY created_at, id"
-        ),
+    rows = await uow.fetch(
+        "SELECT id, source_profile_id, target_profile_id, rule, trigger, created_at "
+        "FROM profile_merges WHERE workspace_id = %(ws)s "
+        "AND target_profile_id = ANY(%(ids)s::uuid[]) ORDER BY created_at, id",
         {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[MergeRow]] = defaultdict(list)
@@ -248,12 +246,10 @@ def _conflict(r: Any) -> ConflictRow:
 async def conflicts_of(
     uow: UnitOfWork, profile_ids: Sequence[UUID]
 ) -> dict[UUID, list[ConflictRow]]:
-    rows = await uow.execute(
-        text(
-            f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
-            "FROM identity_conflicts WHERE workspace_id = :ws AND (held_by = ANY(CAST(:ids AS uuid[])) "
-            "OR claimed_by = ANY(CAST(:ids AS uuid[]))) ORDER BY created_at, id"
-        ),
+    rows = await uow.fetch(
+        f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
+        "FROM identity_conflicts WHERE workspace_id = %(ws)s AND (held_by = ANY(%(ids)s::uuid[]) "
+        "OR claimed_by = ANY(%(ids)s::uuid[])) ORDER BY created_at, id",
         {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[ConflictRow]] = defaultdict(list)
@@ -266,23 +262,19 @@ async def conflicts_of(
 
 
 async def list_conflicts(uow: UnitOfWork, *, after: UUID | None, limit: int) -> list[ConflictRow]:
-    rows = await uow.execute(
-        text(
-            f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
-            "FROM identity_conflicts WHERE workspace_id = :ws "
-            "AND (CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid)) ORDER BY id LIMIT :limit"
-        ),
+    rows = await uow.fetch(
+        f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
+        "FROM identity_conflicts WHERE workspace_id = %(ws)s "
+        "AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid) ORDER BY id LIMIT %(limit)s",
         {"ws": uow.workspace_id, "after": after, "limit": limit},
     )
     return [_conflict(r) for r in rows]
 
 
 async def list_conflicts_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, ConflictRow]:
-    rows = await uow.execute(
-        text(
-            f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
-            "FROM identity_conflicts WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
-        ),
+    rows = await uow.fetch(
+        f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
+        "FROM identity_conflicts WHERE workspace_id = %(ws)s AND id = ANY(%(ids)s::uuid[])",
         {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {r.id: _conflict(r) for r in rows}
@@ -290,12 +282,10 @@ async def list_conflicts_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUI
 
 async def merged_ids(uow: UnitOfWork, survivors: Sequence[UUID]) -> dict[UUID, list[UUID]]:
     """Each survivor with every profile id merged into it, survivor first."""
-    rows = await uow.execute(
-        text(
-            "SELECT s.id AS survivor, m.id FROM unnest(CAST(:ids AS uuid[])) AS s(id) "
-            "CROSS JOIN LATERAL (SELECT id FROM profiles WHERE workspace_id = :ws "
-            "AND merged_into = s.id OFFSET 0) AS m ORDER BY m.id"
-        ),
+    rows = await uow.fetch(
+        "SELECT s.id AS survivor, m.id FROM unnest(%(ids)s::uuid[]) AS s(id) "
+        "CROSS JOIN LATERAL (SELECT id FROM profiles WHERE workspace_id = %(ws)s "
+        "AND merged_into = s.id OFFSET 0) AS m ORDER BY m.id",
         {"ws": uow.workspace_id, "ids": array_literal(survivors)},
     )
     found: dict[UUID, list[UUID]] = {s: [s] for s in survivors}

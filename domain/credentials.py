@@ -33,7 +33,7 @@ from domain.db import metadata
 from domain.errors import AuthenticationError, NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.tenancy import workspace_id_column
-from domain.uow import Statement, UnitOfWork
+from domain.uow import UnitOfWork
 
 PROFILES_READ = "profiles:read"
 PROFILES_WRITE = "profiles:write"
@@ -206,16 +206,15 @@ async def authenticate_api_token(uow: UnitOfWork, token: str) -> Principal:
     if workspace_id is None:
         raise AuthenticationError("invalid token")
     await uow.select_workspace(workspace_id)
-    row = (
-        await uow.execute(
-            select(api_tokens).where(
-                api_tokens.c.workspace_id == workspace_id,
-                api_tokens.c.token_hash == digest(token),
-            )
-        )
-    ).first()
-    if row is None:
+    # Raw SQL: it runs before every API request, and so travels with BEGIN.
+    rows = await uow.fetch(
+        "SELECT id, scopes, expires_at, revoked_at FROM api_tokens "
+        "WHERE workspace_id = %(ws)s AND token_hash = %(hash)s",
+        {"ws": workspace_id, "hash": digest(token)},
+    )
+    if not rows:
         raise AuthenticationError("invalid token")
+    row = rows[0]
     if row.revoked_at is not None:
         raise AuthenticationError("token has been revoked")
     if row.expires_at is not None and row.expires_at <= uow.clock.now():
@@ -273,14 +272,11 @@ async def authenticate_write_key(uow: UnitOfWork, key: str) -> UUID:
     if workspace_id is None:
         raise AuthenticationError("invalid write key")
     await uow.select_workspace(workspace_id)
-    # Raw SQL in a pipeline: this runs before every ingest request, and so it
-    # travels with the transaction's BEGIN.
-    [rows] = await uow.pipeline(
-        Statement(
-            "SELECT id FROM write_keys WHERE workspace_id = %(ws)s AND key_hash = %(hash)s "
-            "AND revoked_at IS NULL",
-            {"ws": workspace_id, "hash": digest(key)},
-        )
+    # Raw SQL: it runs before every ingest request, and so travels with BEGIN.
+    rows = await uow.fetch(
+        "SELECT id FROM write_keys WHERE workspace_id = %(ws)s AND key_hash = %(hash)s "
+        "AND revoked_at IS NULL",
+        {"ws": workspace_id, "hash": digest(key)},
     )
     if not rows:
         raise AuthenticationError("invalid write key")

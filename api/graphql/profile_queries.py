@@ -41,10 +41,8 @@ async def profile(
             wanted = identifiers.normalize(identifier.kind, identifier.value)
         except identifiers.IdentifierError as exc:
             raise ValidationError(str(exc), field="identifier") from exc
-        found = await queries.profile_ids_by_identifier(uow, [wanted])
-        if wanted not in found:
-            return None
-        key = found[wanted]
+        row = await queries.profile_by_identifier(uow, wanted)
+        return None if row is None else ProfileNode.from_row(row)
     nodes = await ProfileNode.resolve_nodes(info=info, node_ids=[str(key)])
     return nodes[0]
 
