@@ -323,3 +323,46 @@ def test_a_page_of_profiles_costs_a_fixed_number_of_statements(client, workspace
     assert all(len(e["node"]["identities"]) == 1 for e in edges)
     assert big_count == small_count
     assert big_count <= 6, sql_counter.statements
+
+
+LOOKUP = """query($by: IdentifierInput, $id: ID, $first: Int, $name: String) {
+  profile(identifier: $by, id: $id) { id traits
+    events(first: $first, name: $name) { edges { node { name timestamp } } pageInfo { hasNextPage } }
+  } }"""
+
+
+def test_lookup_by_identifier_reads_events_as_the_events_field_does(client, workspace):
+    """By identifier the first page of events comes with the profile; by id it is loaded apart."""
+    _seed(client, workspace, 2)
+    anon_events = [
+        {"type": "track", "anonymousId": "anon-9", "event": "E0", "messageId": f"anon-9-{j}"}
+        for j in range(3)
+    ]
+    alias = {"type": "alias", "userId": "page-1", "previousId": "anon-9", "messageId": "alias-9"}
+    for batch in (anon_events, [alias]):
+        response = client.post("/v1/batch", json={"batch": batch}, auth=(workspace.write_key, ""))
+        assert response.status_code == 200, response.text
+    for by, first, name in (
+        ({"kind": "user_id", "value": "page-1"}, 3, None),
+        ({"kind": "user_id", "value": "page-1"}, 20, None),
+        ({"kind": "user_id", "value": "page-1"}, 2, "E0"),
+        ({"kind": "anonymous_id", "value": "anon-9"}, 4, "E0"),
+    ):
+        variables = {"by": by, "first": first, "name": name}
+        by_identifier = gql(client, LOOKUP, variables, token=workspace.api_token)
+        assert by_identifier.get("errors") is None, by_identifier
+        profile = by_identifier["data"]["profile"]
+        by_id = gql(
+            client, LOOKUP, {"id": profile["id"], "first": first, "name": name},
+            token=workspace.api_token,
+        )  # fmt: skip
+        assert by_id["data"]["profile"] == profile
+        events = profile["events"]["edges"]
+        assert events, variables
+        assert len(events) == min(first, 4 if name else 12)  # identify, 7 + 3 tracks, alias
+        assert all(name is None or e["node"]["name"] == name for e in events)
+    missing = gql(
+        client, LOOKUP, {"by": {"kind": "email", "value": "nobody@example.com"}, "first": 5},
+        token=workspace.api_token,
+    )  # fmt: skip
+    assert missing["data"]["profile"] is None
