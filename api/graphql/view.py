@@ -1,24 +1,39 @@
 """The Starlette GraphQL endpoint."""
 
-from typing import Any
+import json
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api.graphql.context import Context
 
+_CONTEXTS = "cdp.graphql_contexts"
+
 
 class GraphQLView(GraphQL[Context, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Closed once the answer has gone out: ending a read-only
+            # transaction costs a round trip that the client need not wait for.
+            # Mutations have committed inside their resolvers by then.
+            for context in scope.pop(_CONTEXTS, ()):
+                await context.close()
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context(request, response, request.app.state.cdp)  # type: ignore[arg-type]
+        context = Context(request, response, request.app.state.cdp)  # type: ignore[arg-type]
+        request.scope.setdefault(_CONTEXTS, []).append(context)
+        return context
 
-    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
-        context: Context = kwargs["context"] if "context" in kwargs else args[3]
+    def encode_json(self, data: object) -> bytes | str:
         try:
-            return await super().execute_operation(*args, **kwargs)
-        finally:
-            await context.close()
+            return orjson.dumps(data)
+        except TypeError:  # an integer beyond 64 bits, which orjson does not write
+            return json.dumps(data, separators=(",", ":"))
