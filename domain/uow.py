@@ -38,6 +38,11 @@ class Statement:
 
     sql: str
     params: Mapping[str, Any] | None = None
+    # False plans the statement afresh for its parameters on every run. psycopg
+    # otherwise prepares a statement after a few runs, and PostgreSQL may then
+    # settle on a generic plan, blind to the parameters; for some statements
+    # that plan is many times slower.
+    prepare: bool | None = None
 
 
 def _driver(connection: Any) -> psycopg.AsyncConnection[Any]:
@@ -201,7 +206,7 @@ class UnitOfWork:
                 for statement in statements:
                     observe(sync, None, statement.sql, statement.params, None, False)  # noqa: FBT003 - SQLAlchemy's event signature
                     cursor = raw.cursor(row_factory=namedtuple_row)
-                    await cursor.execute(statement.sql, statement.params)
+                    await cursor.execute(statement.sql, statement.params, prepare=statement.prepare)
                     cursors.append(cursor)
             return [
                 await cursor.fetchall() if cursor.description is not None else []
