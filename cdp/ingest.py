@@ -116,28 +116,35 @@ _CLAIM_MESSAGE_IDS = (
 )
 
 
-async def ingest(uow: UnitOfWork, messages: Sequence[Message]) -> Outcome:
+async def ingest(
+    uow: UnitOfWork, messages: Sequence[Message], *, require: Statement | None = None
+) -> None:
     """Store Segment messages; a message id seen before is accepted and not stored twice.
 
-    The message ids are claimed in the same round trip that locks and reads the
-    batch's identities, so the identifiers of a message already seen are locked
-    and read for nothing; that is rare, and cheaper than a round trip.
+    Two round trips, the second shared with the caller's commit:
+    - `require` (a check that raises, such as a write-key check), the claim of
+      the message ids, the identifier locks and the reads go in one; a
+      failing check stops the rest before it runs. The identifiers of a
+      message already seen are locked and read for nothing: that is rare,
+      and cheaper than a round trip;
+    - the write is deferred to the unit of work's commit, so the locks are
+      held for one round trip less.
     """
     unique = _unique(messages)
     if not unique:
-        return Outcome()
+        return
     claim = Statement(
         _CLAIM_MESSAGE_IDS,
         {"ws": uow.workspace_id, "ids": json_rows([m.message_id for m in unique])},
     )
     operations = operations_for(unique)
-    claimed, read = await _read(uow, operations, before=claim)
+    before = [claim] if require is None else [require, claim]
+    *_, claimed, read = await _read(uow, operations, before=before)
     fresh = {row.message_id for row in claimed}
     if len(fresh) < len(unique):
         operations = [op for op, m in zip(operations, unique, strict=True) if m.message_id in fresh]
-    if not operations:
-        return Outcome()
-    return await _resolve_and_write(uow, operations, read)
+    if operations:
+        await _resolve_and_write(uow, operations, read, answer=False)
 
 
 _MERGE_RULES = "SELECT kind, max_values, priority FROM merge_rules WHERE workspace_id = %(ws)s"
@@ -245,8 +252,8 @@ async def load_profiles(
 
 
 async def _read(
-    uow: UnitOfWork, operations: Sequence[Operation], *, before: Statement | None = None
-) -> tuple[list[Any], _Read]:
+    uow: UnitOfWork, operations: Sequence[Operation], *, before: Sequence[Statement] = ()
+) -> tuple[Any, ...]:
     """Lock the batch's identifiers, then read their owners, the owners' profiles and the rules.
 
     One round trip: the statements run in order, each on its own snapshot, so
@@ -262,8 +269,7 @@ async def _read(
         Statement(_OWNERS, probe),
         Statement(_MERGE_RULES, {"ws": ws}),
     ]
-    results = await uow.pipeline(*([before, *statements] if before else statements))
-    first = results[0] if before else []
+    results = await uow.pipeline(*before, *statements)
     profile_rows, owner_rows, rule_rows = results[-3:]
     for _ in range(_READ_ATTEMPTS):
         owners = {Identifier(r.kind, r.value): r.profile_id for r in owner_rows}
@@ -278,7 +284,8 @@ async def _read(
         raise RuntimeError("identities kept moving while the batch read them")
     for profile_id in owners.values():
         holdings.setdefault(profile_id, set())
-    return first, _Read(_rules(rule_rows), owners, states, holdings)
+    # The rows of each `before` statement, then what was read.
+    return (*results[: len(before)], _Read(_rules(rule_rows), owners, states, holdings))
 
 
 def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, ...]:
@@ -358,8 +365,13 @@ async def _write_batch(
     events: list[tuple[UUID, Message]],
     *,
     now: datetime,
+    answer: bool,
 ) -> dict[UUID, datetime]:
-    """Write the batch; the creation time of each existing profile it updated."""
+    """Write the batch; the creation time of each existing profile it updated.
+
+    Without `answer`, the write is deferred to the unit of work's commit and
+    nothing is returned.
+    """
     plan = resolver.plan
     persisted = [m for m in plan.merges if m.source in existing]
     if persisted:
@@ -399,7 +411,11 @@ async def _write_batch(
             "updated": _state_rows(states, survivors),
         },
     )
-    *_, rows = await uow.pipeline(*([_partitions(events), write] if events else [write]))
+    statements = [_partitions(events), write] if events else [write]
+    if not answer:
+        uow.defer(*statements)
+        return {}
+    *_, rows = await uow.pipeline(*statements)
     return {row.id: row.created_at for row in rows}
 
 
@@ -502,12 +518,12 @@ async def apply(uow: UnitOfWork, operations: Sequence[Operation]) -> Outcome:
     """Resolve and write a batch of operations; returns each operation's profile."""
     if not operations:
         return Outcome()
-    _, read = await _read(uow, operations)
-    return await _resolve_and_write(uow, operations, read)
+    (read,) = await _read(uow, operations)
+    return await _resolve_and_write(uow, operations, read, answer=True)
 
 
 async def _resolve_and_write(
-    uow: UnitOfWork, operations: Sequence[Operation], read: _Read
+    uow: UnitOfWork, operations: Sequence[Operation], read: _Read, *, answer: bool
 ) -> Outcome:
     owners, states = read.owners, read.states
     involved = set(states)
@@ -539,7 +555,9 @@ async def _resolve_and_write(
                 )
             events.append((profile_id, op.event))
     now = uow.clock.now()
-    updated = await _write_batch(uow, resolver, states, involved, events, now=now)
+    updated = await _write_batch(uow, resolver, states, involved, events, now=now, answer=answer)
+    if not answer:
+        return Outcome()
     profile_ids = [resolver.survivor(assigned[k]) for k in range(len(operations))]
     profiles = {}
     for p in dict.fromkeys(profile_ids):

@@ -33,7 +33,7 @@ from domain.db import metadata
 from domain.errors import AuthenticationError, NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.tenancy import workspace_id_column
-from domain.uow import UnitOfWork
+from domain.uow import Statement, UnitOfWork
 
 PROFILES_READ = "profiles:read"
 PROFILES_WRITE = "profiles:write"
@@ -265,6 +265,16 @@ async def issue_write_key(uow: UnitOfWork, *, name: str) -> str:
         )
     )
     return key
+
+
+def write_key_requirement(workspace_id: UUID, key: str) -> Statement:
+    """A statement that fails with AuthenticationError unless `key` is a live write key.
+
+    For the head of a pipeline: when it fails, nothing queued behind it runs.
+    """
+    return Statement(
+        "SELECT cdp_require_write_key(%(ws)s, %(hash)s)", {"ws": workspace_id, "hash": digest(key)}
+    )
 
 
 async def authenticate_write_key(uow: UnitOfWork, key: str) -> UUID:

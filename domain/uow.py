@@ -9,7 +9,7 @@ after a commit that wrote jobs. Services receive it and never commit.
 """
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -26,7 +26,7 @@ from sqlalchemy.util import await_
 from domain import outbox
 from domain.clock import Clock, SystemClock
 from domain.db import WORKSPACE_SETTING
-from domain.errors import DomainError
+from domain.errors import AuthenticationError, DomainError
 
 _SET_WORKSPACE = text("SELECT set_config(:name, :value, true)")
 _SET_WORKSPACE_RAW = "SELECT set_config(%s, %s, true)"
@@ -84,6 +84,7 @@ class UnitOfWork:
         # travel in the pipeline's own round trip instead of one of its own.
         self._defer_begin = False
         self._pending_workspace: str | None = None
+        self._deferred: list[Statement] = []
 
     @property
     def workspace_id(self) -> UUID:
@@ -143,13 +144,25 @@ class UnitOfWork:
 
     async def enqueue(self, job: outbox.Job) -> UUID:
         """Write a job that runs only if this unit of work commits."""
+        if self._deferred:
+            await self.pipeline()
         async with self._lock:
             await self._send_pending_workspace()
             job_id = await outbox.add(self.session, job)
             self._jobs_written = True
         return job_id
 
+    def defer(self, *statements: Statement) -> None:
+        """Send raw statements with this unit of work's next round trip; their rows are not kept.
+
+        For a final write whose answer nobody reads: committed, it travels
+        with the COMMIT, and an error in it surfaces from `commit`.
+        """
+        self._deferred.extend(statements)
+
     async def commit(self) -> None:
+        if self._deferred:
+            await self._run((), commit=True)
         async with self._lock:
             await self.session.commit()
         if self._jobs_written:
@@ -160,9 +173,12 @@ class UnitOfWork:
     async def rollback(self) -> None:
         async with self._lock:
             self._jobs_written = False
+            self._deferred.clear()
             await self.session.rollback()
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
+        if self._deferred:
+            await self.pipeline()
         async with self._lock:
             await self._send_pending_workspace()
             return await self.session.execute(statement, params)
@@ -183,6 +199,11 @@ class UnitOfWork:
         own snapshot), so a statement sees what an earlier one waited for.
         Returns each statement's rows as named tuples ([] when it has none).
         """
+        return await self._run(statements)
+
+    async def _run(
+        self, statements: Sequence[Statement], *, commit: bool = False
+    ) -> list[list[Any]]:
         async with self._lock:
             self._defer_begin = True
             try:
@@ -190,25 +211,42 @@ class UnitOfWork:
             finally:
                 self._defer_begin = False
             raw = _driver(await connection.get_raw_connection())
-            # Listeners on the engine (statement counters in tests, logging)
-            # see these statements as they see SQLAlchemy's own.
             sync = connection.sync_connection
             if sync is None:
                 raise UnitOfWorkClosedError("the unit of work's connection is gone")
-            observe = sync.dispatch.before_cursor_execute
-            cursors = []
-            async with raw.pipeline():
-                if self._pending_workspace is not None:
-                    await raw.execute(
-                        _SET_WORKSPACE_RAW, (WORKSPACE_SETTING, self._pending_workspace)
-                    )
-                    self._pending_workspace = None
-                for statement in statements:
-                    observe(sync, None, statement.sql, statement.params, None, False)  # noqa: FBT003 - SQLAlchemy's event signature
-                    cursor = raw.cursor(row_factory=namedtuple_row)
-                    await cursor.execute(statement.sql, statement.params, prepare=statement.prepare)
-                    cursors.append(cursor)
+            deferred, self._deferred = self._deferred, []
+            cursors: list[psycopg.AsyncCursor[Any]] = []
+            try:
+                await self._send(raw, sync, [*deferred, *statements], cursors, commit=commit)
+            except psycopg.errors.InvalidAuthorizationSpecification as exc:
+                raise AuthenticationError(exc.diag.message_primary or "not authorized") from exc
             return [
                 await cursor.fetchall() if cursor.description is not None else []
-                for cursor in cursors
+                for cursor in cursors[len(deferred) :]
             ]
+
+    async def _send(
+        self,
+        raw: psycopg.AsyncConnection[Any],
+        sync: Connection,
+        statements: Sequence[Statement],
+        cursors: list[psycopg.AsyncCursor[Any]],
+        *,
+        commit: bool,
+    ) -> None:
+        # Listeners on the engine (statement counters in tests, logging) see
+        # these statements as they see SQLAlchemy's own.
+        observe = sync.dispatch.before_cursor_execute
+        async with raw.pipeline():
+            if self._pending_workspace is not None:
+                await raw.execute(_SET_WORKSPACE_RAW, (WORKSPACE_SETTING, self._pending_workspace))
+                self._pending_workspace = None
+            for statement in statements:
+                observe(sync, None, statement.sql, statement.params, None, False)  # noqa: FBT003 - SQLAlchemy's event signature
+                cursor = raw.cursor(row_factory=namedtuple_row)
+                await cursor.execute(statement.sql, statement.params, prepare=statement.prepare)
+                cursors.append(cursor)
+            if commit:
+                # Queued behind the statements: SQLAlchemy's own commit then
+                # finds the transaction ended and sends nothing.
+                await raw.commit()

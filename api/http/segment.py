@@ -155,9 +155,17 @@ async def _authenticate(uow: UnitOfWork, key: str) -> None:
         raise UnauthorizedError("invalid write key") from exc
 
 
-async def _store(uow: UnitOfWork, messages: list[Message]) -> None:
+async def _store(uow: UnitOfWork, key: str, messages: list[Message]) -> None:
+    workspace_id = credentials.workspace_of(key, credentials.WRITE_KEY_PREFIX)
+    if workspace_id is None:
+        raise UnauthorizedError("invalid write key")
+    await uow.select_workspace(workspace_id)
     try:
-        await ingest(uow, messages)
+        # The key is checked at the head of ingest's first round trip.
+        await ingest(uow, messages, require=credentials.write_key_requirement(workspace_id, key))
+        await uow.commit()
+    except AuthenticationError as exc:
+        raise UnauthorizedError("invalid write key") from exc
     except ValidationError as exc:
         where = exc.field or segment.MESSAGE_FIELD
         raise RequestRejectedError(400, [FieldError(None, where, exc.message)]) from exc
@@ -184,14 +192,14 @@ async def _handle(request: Request, parse: Parser, limit: int, too_large_status:
     key = _write_key(request, body)
     outcome = _validated(parse, body, received_at)
     async with state.uow() as uow:
+        if isinstance(outcome, list) and outcome:
+            await _store(uow, key, outcome)
+            return
         # The key is checked before validation errors are told, so that an
         # unauthenticated caller learns nothing but 401.
         await _authenticate(uow, key)
         if isinstance(outcome, RequestRejectedError):
             raise outcome
-        if outcome:
-            await _store(uow, outcome)
-            await uow.commit()
 
 
 def _validated(

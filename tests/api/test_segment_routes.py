@@ -97,6 +97,17 @@ def test_key_of_one_workspace_with_another_workspace_prefix(client, workspace, o
     assert_rejected(post(client, "/v1/track", track(), key=forged), 401)
 
 
+def test_a_refused_key_claims_nothing(client, workspace, database_url):
+    """The key check heads ingest's first round trip and stops what is queued behind it."""
+    message = track(messageId="claimed-by-nobody")
+    secret = workspace.write_key.rsplit("_", 1)[1]
+    revoked_shape = f"cdp_wk_{workspace.workspace.id.hex}_{secret}x"
+    assert_rejected(post(client, "/v1/batch", in_batch(message), key=revoked_shape), 401)
+    assert count_events(database_url, workspace.workspace.id, "claimed-by-nobody") == 0
+    assert post(client, "/v1/batch", in_batch(message), key=workspace.write_key).status_code == 200
+    assert count_events(database_url, workspace.workspace.id, "claimed-by-nobody") == 1
+
+
 def test_malformed_basic_header_is_401(client):
     response = post(client, "/v1/track", track(), headers={"Authorization": "Basic %%%"})
     assert_rejected(response, 401, "malformed")
