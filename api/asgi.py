@@ -16,6 +16,10 @@ app = create_app(_settings, database_url=embedded.database_url(_settings))
 # collection. A bulk call (upsertProfiles of 1,000) allocates tens of thousands
 # of containers that reference counting frees anyway: at the default threshold
 # of 700 the collector ran some 40 times per call and took about 8% of the
-# server's time (measured with `python -m bench.upsert`).
+# server's time (measured with `python -m bench.upsert`). Each young collection
+# pauses every request in the process for as long as it walks what the
+# threshold let pile up, though: at 50,000 the 99th percentile of
+# `python -m bench.lookup --rate 100` was 30-32 ms, at 10,000 13 ms, while
+# upsert lost about 5% of its rate.
 gc.freeze()
-gc.set_threshold(50_000)
+gc.set_threshold(10_000)
