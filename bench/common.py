@@ -114,12 +114,12 @@ class CpuMeter:
 
 
 @contextmanager
-def running_server(database_url: str) -> Iterator[Server]:
+def running_server(database_url: str, workers: int = 1) -> Iterator[Server]:
     port = free_port()
     log = Path(os.environ.get("BENCH_SERVER_LOG", os.devnull)).open("w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--port", str(port),
-         "--workers", os.environ.get("BENCH_WORKERS", "1")],
+         "--workers", str(workers)],
         cwd=ROOT, env=env_for(database_url), stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
     try:

@@ -3,7 +3,7 @@
 Baseline: raw COPY of the same event rows into the events table, in the same run.
 Target (issue 3): at least 15,000 events/s sustained.
 
-Usage: python -m bench.ingest [--events 200000] [--connections 8]
+Usage: python -m bench.ingest [--events 200000] [--connections 8] [--workers 1]
 """
 
 import argparse
@@ -105,6 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="API server processes (this machine has 2 cores)"
+    )
     args = parser.parse_args()
     events = make_events(args.events)
     with fresh_database() as database_url:
@@ -119,7 +122,7 @@ def main() -> None:
             )
             for i in range(0, len(events), PER_REQUEST)
         ]
-        with running_server(database_url) as server:
+        with running_server(database_url, args.workers) as server:
             warm, rest = requests[:20], requests[20:]
             asyncio.run(drive(server.host, server.port, warm, connections=args.connections))
             with CpuMeter(server) as cpu:
@@ -133,6 +136,7 @@ def main() -> None:
         with psycopg.connect(database_url) as conn:
             stored = conn.execute("SELECT count(*) FROM events").fetchone()
     print(f"ingest /v1/batch: {rate:,.0f} events/s over {seconds:.1f}s ({len(rest)} requests, "
+          f"{args.workers} server processes, "
           f"{args.connections} connections, {len(bad)} non-200)")  # fmt: skip
     print(f"  request latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms")
     print(f"  {cpu.per(len(rest), f'request of {PER_REQUEST} events')}")
