@@ -19,7 +19,7 @@ app = create_app(_settings, database_url=embedded.database_url(_settings))
 # server's time (measured with `python -m bench.upsert`). Each young collection
 # pauses every request in the process for as long as it walks what the
 # threshold let pile up, though: at 50,000 the 99th percentile of
-# `python -m bench.lookup --rate 100` was 30-32 ms, at 10,000 13 ms, while
-# upsert lost about 5% of its rate.
+# `python -m bench.lookup --rate 100` was 29-32 ms over four runs, at 10,000
+# 13-24 ms over five, while upsert lost about 5% of its rate.
 gc.freeze()
 gc.set_threshold(10_000)
