@@ -2,12 +2,13 @@
 
 import asyncio
 
+import psycopg
 from sqlalchemy import select, text
 
 from domain import workspaces
 from domain.clock import FrozenClock
-from domain.db import create_engine, session_factory
-from domain.uow import UnitOfWork
+from domain.db import IDLE_PING_SECONDS, create_engine, libpq_url, session_factory
+from domain.uow import Statement, UnitOfWork
 from tests.support.database import APP_ROLE
 
 
@@ -67,3 +68,55 @@ def test_frozen_clock_moves_only_when_told():
     assert clock.now() == datetime(2026, 1, 31, tzinfo=UTC)
     clock.advance(timedelta(days=1))
     assert clock.now() == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+async def _deferred(database_url: str) -> tuple[list[str], list[str], list[str]]:
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    sessions = session_factory(engine)
+    insert = "INSERT INTO event_message_ids (workspace_id, message_id) VALUES (%(ws)s, %(m)s)"
+    read = "SELECT message_id FROM event_message_ids ORDER BY message_id"
+    try:
+        async with UnitOfWork(sessions) as uow:
+            ws = (await workspaces.create_workspace(uow, "deferred")).workspace.id
+            await uow.commit()
+        async with UnitOfWork(sessions, workspace_id=ws) as uow:
+            uow.defer(Statement(insert, {"ws": ws, "m": "rolled-back"}))
+            await uow.rollback()
+            uow.defer(Statement(insert, {"ws": ws, "m": "committed"}))
+            await uow.commit()
+        async with UnitOfWork(sessions, workspace_id=ws) as uow:
+            uow.defer(Statement(insert, {"ws": ws, "m": "seen-by-a-later-read"}))
+            # A later statement, raw or through SQLAlchemy, sees the deferred one.
+            raw = [r.message_id for r in await uow.fetch(read)]
+            orm = [r.message_id for r in await uow.execute(text(read))]
+        async with UnitOfWork(sessions, workspace_id=ws) as uow:
+            stored = [r.message_id for r in await uow.fetch(read)]
+        return raw, orm, stored
+    finally:
+        await engine.dispose()
+
+
+def test_deferred_statements_go_with_the_commit_or_the_next_statement(database_url):
+    raw, orm, stored = asyncio.run(_deferred(database_url))
+    assert raw == orm == ["committed", "seen-by-a-later-read"]
+    assert stored == ["committed"]  # the last unit of work never committed
+
+
+async def _survives_a_dead_idle_connection(database_url: str) -> int:
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    sessions = session_factory(engine)
+    try:
+        async with UnitOfWork(sessions) as uow:
+            pid = (await uow.execute(text("SELECT pg_backend_pid()"))).scalar()
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        await asyncio.sleep(IDLE_PING_SECONDS + 0.5)
+        async with UnitOfWork(sessions) as uow:
+            return int((await uow.execute(text("SELECT 1"))).scalar())
+    finally:
+        await engine.dispose()
+
+
+def test_a_connection_that_died_while_idle_is_replaced(database_url):
+    """Pooled connections idle past IDLE_PING_SECONDS are pinged before use."""
+    assert asyncio.run(_survives_a_dead_idle_connection(database_url)) == 1
