@@ -151,23 +151,12 @@ _MERGE_RULES = "SELECT kind, max_values, priority FROM merge_rules WHERE workspa
 
 _LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)s::bigint[]) AS k"
 
-# The batch's identifiers, each with its owner. The input is a record set, not
-# expressions on JSON: row-level security lets only leakproof operators into an
-# index condition, and `->>` is not one. LATERAL with LIMIT (which stops the planner from flattening it) keeps this an
-# index probe per identifier whatever the statistics say; a misestimate on a
-# fast-growing table would otherwise scan the workspace.
-_OWNERS = (
-    "SELECT q.kind, q.value, i.profile_id "
-    "FROM json_to_recordset(%(wanted)s::json) AS q(kind text, value text) "
-    "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = %(ws)s "
-    "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
-)
-
 # Locks the profiles (in id order, so batches never deadlock) and reads what
-# they hold. Never prepared: the generic plan that a prepared statement settles
-# on reads the primary key for the id array many times slower, and more so as
-# the table grows (4.3 ms against 0.75 ms a batch at 30,000 events). Anonymous ids can be many and never limit a merge, so they are not
+# they hold. Anonymous ids can be many and never limit a merge, so they are not
 # loaded. `merged_into` tells a profile merged away while this waited for it.
+# Never prepared: the generic plan that a prepared statement settles on reads
+# the primary key for the id array many times slower, and more so as the table
+# grows (4.3 ms against 0.75 ms a batch at 30,000 events).
 _PROFILES = (
     "SELECT p.id, p.traits, p.trait_meta, p.computed, p.merged_into, "
     "p.restricted_at IS NOT NULL AS restricted, h.held FROM profiles p "
@@ -179,7 +168,7 @@ _PROFILES = (
 )
 _PROFILES_BY_ID = _PROFILES.format(ids="%(ids)s::uuid[]")
 _PROFILES_OF_IDENTIFIERS = _PROFILES.format(
-    ids="ARRAY(SELECT o.profile_id FROM (" + _OWNERS + ") AS o)"  # noqa: S608 - constant SQL
+    ids="ARRAY(SELECT o.profile_id FROM (" + queries.IDENTIFIER_OWNERS + ") AS o)"  # noqa: S608 - constant SQL
 )
 
 
@@ -262,11 +251,11 @@ async def _read(
     """
     wanted = sorted({i for op in operations for i in (*op.identifiers, *op.either)})
     ws = uow.workspace_id
-    probe = {"ws": ws, "wanted": json_rows([{"kind": i.kind, "value": i.value} for i in wanted])}
+    probe = {"ws": ws, "wanted": queries.wanted_identifiers(wanted)}
     statements = [
         _lock(ws, set(wanted)),
         Statement(_PROFILES_OF_IDENTIFIERS, probe, prepare=False),
-        Statement(_OWNERS, probe),
+        Statement(queries.IDENTIFIER_OWNERS, probe),
         Statement(_MERGE_RULES, {"ws": ws}),
     ]
     results = await uow.pipeline(*before, *statements)
@@ -278,7 +267,8 @@ async def _read(
             break
         # Another transaction moved an identity between the two reads: read again.
         profile_rows, owner_rows = await uow.pipeline(
-            Statement(_PROFILES_OF_IDENTIFIERS, probe, prepare=False), Statement(_OWNERS, probe)
+            Statement(_PROFILES_OF_IDENTIFIERS, probe, prepare=False),
+            Statement(queries.IDENTIFIER_OWNERS, probe),
         )
     else:
         raise RuntimeError("identities kept moving while the batch read them")

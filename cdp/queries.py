@@ -5,7 +5,7 @@ layer's DataLoaders keep a page of profiles to a fixed number of queries.
 """
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ import orjson
 
 from cdp.model import Identifier
 from domain.sqlparams import array_literal, json_rows
-from domain.uow import Statement, UnitOfWork
+from domain.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -84,64 +84,44 @@ async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Pro
     return {row.asked: _profile(row) for row in rows}
 
 
-_SURVIVOR_OF_IDENTIFIER = (
-    "SELECT coalesce(q.merged_into, q.id) FROM identities i "
-    "JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id "
-    "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s"
-)
-_PROFILE_BY_IDENTIFIER = (
-    f"SELECT {_PROFILE_COLUMNS} FROM profiles p "  # noqa: S608 - constant SQL
-    f"WHERE p.workspace_id = %(ws)s AND p.id = ({_SURVIVOR_OF_IDENTIFIER})"
-)
-
-
 async def profile_by_identifier(uow: UnitOfWork, identifier: Identifier) -> ProfileRow | None:
     """The (surviving) profile that holds `identifier`, in one statement."""
     rows = await uow.fetch(
-        _PROFILE_BY_IDENTIFIER,
+        f"SELECT {_PROFILE_COLUMNS} FROM identities i "  # noqa: S608 - constant SQL
+        "JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id "
+        "JOIN profiles p ON p.workspace_id = q.workspace_id "
+        "AND p.id = coalesce(q.merged_into, q.id) "
+        "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s",
         {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value},
     )
     return _profile(rows[0]) if rows else None
 
 
-async def profile_and_events_by_identifier(
-    uow: UnitOfWork, identifier: Identifier, *, limit: int, name: str | None = None
-) -> tuple[ProfileRow | None, list[EventRow]]:
-    """`profile_by_identifier` and that profile's latest `limit` events, in one round trip."""
-    params = {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value}
-    named = ""
-    if name is not None:
-        named = "AND e.name = %(name)s "
-        params["name"] = name
-    profile_rows, event_rows = await uow.pipeline(
-        Statement(_PROFILE_BY_IDENTIFIER, params),
-        Statement(
-            f"SELECT {_EVENT_COLUMNS} FROM events e "  # noqa: S608 - constant SQL
-            f"WHERE e.workspace_id = %(ws)s AND e.profile_id = ({_SURVIVOR_OF_IDENTIFIER}) "
-            f"{named}ORDER BY e.timestamp DESC, e.id DESC LIMIT {int(limit)}",
-            params,
-        ),
-    )
-    profile = _profile(profile_rows[0]) if profile_rows else None
-    return profile, [_event(r) for r in event_rows]
+# Each wanted identifier (a JSON record set of kind and value) with its owner.
+# A record set, not expressions on JSON: row-level security lets only leakproof
+# operators into an index condition, and `->>` is not one. LATERAL with LIMIT
+# (which stops the planner from flattening it) keeps this an index probe per
+# identifier whatever the statistics say; a misestimate on a fast-growing table
+# would otherwise scan the workspace.
+IDENTIFIER_OWNERS = (
+    "SELECT q.kind, q.value, i.profile_id "
+    "FROM json_to_recordset(%(wanted)s::json) AS q(kind text, value text) "
+    "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = %(ws)s "
+    "AND kind = q.kind AND value = q.value LIMIT 1) AS i"
+)
+
+
+def wanted_identifiers(identifiers: Iterable[Identifier]) -> str:
+    """The `wanted` parameter of IDENTIFIER_OWNERS."""
+    return json_rows([{"kind": i.kind, "value": i.value} for i in identifiers])
 
 
 async def profile_ids_by_identifier(
     uow: UnitOfWork, identifiers: Sequence[Identifier]
 ) -> dict[Identifier, UUID]:
-    ordered = sorted(set(identifiers))
     rows = await uow.fetch(
-        # LATERAL with LIMIT (which stops the planner from flattening it) keeps
-        # this an index probe per identifier whatever the statistics say; a
-        # misestimate on a fast-growing table would otherwise scan the workspace.
-        "SELECT q.kind, q.value, i.profile_id "
-        "FROM jsonb_to_recordset(%(wanted)s::jsonb) AS q(kind text, value text) "
-        "CROSS JOIN LATERAL (SELECT profile_id FROM identities WHERE workspace_id = %(ws)s "
-        "AND kind = q.kind AND value = q.value LIMIT 1) AS i",
-        {
-            "ws": uow.workspace_id,
-            "wanted": json_rows([{"kind": i.kind, "value": i.value} for i in ordered]),
-        },
+        IDENTIFIER_OWNERS,
+        {"ws": uow.workspace_id, "wanted": wanted_identifiers(sorted(set(identifiers)))},
     )
     return {Identifier(r.kind, r.value): r.profile_id for r in rows}
 

@@ -5,12 +5,11 @@ from typing import Any
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
-from strawberry.types.nodes import SelectedField
 
 from api.graphql import connection
 from api.graphql.ids import local_id
 from api.graphql.scalars import JSON
-from api.graphql.types.profile import IdentityConflictNode, ProfileNode, events_loader
+from api.graphql.types.profile import IdentityConflictNode, ProfileNode
 from cdp import identifiers, queries
 from domain.credentials import PROFILES_READ
 from domain.errors import NotFoundError, ValidationError
@@ -20,30 +19,6 @@ from domain.errors import NotFoundError, ValidationError
 class IdentifierInput:
     kind: str
     value: str
-
-
-def _first_events_page(info: Info) -> tuple[int, str | None] | None:
-    """(page size, name) when the query asks this profile for one first page of events.
-
-    The events then travel in the same round trip as the profile. Anything
-    else (fragments, several pages, a cursor, a bad size) is left to the
-    `events` field itself.
-    """
-    pages = [
-        field
-        for field in info.selected_fields[0].selections
-        if isinstance(field, SelectedField) and field.name == "events"
-    ]
-    if len(pages) != 1 or pages[0].arguments.get("after") is not None:
-        return None
-    arguments = pages[0].arguments
-    # A literal argument arrives as its source text, a variable as its value.
-    first, name = arguments.get("first"), arguments.get("name")
-    try:
-        size = connection.page_size(None if first is None else int(first))
-    except (ValueError, ValidationError):
-        return None
-    return size, None if name is None else str(name)
 
 
 async def profile(
@@ -66,17 +41,7 @@ async def profile(
             wanted = identifiers.normalize(identifier.kind, identifier.value)
         except identifiers.IdentifierError as exc:
             raise ValidationError(str(exc), field="identifier") from exc
-        page = _first_events_page(info)
-        if page is None:
-            row = await queries.profile_by_identifier(uow, wanted)
-        else:
-            limit, name = page
-            row, events = await queries.profile_and_events_by_identifier(
-                uow, wanted, limit=limit + 1, name=name
-            )
-            if row is not None:
-                loader = await events_loader(info, limit=limit, name=name, after=None)
-                loader.prime(row.id, events)
+        row = await queries.profile_by_identifier(uow, wanted)
         return None if row is None else ProfileNode.from_row(row)
     nodes = await ProfileNode.resolve_nodes(info=info, node_ids=[str(key)])
     return nodes[0]

@@ -331,8 +331,8 @@ LOOKUP = """query($by: IdentifierInput, $id: ID, $first: Int, $name: String) {
   } }"""
 
 
-def test_lookup_by_identifier_reads_events_as_the_events_field_does(client, workspace):
-    """By identifier the first page of events comes with the profile; by id it is loaded apart."""
+def test_lookup_by_identifier_answers_as_the_lookup_by_id(client, workspace):
+    """Including merged-away identifiers, named events and short pages."""
     _seed(client, workspace, 2)
     anon_events = [
         {"type": "track", "anonymousId": "anon-9", "event": "E0", "messageId": f"anon-9-{j}"}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from cdp import ingest as ingest_module
+from cdp import queries
 from cdp.ingest import ingest
 from cdp.model import Message
 from domain.db import create_engine, session_factory, with_role
@@ -297,7 +298,7 @@ def test_identity_probes_stay_index_probes_under_row_level_security(database_url
         conn.execute("SELECT set_config('cdp.workspace_id', %s, false)", (str(ws),))
         conn.execute("SET plan_cache_mode = force_generic_plan")
         for name, sql in (
-            ("owners", ingest_module._OWNERS),
+            ("owners", queries.IDENTIFIER_OWNERS),
             ("profiles", ingest_module._PROFILES_OF_IDENTIFIERS),
         ):
             positional = sql.replace("%(wanted)s", "$1").replace("%(ws)s", "$2")

@@ -8,7 +8,6 @@ from uuid import UUID
 
 import strawberry
 from strawberry import relay
-from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from api.graphql import connection
@@ -161,23 +160,6 @@ class IdentityConflictNode(relay.Node):
         return [cls.from_row(rows[k]) if k in rows else None for k in keys]
 
 
-async def events_loader(
-    info: Info, *, limit: int, name: str | None, after: str | None
-) -> DataLoader[UUID, list[queries.EventRow]]:
-    """The request's loader for one page shape of `Profile.events` (one more row than the page)."""
-    before = decode_event_cursor(after)
-    uow = await info.context.uow()
-
-    async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
-        found = await queries.recent_events(uow, keys, limit=limit + 1, name=name, before=before)
-        return [found.get(k, []) for k in keys]
-
-    loader: DataLoader[UUID, list[queries.EventRow]] = info.context.loader(
-        f"events:{limit}:{name}:{after}", load
-    )
-    return loader
-
-
 def encode_event_cursor(row: queries.EventRow) -> str:
     return base64.urlsafe_b64encode(f"event:{row.timestamp.isoformat()}|{row.id}".encode()).decode()
 
@@ -251,7 +233,15 @@ class ProfileNode(relay.Node):
     ) -> relay.Connection[EventNode]:
         limit = connection.page_size(first)
         before = decode_event_cursor(after)
-        loader = await events_loader(info, limit=limit, name=name, after=after)
+        uow = await info.context.uow()
+
+        async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
+            found = await queries.recent_events(
+                uow, keys, limit=limit + 1, name=name, before=before
+            )
+            return [found.get(k, []) for k in keys]
+
+        loader = info.context.loader(f"events:{limit}:{name}:{after}", load)
         rows: list[queries.EventRow] = await loader.load(self.row.id)
         return connection.build(
             rows, limit, to_node=EventNode.from_row, after=before, cursor=encode_event_cursor
