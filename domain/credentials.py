@@ -277,19 +277,18 @@ def write_key_requirement(workspace_id: UUID, key: str) -> Statement:
     )
 
 
-async def authenticate_write_key(uow: UnitOfWork, key: str) -> UUID:
+def write_key_workspace(key: str) -> UUID:
+    """The workspace a write key names; AuthenticationError for anything that is not one."""
     workspace_id = workspace_of(key, WRITE_KEY_PREFIX)
     if workspace_id is None:
         raise AuthenticationError("invalid write key")
+    return workspace_id
+
+
+async def authenticate_write_key(uow: UnitOfWork, key: str) -> UUID:
+    workspace_id = write_key_workspace(key)
     await uow.select_workspace(workspace_id)
-    # Raw SQL: it runs before every ingest request, and so travels with BEGIN.
-    rows = await uow.fetch(
-        "SELECT id FROM write_keys WHERE workspace_id = %(ws)s AND key_hash = %(hash)s "
-        "AND revoked_at IS NULL",
-        {"ws": workspace_id, "hash": digest(key)},
-    )
-    if not rows:
-        raise AuthenticationError("invalid write key")
+    await uow.pipeline(write_key_requirement(workspace_id, key))
     return workspace_id
 
 

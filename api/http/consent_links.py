@@ -9,6 +9,7 @@ so responses are not cached and send no referrer.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs
 from uuid import UUID
 
 from jinja2 import DictLoader, Environment, select_autoescape
@@ -17,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from api.graphql.state import AppState
+from api.http.bodies import BodyTooLargeError, read_capped
 from consent import ledger, links
 from consent.keys import LinkError
 from consent.model import MAX_USER_AGENT_LENGTH, ConsentRecord, ConsentStatus
@@ -90,11 +92,13 @@ def _origin(request: Request) -> links.Origin:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise LinkError("the form is too large")
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    """The URL-encoded form of a POST (the first value of each field)."""
+    try:
+        body = await read_capped(request, MAX_FORM_BYTES)
+    except BodyTooLargeError as exc:
+        raise LinkError("the form is too large") from exc
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[0] for key, values in fields.items()}
 
 
 @asynccontextmanager
@@ -168,12 +172,13 @@ async def preferences(request: Request) -> Response:
     message = None
     try:
         target = links.read_preferences(state.keys, request.path_params["token"])
+        # Read before a transaction opens: a slow client holds no connection.
+        form = await _form(request) if request.method == "POST" else None
         async with _workspace(state, target.workspace_id) as uow:
             subject = await subjects.directory().of_profile(uow, target.profile_id)
             if subject is None:
                 raise LinkError("nothing is held about you any more")
-            if request.method == "POST":
-                form = await _form(request)
+            if form is not None:
                 action = form.get("action")
                 if action not in {"grant", "withdraw"}:
                     raise LinkError("choose to subscribe or to withdraw")

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.http.bodies import BodyTooLargeError, read_capped
 from cdp import segment
 from cdp.ingest import ingest
 from cdp.model import MESSAGE_TYPES, FieldError, Message, MessageType
@@ -79,16 +80,10 @@ def _unauthorized(exc: UnauthorizedError) -> Response:
 
 
 async def _read(request: Request, limit: int, too_large: RequestRejectedError) -> bytes:
-    """The raw body, refusing it as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
-            raise too_large
-    return bytes(received)
+    try:
+        return await read_capped(request, limit)
+    except BodyTooLargeError as exc:
+        raise too_large from exc
 
 
 def _decoded(request: Request, raw: bytes, limit: int, too_large: RequestRejectedError) -> bytes:
@@ -156,11 +151,9 @@ async def _authenticate(uow: UnitOfWork, key: str) -> None:
 
 
 async def _store(uow: UnitOfWork, key: str, messages: list[Message]) -> None:
-    workspace_id = credentials.workspace_of(key, credentials.WRITE_KEY_PREFIX)
-    if workspace_id is None:
-        raise UnauthorizedError("invalid write key")
-    await uow.select_workspace(workspace_id)
     try:
+        workspace_id = credentials.write_key_workspace(key)
+        await uow.select_workspace(workspace_id)
         # The key is checked at the head of ingest's first round trip.
         await ingest(uow, messages, require=credentials.write_key_requirement(workspace_id, key))
         await uow.commit()

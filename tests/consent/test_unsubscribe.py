@@ -57,6 +57,25 @@ def test_one_click_post_withdraws_and_the_gate_says_why(client, workspace):
     assert _gate(client, workspace, email, "transactional")["allowed"] is True
 
 
+def test_an_oversized_form_is_refused_and_records_nothing(client, workspace):
+    email, path = _subscribed(client, workspace)
+    padded = {**ONE_CLICK, "padding": "x" * 5000}
+    declared = client.post(path, data=padded)
+
+    def chunks():  # no Content-Length: the cap must hold while the body streams
+        yield b"List-Unsubscribe=One-Click&padding="
+        for _ in range(10):
+            yield b"x" * 1000
+
+    streamed = client.post(
+        path, content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    for response in (declared, streamed):
+        assert response.status_code == 400
+        assert "too large" in response.text
+    assert _gate(client, workspace, email)["allowed"] is True
+
+
 def test_get_shows_a_page_and_changes_nothing(client, workspace):
     email, path = _subscribed(client, workspace)
     page = client.get(path)
