@@ -6,6 +6,7 @@ profiles disagree, the latest word wins, and a withdrawal after a grant
 stands.
 """
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,6 @@ _COLUMNS = (
     "recorded_at"
 )
 MAX_NOTICE_LENGTH = 100_000
-MAX_IP_LENGTH = 45
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,14 @@ class ConsentChange:
         }
 
 
+def _ip_address(ip: str) -> str:
+    """The address in its canonical form; proof of consent keeps no free text here."""
+    try:
+        return str(ipaddress.ip_address(ip.strip()))
+    except ValueError as exc:
+        raise ValidationError("ip must be an IPv4 or IPv6 address", field="ip") from exc
+
+
 def consent_change(
     *,
     purpose: str,
@@ -75,8 +83,8 @@ def consent_change(
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> ConsentChange:
-    if ip is not None and (not ip.strip() or len(ip) > MAX_IP_LENGTH):
-        raise ValidationError("ip must be an IPv4 or IPv6 address", field="ip")
+    if ip is not None:
+        ip = _ip_address(ip)
     if user_agent is not None and len(user_agent) > MAX_USER_AGENT_LENGTH:
         raise ValidationError(
             f"userAgent must be at most {MAX_USER_AGENT_LENGTH} characters", field="userAgent"
@@ -88,7 +96,7 @@ def consent_change(
         lawful_basis=check_lawful_basis(lawful_basis),
         source=check_source(source),
         notice_version=notice_version.strip() if notice_version else None,
-        ip=ip.strip() if ip else None,
+        ip=ip,
         user_agent=user_agent,
     )
 

@@ -208,15 +208,12 @@ def export(
         key = _uuid(request_id, "the request id")
         async with _workspace(workspace) as uow:
             request = await dsr.get(uow, key)
-            document = await dsr.export_of(uow, key)
-            if document is None or request.status is not dsr_model.RequestStatus.COMPLETED:
+            document = await dsr.read_export(uow, _actor(), key)
+            if document is None:
                 raise ValidationError(
                     f"request {key} has no export (a {request.type.value} request, "
                     f"{request.status.value})"
                 )
-            await audit.record(
-                uow, _actor(), "dsr.export_read", object_type="data_subject_request", object_id=key
-            )
             await uow.commit()
             return document
 

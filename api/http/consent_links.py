@@ -6,6 +6,7 @@ shows a page whose button makes the POST. Tokens are capabilities in the URL,
 so responses are not cached and send no referrer.
 """
 
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -83,10 +84,18 @@ def _state(request: Request) -> AppState:
     return state
 
 
+def _client_ip(request: Request) -> str | None:
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:  # a unix socket or a test client names no address
+        return None
+
+
 def _origin(request: Request) -> links.Origin:
     agent = request.headers.get("user-agent")
     return links.Origin(
-        ip=request.client.host if request.client else None,
+        ip=_client_ip(request),
         user_agent=agent[:MAX_USER_AGENT_LENGTH] if agent else None,
     )
 

@@ -184,6 +184,21 @@ async def export_of(uow: UnitOfWork, request_id: UUID) -> dict[str, Any] | None:
     return None if row is None else row.export
 
 
+async def read_export(
+    uow: UnitOfWork, actor: audit.Actor, request_id: UUID
+) -> dict[str, Any] | None:
+    """The export of a completed ACCESS or PORTABILITY request, its reading audited.
+
+    None (and nothing audited) when the request has no export.
+    """
+    document = await export_of(uow, request_id)
+    if document is not None:
+        await audit.record(
+            uow, actor, "dsr.export_read", object_type="data_subject_request", object_id=request_id
+        )
+    return document
+
+
 async def _set_status(
     uow: UnitOfWork, request: DataSubjectRequest, status: RequestStatus, **extra: Any
 ) -> None:

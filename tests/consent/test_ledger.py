@@ -79,6 +79,8 @@ def test_bad_input_is_refused_with_the_field(client, workspace):
         ({"purpose": "News Letter!"}, "purpose"),
         ({"source": "  "}, "source"),
         ({"noticeVersion": "v9"}, "noticeVersion"),
+        ({"ip": "hello"}, "ip"),
+        ({"ip": "300.1.2.3"}, "ip"),
         ({"doubleOptIn": True, "status": "DENIED"}, "doubleOptIn"),
     ]
     for extra, field in cases:

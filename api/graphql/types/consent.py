@@ -157,27 +157,12 @@ class DataSubjectRequestNode(relay.Node):
         if self.status is not DataSubjectRequestStatus.COMPLETED:
             return None
         uow = await info.context.require(DSR_MANAGE)
-        document = await dsr.export_of(uow, dsr_model.parse_id(self.id))
+        actor = audit.Actor.of(await info.context.principal())
+        document = await dsr.read_export(uow, actor, dsr_model.parse_id(self.id))
         if document is None:
             return None
-        principal = await info.context.principal()
-        await audit.record(
-            uow,
-            audit.Actor.of(principal),
-            "dsr.export_read",
-            object_type="data_subject_request",
-            object_id=self.id,
-        )
         await uow.commit()
         return JSON(document)
-
-
-@strawberry.type
-class ConsentNotice:
-    purpose: str
-    version: str
-    text: str
-    created_at: datetime
 
 
 @strawberry.type(name="AuditEntry")
