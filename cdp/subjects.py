@@ -10,7 +10,7 @@ from cdp import identifiers, ingest, queries
 from cdp.model import Identifier
 from cdp.traits import stamp
 from domain import subjects
-from domain.errors import ValidationError
+from domain.errors import ConflictError, ValidationError
 from domain.personal_data import Subject
 from domain.sqlparams import array_literal
 from domain.uow import UnitOfWork
@@ -58,7 +58,9 @@ class ProfileDirectory:
         states, _ = await ingest.load_profiles(uow, [survivor])
         state = states.get(survivor)
         if state is None:
-            return []
+            # Merged away since the subject was read: fail, so that the request
+            # is tried again on the new survivor instead of completing unapplied.
+            raise ConflictError("the profile was merged while being rectified; try again")
         # A correction wins over any event time, even one stamped in the future.
         for key, value in corrections.items():
             if value is None:

@@ -1,9 +1,11 @@
 """Exporters and erasers for the consent context's personal data."""
 
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import text
 
+from consent import suppression
 from domain.personal_data import Subject, registry
 from domain.sqlparams import array_literal
 from domain.uow import UnitOfWork
@@ -88,18 +90,10 @@ class Suppressions:
     retention = "permanent: the tombstone that stops an erased person being mailed again"
 
     async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
-        if not subject.digests:
-            return []
-        return _rows(
-            await uow.execute(
-                text(
-                    "SELECT identifier_kind, channel, purpose, reason, source, created_at "
-                    "FROM suppressions WHERE workspace_id = :ws AND digest = ANY(:digests) "
-                    "ORDER BY created_at, reason"
-                ),
-                {"ws": subject.workspace_id, "digests": list(subject.digests)},
-            )
-        )
+        return [
+            {**asdict(entry), "reason": entry.reason.value}
+            for entry in await suppression.entries(uow, subject.digests)
+        ]
 
     async def erase(self, uow: UnitOfWork, subject: Subject) -> int:
         return 0

@@ -1,0 +1,42 @@
+"""The CDP's side of data-subject requests."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from cdp.subjects import ProfileDirectory
+from domain.db import create_engine, libpq_url, session_factory
+from domain.errors import ConflictError
+from domain.personal_data import Subject
+from domain.uow import UnitOfWork
+from tests.support.database import APP_ROLE
+
+
+async def _rectify(database_url: str, workspace_id: uuid.UUID, profile_id: uuid.UUID) -> list[str]:
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
+            subject = Subject(workspace_id, (profile_id,))
+            return await ProfileDirectory().rectify(
+                uow, subject, {"name": "Corrected"}, datetime.now(UTC)
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_rectifying_a_profile_merged_meanwhile_fails_instead_of_completing(database_url, workspace):
+    """The request is then retried on the survivor; it never reports a change it did not make."""
+    ws = workspace.workspace.id
+    survivor, merged = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute("INSERT INTO profiles (workspace_id, id) VALUES (%s, %s)", (ws, survivor))
+        conn.execute(
+            "INSERT INTO profiles (workspace_id, id, merged_into) VALUES (%s, %s, %s)",
+            (ws, merged, survivor),
+        )
+    with pytest.raises(ConflictError):
+        asyncio.run(_rectify(database_url, ws, merged))
+    assert asyncio.run(_rectify(database_url, ws, survivor)) == ["name"]
