@@ -137,5 +137,5 @@ audit_log = Table(
     Column("request_id", Text),
     Column("details", JSONB, nullable=False),
     PrimaryKeyConstraint("workspace_id", "id"),
-    Index("ix_audit_log_object", "workspace_id", "object_type", "object_id"),
+    Index("ix_audit_log_object_id", "workspace_id", "object_id", "id"),
 )
