@@ -1,5 +1,6 @@
 """The one contact gate. Delivery asks nothing else before it sends."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from consent import ledger, suppression
@@ -17,10 +18,33 @@ async def is_contactable(
     restricted or unsubscribed address stays suppressed whichever profile it
     reappears on.
     """
+    [answer] = await contactability(uow, [subject], channel=channel, purpose=purpose, at=at)
+    return answer
+
+
+async def contactability(
+    uow: UnitOfWork,
+    subjects: Sequence[Subject],
+    *,
+    channel: str,
+    purpose: str,
+    at: datetime | None = None,
+) -> list[Contactability]:
+    """`is_contactable` for many subjects in two statements, in the order given."""
     channel = check_name(channel, "channel")
     purpose = check_name(purpose, "purpose")
     when = at or uow.clock.now()
-    records = await ledger.current(uow, subject.profile_ids, at=when)
-    consent = next((r for r in records if r.purpose == purpose and r.channel == channel), None)
-    entries = [s for s in await suppression.entries(uow, subject.digests) if s.created_at <= when]
-    return decide(channel=channel, purpose=purpose, consent=consent, suppressions=entries)
+    records = await ledger.current_for_many(uow, [s.profile_ids for s in subjects], at=when)
+    entries = await suppression.entries_for_many(uow, [s.digests for s in subjects])
+    answers = []
+    for current, suppressions in zip(records, entries, strict=True):
+        consent = next((r for r in current if r.purpose == purpose and r.channel == channel), None)
+        answers.append(
+            decide(
+                channel=channel,
+                purpose=purpose,
+                consent=consent,
+                suppressions=[s for s in suppressions if s.created_at <= when],
+            )
+        )
+    return answers

@@ -215,45 +215,39 @@ async def current(
     uow: UnitOfWork, profile_ids: Sequence[UUID], *, at: datetime | None = None
 ) -> list[ConsentRecord]:
     """The latest record per purpose and channel across the subject's profiles, as of `at`."""
-    if not profile_ids:
-        return []
-    rows = await uow.execute(
-        text(
-            f"SELECT DISTINCT ON (purpose, channel) {_COLUMNS} FROM consent_records "  # noqa: S608
-            "WHERE workspace_id = :ws AND profile_id = ANY(CAST(:ids AS uuid[])) "
-            "AND (CAST(:at AS timestamptz) IS NULL OR recorded_at <= CAST(:at AS timestamptz)) "
-            "ORDER BY purpose, channel, recorded_at DESC, id DESC"
-        ),
-        {"ws": uow.workspace_id, "ids": array_literal(profile_ids), "at": at},
-    )
-    return [_record(r) for r in rows]
+    return (await current_for_many(uow, [profile_ids], at=at))[0]
 
 
 async def current_for_many(
-    uow: UnitOfWork, subjects: dict[UUID, Sequence[UUID]]
-) -> dict[UUID, list[ConsentRecord]]:
-    """`current` for many subjects (survivor -> its profile ids) in one statement."""
-    owner = {pid: survivor for survivor, ids in subjects.items() for pid in ids}
-    if not owner:
-        return {}
+    uow: UnitOfWork, subjects: Sequence[Sequence[UUID]], *, at: datetime | None = None
+) -> list[list[ConsentRecord]]:
+    """`current` for many subjects (each given by its profile ids) in one statement.
+
+    The answer is in the order of `subjects`.
+    """
+    pairs = [(pid, position) for position, ids in enumerate(subjects) for pid in ids]
+    found: list[list[ConsentRecord]] = [[] for _ in subjects]
+    if not pairs:
+        return found
     rows = await uow.execute(
         text(
-            "SELECT DISTINCT ON (s.survivor, r.purpose, r.channel) s.survivor, r.id, r.profile_id, "
+            "SELECT DISTINCT ON (s.subject, r.purpose, r.channel) s.subject, r.id, r.profile_id, "
             "r.purpose, r.channel, r.status, r.lawful_basis, r.source, r.notice_version, r.actor, "
-            "r.recorded_at FROM unnest(CAST(:pids AS uuid[]), CAST(:owners AS uuid[])) "
-            "AS s(pid, survivor) JOIN consent_records r ON r.workspace_id = :ws "
+            "r.recorded_at FROM unnest(CAST(:pids AS uuid[]), CAST(:subjects AS int[])) "
+            "AS s(pid, subject) JOIN consent_records r ON r.workspace_id = :ws "
             "AND r.profile_id = s.pid "
-            "ORDER BY s.survivor, r.purpose, r.channel, r.recorded_at DESC, r.id DESC"
+            "AND (CAST(:at AS timestamptz) IS NULL OR r.recorded_at <= CAST(:at AS timestamptz)) "
+            "ORDER BY s.subject, r.purpose, r.channel, r.recorded_at DESC, r.id DESC"
         ),
         {
             "ws": uow.workspace_id,
-            "pids": array_literal(list(owner)),
-            "owners": array_literal(list(owner.values())),
+            "pids": array_literal([pid for pid, _ in pairs]),
+            "subjects": array_literal([position for _, position in pairs]),
+            "at": at,
         },
     )
-    found: dict[UUID, list[ConsentRecord]] = {s: [] for s in subjects}
     for row in rows:
-        found[row.survivor].append(_record(row))
+        found[row.subject].append(_record(row))
     return found
 
 

@@ -106,14 +106,30 @@ async def lift(
 
 
 async def entries(uow: UnitOfWork, digests: Sequence[bytes]) -> list[Suppression]:
-    if not digests:
-        return []
+    return (await entries_for_many(uow, [digests]))[0]
+
+
+async def entries_for_many(
+    uow: UnitOfWork, subjects: Sequence[Sequence[bytes]]
+) -> list[list[Suppression]]:
+    """The entries of each subject (given by its digests), oldest first, in one statement."""
+    holders: dict[bytes, list[int]] = {}
+    for position, digests in enumerate(subjects):
+        for digest in set(digests):
+            holders.setdefault(digest, []).append(position)
+    found: list[list[Suppression]] = [[] for _ in subjects]
+    if not holders:
+        return found
     rows = await uow.execute(
         text(
-            "SELECT identifier_kind, channel, purpose, reason, source, created_at "
+            "SELECT digest, identifier_kind, channel, purpose, reason, source, created_at "
             "FROM suppressions WHERE workspace_id = :ws AND digest = ANY(:digests) "
             "ORDER BY created_at, reason"
         ),
-        {"ws": uow.workspace_id, "digests": list(digests)},
+        {"ws": uow.workspace_id, "digests": sorted(holders)},
     )
-    return [_suppression(r) for r in rows]
+    for row in rows:
+        entry = _suppression(row)
+        for position in holders[bytes(row.digest)]:
+            found[position].append(entry)
+    return found

@@ -11,6 +11,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.graphql import connection
+from api.graphql.grouped import load_by_group
 from api.graphql.nodes import load_nodes
 from api.graphql.scalars import JSON
 from api.graphql.types.consent import Consent, Contactability
@@ -315,34 +316,52 @@ class ProfileNode(relay.Node):
         )
     )
     async def consents(self, info: Info) -> list[Consent]:
+        records = await self._consent_records(info, at=None)
+        return [Consent.from_record(r) for r in records]
+
+    async def _consent_records(self, info: Info, *, at: datetime | None) -> list[Any]:
+        """The subject's current consent records as of `at`, loaded with its siblings'."""
         uow = await info.context.require(CONSENT_READ)
         subject = await self._subject(info, with_identifiers=False)
 
-        async def load(keys: Sequence[tuple[UUID, tuple[UUID, ...]]]) -> list[Any]:
-            found = await ledger.current_for_many(uow, dict(keys))
-            return [found.get(k[0], []) for k in keys]
+        async def load(keys: Sequence[tuple[tuple[UUID, ...], datetime | None]]) -> list[Any]:
+            return await load_by_group(
+                keys,
+                lambda key: key[1],
+                lambda when, group: ledger.current_for_many(uow, [k[0] for k in group], at=when),
+            )
 
-        records = await info.context.loader("consents", load).load(
-            (self.row.id, subject.profile_ids)
+        records: list[Any] = await info.context.loader("consents", load).load(
+            (subject.profile_ids, at)
         )
-        return [Consent.from_record(r) for r in records]
+        return records
 
     @strawberry.field(description="The consent for a purpose and channel as it stood at `at`.")
     async def consent_at(
         self, info: Info, purpose: str, channel: str, at: datetime
     ) -> Consent | None:
-        uow = await info.context.require(CONSENT_READ)
-        subject = await self._subject(info, with_identifiers=False)
-        records = await ledger.current(uow, subject.profile_ids, at=at)
         wanted = (check_name(purpose, "purpose"), check_name(channel, "channel"))
+        records = await self._consent_records(info, at=at)
         found = next((r for r in records if (r.purpose, r.channel) == wanted), None)
         return Consent.from_record(found) if found else None
 
     @strawberry.field(description="The one contact gate: may this profile be contacted, and why.")
     async def contactable(self, info: Info, channel: str, purpose: str) -> Contactability:
         uow = await info.context.require(CONSENT_READ)
+        # Checked here, so that a bad name fails this field and not its siblings' batch.
+        channel, purpose = check_name(channel, "channel"), check_name(purpose, "purpose")
         subject = await self._subject(info, with_identifiers=True)
-        answer = await gate.is_contactable(uow, subject, channel=channel, purpose=purpose)
+
+        async def load(keys: Sequence[tuple[Subject, str, str]]) -> list[Any]:
+            return await load_by_group(
+                keys,
+                lambda key: (key[1], key[2]),
+                lambda wanted, group: gate.contactability(
+                    uow, [k[0] for k in group], channel=wanted[0], purpose=wanted[1]
+                ),
+            )
+
+        answer = await info.context.loader("contactable", load).load((subject, channel, purpose))
         return Contactability.from_domain(answer)
 
     @strawberry.field(
