@@ -27,16 +27,26 @@ async def enforce_workspace_retention() -> None:
     async with runtime.uow() as uow:
         periods = await retention.retention_periods(uow)
     for workspace_id, days in periods:
-        async with runtime.uow(workspace_id) as uow:
-            deleted = await retention.delete_expired_events(uow, days=days)
-            if deleted:
-                await audit.record(
-                    uow,
-                    audit.Actor.system("retention"),
-                    "retention.events_deleted",
-                    object_type="workspace",
-                    object_id=workspace_id,
-                    details={"days": days, "events": deleted},
+        before = retention.expiry(runtime.clock.now(), days)
+        total = 0
+        while True:
+            # Each batch commits with its own audit entry: what is gone is
+            # always accounted for, even if the job stops half-way.
+            async with runtime.uow(workspace_id) as uow:
+                deleted = await retention.delete_expired_events(
+                    uow, before=before, limit=retention.DELETE_BATCH
                 )
-            await uow.commit()
-        log.info("events.workspace_retention", workspace_id=str(workspace_id), deleted=deleted)
+                if deleted:
+                    await audit.record(
+                        uow,
+                        audit.Actor.system("retention"),
+                        "retention.events_deleted",
+                        object_type="workspace",
+                        object_id=workspace_id,
+                        details={"days": days, "events": deleted},
+                    )
+                await uow.commit()
+            total += deleted
+            if deleted < retention.DELETE_BATCH:
+                break
+        log.info("events.workspace_retention", workspace_id=str(workspace_id), deleted=total)

@@ -59,10 +59,30 @@ async def retention_periods(uow: UnitOfWork) -> list[tuple[UUID, int]]:
     return [(r.workspace_id, int(r.days)) for r in rows]
 
 
-async def delete_expired_events(uow: UnitOfWork, *, days: int) -> int:
-    """Delete this workspace's events older than `days` (the job runs per workspace, under RLS)."""
+# A first period set on a long history may cover millions of events: they go
+# in bounded transactions, so no single one holds locks or WAL for long, and a
+# job cut short has kept what it committed and resumes where it stopped.
+DELETE_BATCH = 5_000
+
+
+def expiry(now: datetime, days: int) -> datetime:
+    """Events before this moment are past a period of `days`."""
+    return now - timedelta(days=days)
+
+
+async def delete_expired_events(
+    uow: UnitOfWork, *, before: datetime, limit: int = DELETE_BATCH
+) -> int:
+    """Delete up to `limit` of this workspace's events before `before` (under RLS).
+
+    Fewer than `limit` deleted means none are left.
+    """
     result = await uow.execute(
-        text("DELETE FROM events WHERE workspace_id = :ws AND timestamp < :cutoff"),
-        {"ws": uow.workspace_id, "cutoff": uow.clock.now() - timedelta(days=days)},
+        text(
+            "DELETE FROM events e USING (SELECT id, timestamp FROM events "
+            "WHERE workspace_id = :ws AND timestamp < :before LIMIT :limit) AS old "
+            "WHERE e.workspace_id = :ws AND e.id = old.id AND e.timestamp = old.timestamp"
+        ),
+        {"ws": uow.workspace_id, "before": before, "limit": limit},
     )
     return int(result.rowcount or 0)

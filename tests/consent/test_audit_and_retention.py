@@ -82,7 +82,8 @@ async def _retention(database_url: str, workspace_id, days):
         async with UnitOfWork(session_factory(engine)) as uow:
             periods = await retention.retention_periods(uow)
         async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
-            deleted = await retention.delete_expired_events(uow, days=days)
+            before = retention.expiry(datetime.now(UTC), days)
+            deleted = await retention.delete_expired_events(uow, before=before)
             await uow.commit()
         return periods, deleted
     finally:
@@ -152,3 +153,32 @@ def test_a_workspace_retention_period_deletes_only_its_old_events(
     assert left == {workspace.workspace.id: 1, other_workspace.workspace.id: 2}
     shown = gql(client, "{ workspace { eventRetentionDays } }", token=workspace.api_token)
     assert shown["data"]["workspace"]["eventRetentionDays"] == 30
+
+
+def test_the_retention_job_deletes_in_bounded_batches_each_audited(
+    client, workspace, database_url, monkeypatch
+):
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    segment_batch(client, workspace.write_key, [
+        *({"type": "track", "userId": "b1", "event": f"Old{i}", "timestamp": old}
+          for i in range(5)),
+        {"type": "track", "userId": "b1", "event": "New"},
+    ])  # fmt: skip
+    gql(client, "mutation { setEventRetention(days: 30) { days } }", token=workspace.api_token)
+    monkeypatch.setattr(retention, "DELETE_BATCH", 2)
+    runtime = jobs.configure(database_url=database_url, role=APP_ROLE, broker=StubBroker())
+    try:
+        asyncio.run(_run_actor(runtime))
+    finally:
+        jobs._runtime = None
+    deleted = [
+        e[3]["events"]
+        for e in _audit(database_url, workspace.workspace.id)
+        if e[0] == "retention.events_deleted"
+    ]
+    assert sorted(deleted) == [1, 2, 2]
+    with psycopg.connect(database_url) as conn:
+        names = conn.execute(
+            "SELECT name FROM events WHERE workspace_id = %s", (workspace.workspace.id,)
+        ).fetchall()
+    assert names == [("New",)]
