@@ -14,7 +14,7 @@ Order of work inside the caller's transaction:
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +26,7 @@ from cdp.model import ANONYMOUS_ID, USER_ID, Identifier, Message
 from cdp.resolution import KindRule, Resolver, Rules
 from cdp.traits import ProfileState
 from consent import audit
-from domain.ids import new_id, new_ids_text
+from domain.ids import id_supply, new_id, new_ids_text
 from domain.sqlparams import array_literal, json_rows
 from domain.uow import Statement, UnitOfWork
 
@@ -288,7 +288,8 @@ def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, 
 def _partitions(events: list[tuple[UUID, Message]]) -> Statement:
     # No process-wide cache: a partition made in a transaction that rolls back is
     # gone, and the function's own existence check is cheap.
-    months = sorted({m.timestamp.astimezone(UTC).date().replace(day=1) for _, m in events})
+    # Message times are UTC already (cdp.segment makes them so).
+    months = sorted({date(t.year, t.month, 1) for t in {m.timestamp for _, m in events}})
     return Statement(
         "SELECT cdp_ensure_event_partition(m) FROM unnest(%(months)s::date[]) AS m",
         {"months": array_literal(months)},
@@ -517,7 +518,7 @@ async def _resolve_and_write(
 ) -> Outcome:
     owners, states = read.owners, read.states
     involved = set(states)
-    resolver = Resolver(read.rules, owners, read.holdings)
+    resolver = Resolver(read.rules, owners, read.holdings, make_id=id_supply(len(operations)))
     order = sorted(range(len(operations)), key=lambda k: (operations[k].at, k))
     assigned: dict[int, UUID] = {}
     for k in order:

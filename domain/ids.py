@@ -7,6 +7,7 @@ keyset pagination by id follows creation order.
 import os
 import time
 import uuid
+from collections.abc import Callable
 
 _LOW_62 = (1 << 62) - 1
 
@@ -25,18 +26,34 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=_v7(_head(), int.from_bytes(os.urandom(10), "big")))
 
 
+def _v7_batch(count: int) -> list[int]:
+    # One clock read and one call for randomness serve the whole batch.
+    head = _head()
+    pool = os.urandom(10 * count)
+    return [_v7(head, int.from_bytes(pool[k : k + 10], "big")) for k in range(0, 10 * count, 10)]
+
+
 def new_ids_text(count: int) -> list[str]:
     """`count` UUIDv7s as 32 hex digits (a form PostgreSQL reads), for bulk rows.
 
-    One clock read and one call for randomness serve the whole batch, and no
-    UUID object is built: a batch of events needs only their text.
+    No UUID object is built: a batch of events needs only their text.
     """
-    head = _head()
-    pool = os.urandom(10 * count)
-    return [
-        f"{_v7(head, int.from_bytes(pool[k : k + 10], 'big')):032x}"
-        for k in range(0, 10 * count, 10)
-    ]
+    return [f"{value:032x}" for value in _v7_batch(count)]
+
+
+def id_supply(batch: int) -> Callable[[], uuid.UUID]:
+    """A maker of UUIDv7s that draws the clock and randomness once per `batch` ids.
+
+    For a bulk path that makes an id per item and cannot say in advance how many.
+    """
+    pending: list[uuid.UUID] = []
+
+    def make() -> uuid.UUID:
+        if not pending:
+            pending.extend(uuid.UUID(int=value) for value in _v7_batch(max(batch, 1)))
+        return pending.pop()
+
+    return make
 
 
 def parse_uuid(value: str) -> uuid.UUID | None:
