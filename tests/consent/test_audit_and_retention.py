@@ -98,6 +98,14 @@ async def _run_actor(runtime: jobs.JobRuntime) -> None:
         await runtime.close()
 
 
+def _run_retention_job(database_url: str) -> None:
+    runtime = jobs.configure(database_url=database_url, role=APP_ROLE, broker=StubBroker())
+    try:
+        asyncio.run(_run_actor(runtime))
+    finally:
+        jobs._runtime = None
+
+
 def test_a_workspace_retention_period_deletes_only_its_old_events(
     client, workspace, other_workspace, database_url
 ):
@@ -129,11 +137,7 @@ def test_a_workspace_retention_period_deletes_only_its_old_events(
         workspace.write_key,
         [{"type": "track", "userId": "r2", "event": "Old", "timestamp": old}],
     )
-    runtime = jobs.configure(database_url=database_url, role=APP_ROLE, broker=StubBroker())
-    try:
-        asyncio.run(_run_actor(runtime))
-    finally:
-        jobs._runtime = None
+    _run_retention_job(database_url)
     entries = [
         e
         for e in _audit(database_url, workspace.workspace.id)
@@ -166,11 +170,7 @@ def test_the_retention_job_deletes_in_bounded_batches_each_audited(
     ])  # fmt: skip
     gql(client, "mutation { setEventRetention(days: 30) { days } }", token=workspace.api_token)
     monkeypatch.setattr(retention, "DELETE_BATCH", 2)
-    runtime = jobs.configure(database_url=database_url, role=APP_ROLE, broker=StubBroker())
-    try:
-        asyncio.run(_run_actor(runtime))
-    finally:
-        jobs._runtime = None
+    _run_retention_job(database_url)
     deleted = [
         e[3]["events"]
         for e in _audit(database_url, workspace.workspace.id)
