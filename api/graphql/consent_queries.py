@@ -13,7 +13,6 @@ from api.graphql.types.consent import (
     SuppressionEntry,
 )
 from consent import audit, suppression
-from consent.dsr import model as dsr_model
 from consent.dsr import services as dsr
 from domain import subjects
 from domain.credentials import CONSENT_READ, DSR_MANAGE
@@ -47,7 +46,7 @@ async def data_subject_requests(
         uow,
         limit=limit + 1,
         after=cursor,
-        status=dsr_model.RequestStatus(status.value) if status else None,
+        status=status,
     )
     return connection.build(
         rows, limit, key=lambda r: r.id, to_node=DataSubjectRequestNode.from_domain, after=cursor

@@ -12,7 +12,6 @@ from api.graphql.types.profile import ProfileNode
 from cdp import profiles as profile_service
 from cdp import queries
 from consent import audit, ledger, links
-from consent.model import ConsentStatus as DomainStatus
 from domain import subjects
 from domain.credentials import CONSENT_WRITE
 from domain.errors import DomainError, ValidationError
@@ -82,14 +81,14 @@ async def record_consent(info: Info, input: ConsentInput) -> RecordConsentPayloa
         change = ledger.consent_change(
             purpose=input.purpose,
             channel=input.channel,
-            status=DomainStatus(input.status.value),
+            status=input.status,
             lawful_basis=input.lawful_basis,
             source=input.source,
             notice_version=input.notice_version,
             ip=input.ip,
             user_agent=input.user_agent,
         )
-        if input.double_opt_in and change.status is not DomainStatus.GRANTED:
+        if input.double_opt_in and change.status is not ConsentStatus.GRANTED:
             raise ValidationError("doubleOptIn applies to GRANTED only", field="doubleOptIn")
         await ledger.check_notice(uow, change.purpose, change.notice_version)
         profile_id = await _profile_for(uow, input.identifier.kind, input.identifier.value)
@@ -98,7 +97,7 @@ async def record_consent(info: Info, input: ConsentInput) -> RecordConsentPayloa
         if input.double_opt_in:
             token = await links.request_confirmation(uow, keys, actor, profile_id, change)
             confirmation_url = info.context.state.link(f"/consent/confirm/{token}")
-        elif change.status is DomainStatus.GRANTED:
+        elif change.status is ConsentStatus.GRANTED:
             record = await ledger.append(uow, actor, profile_id, change)
         else:
             subject = await subjects.directory().of_profile(uow, profile_id)

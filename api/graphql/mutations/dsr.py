@@ -11,7 +11,6 @@ from api.graphql.scalars import JSON
 from api.graphql.types.consent import DataSubjectRequestNode, DataSubjectRequestType
 from cdp import retention
 from consent import audit
-from consent.dsr import model as dsr_model
 from consent.dsr import services as dsr
 from domain.credentials import ADMIN, DSR_MANAGE
 from domain.errors import DomainError
@@ -70,7 +69,7 @@ async def create_data_subject_request(
             actor,
             kind=input.identifier.kind,
             value=input.identifier.value,
-            request_type=dsr_model.RequestType(input.type.value),
+            request_type=input.type,
             note=input.note,
             corrections=input.corrections,
         )

@@ -2,7 +2,6 @@
 
 from collections.abc import Iterable
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 from strawberry import relay
@@ -16,30 +15,14 @@ from consent.dsr import model as dsr_model
 from consent.dsr import services as dsr
 from domain.credentials import CONSENT_READ, DSR_MANAGE
 
-
-@strawberry.enum
-class ConsentStatus(Enum):
-    GRANTED = "GRANTED"
-    DENIED = "DENIED"
-    WITHDRAWN = "WITHDRAWN"
-
-
-@strawberry.enum
-class DataSubjectRequestType(Enum):
-    ACCESS = "ACCESS"
-    PORTABILITY = "PORTABILITY"
-    ERASURE = "ERASURE"
-    RECTIFICATION = "RECTIFICATION"
-    RESTRICTION = "RESTRICTION"
-    OBJECTION = "OBJECTION"
-
-
-@strawberry.enum
-class DataSubjectRequestStatus(Enum):
-    RECEIVED = "RECEIVED"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    REJECTED = "REJECTED"
+# The domain's own enums, shown as they are: GraphQL uses the member names,
+# which are also their values.
+ConsentStatus = consent_model.ConsentStatus
+DataSubjectRequestType = dsr_model.RequestType
+DataSubjectRequestStatus = dsr_model.RequestStatus
+strawberry.enum(ConsentStatus, name="ConsentStatus")
+strawberry.enum(DataSubjectRequestType, name="DataSubjectRequestType")
+strawberry.enum(DataSubjectRequestStatus, name="DataSubjectRequestStatus")
 
 
 @strawberry.type
@@ -58,7 +41,7 @@ class Consent:
         return cls(
             purpose=record.purpose,
             channel=record.channel,
-            status=ConsentStatus(record.status.value),
+            status=record.status,
             lawful_basis=record.lawful_basis,
             source=record.source,
             notice_version=record.notice_version,
@@ -120,8 +103,8 @@ class DataSubjectRequestNode(relay.Node):
     def from_domain(cls, request: dsr_model.DataSubjectRequest) -> "DataSubjectRequestNode":
         return cls(
             id=str(request.id),
-            type=DataSubjectRequestType(request.type.value),
-            status=DataSubjectRequestStatus(request.status.value),
+            type=request.type,
+            status=request.status,
             identifier_kind=request.identifier_kind,
             received_at=request.received_at,
             due_at=request.due_at,
