@@ -1,5 +1,8 @@
 """Data-subject request mutations, the restriction lift, and the workspace's event retention."""
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
@@ -12,8 +15,10 @@ from api.graphql.types.consent import DataSubjectRequestNode, DataSubjectRequest
 from cdp import retention
 from consent import audit
 from consent.dsr import services as dsr
+from consent.dsr.model import DataSubjectRequest
 from domain.credentials import ADMIN, DSR_MANAGE
 from domain.errors import DomainError
+from domain.uow import UnitOfWork
 
 
 @strawberry.input
@@ -55,29 +60,41 @@ class SetEventRetentionPayload:
     errors: list[InputError] = strawberry.field(default_factory=list)
 
 
+Act = Callable[[UnitOfWork, audit.Actor], Awaitable[DataSubjectRequest]]
+P = TypeVar("P", bound=CreateDataSubjectRequestPayload)
+
+
+async def _act_on_request(info: Info, payload: type[P], act: Act) -> P:
+    """Run one change to a request as the caller; its errors answer in the payload."""
+    uow = await info.context.require(DSR_MANAGE)
+    actor = audit.Actor.of(await info.context.principal())
+    try:
+        request = await act(uow, actor)
+    except DomainError as error:
+        return payload(errors=[InputError.from_domain(error)])
+    await uow.commit()
+    return payload(data_subject_request=DataSubjectRequestNode.from_domain(request))
+
+
 async def create_data_subject_request(
     info: Info,
     input: DataSubjectRequestInput,  # noqa: A002 - the contract's name
 ) -> CreateDataSubjectRequestPayload:
     """File a verified request. It is due in one calendar month and processed by a worker."""
-    uow = await info.context.require(DSR_MANAGE)
-    actor = audit.Actor.of(await info.context.principal())
-    try:
-        request = await dsr.create(
+    keys = info.context.state.keys
+    return await _act_on_request(
+        info,
+        CreateDataSubjectRequestPayload,
+        lambda uow, actor: dsr.create(
             uow,
-            info.context.state.keys,
+            keys,
             actor,
             kind=input.identifier.kind,
             value=input.identifier.value,
             request_type=input.type,
             note=input.note,
             corrections=input.corrections,
-        )
-    except DomainError as error:
-        return CreateDataSubjectRequestPayload(errors=[InputError.from_domain(error)])
-    await uow.commit()
-    return CreateDataSubjectRequestPayload(
-        data_subject_request=DataSubjectRequestNode.from_domain(request)
+        ),
     )
 
 
@@ -88,16 +105,12 @@ async def extend_data_subject_request(
     reason: str,
 ) -> ExtendDataSubjectRequestPayload:
     """Extend the deadline by 1 or 2 calendar months (3 months in all at most), with a reason."""
-    uow = await info.context.require(DSR_MANAGE)
-    actor = audit.Actor.of(await info.context.principal())
-    try:
-        key = local_id(id, "DataSubjectRequest")
-        request = await dsr.extend(uow, actor, key, months=months, reason=reason)
-    except DomainError as error:
-        return ExtendDataSubjectRequestPayload(errors=[InputError.from_domain(error)])
-    await uow.commit()
-    return ExtendDataSubjectRequestPayload(
-        data_subject_request=DataSubjectRequestNode.from_domain(request)
+    return await _act_on_request(
+        info,
+        ExtendDataSubjectRequestPayload,
+        lambda uow, actor: dsr.extend(
+            uow, actor, local_id(id, "DataSubjectRequest"), months=months, reason=reason
+        ),
     )
 
 
@@ -107,16 +120,12 @@ async def reject_data_subject_request(
     reason: str,
 ) -> RejectDataSubjectRequestPayload:
     """Refuse a request that is manifestly unfounded or excessive (Art. 12(5)), saying why."""
-    uow = await info.context.require(DSR_MANAGE)
-    actor = audit.Actor.of(await info.context.principal())
-    try:
-        key = local_id(id, "DataSubjectRequest")
-        request = await dsr.reject(uow, actor, key, reason=reason)
-    except DomainError as error:
-        return RejectDataSubjectRequestPayload(errors=[InputError.from_domain(error)])
-    await uow.commit()
-    return RejectDataSubjectRequestPayload(
-        data_subject_request=DataSubjectRequestNode.from_domain(request)
+    return await _act_on_request(
+        info,
+        RejectDataSubjectRequestPayload,
+        lambda uow, actor: dsr.reject(
+            uow, actor, local_id(id, "DataSubjectRequest"), reason=reason
+        ),
     )
 
 
