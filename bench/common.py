@@ -188,3 +188,19 @@ async def drive(
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+def machine_reference() -> str:
+    """How fast this machine runs plain CPython right now, to compare runs made on others.
+
+    The same code has measured twice as slow on one machine from one session
+    to the next; this line says which kind of run a figure comes from.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return f"machine reference: 2M-step CPython loop in {best * 1000:.0f} ms (best of 3)"

@@ -23,6 +23,7 @@ from bench.common import (
     drive,
     fresh_database,
     http_request,
+    machine_reference,
     running_server,
 )
 
@@ -109,6 +110,7 @@ def main() -> None:
         "--workers", type=int, default=1, help="API server processes (this machine has 2 cores)"
     )
     args = parser.parse_args()
+    print(machine_reference(), flush=True)
     events = make_events(args.events)
     with fresh_database() as database_url:
         ws = create_workspace(database_url)

@@ -31,6 +31,7 @@ from bench.common import (
     create_workspace,
     fresh_database,
     http_request,
+    machine_reference,
     percentile,
     running_server,
 )
@@ -151,6 +152,7 @@ def main() -> None:
         "--workers", type=int, default=2, help="API server processes (this machine has 2 cores)"
     )
     args = parser.parse_args()
+    print(machine_reference(), flush=True)
     rng = random.Random(3)
     with fresh_database() as database_url:
         ws = create_workspace(database_url)

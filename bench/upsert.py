@@ -20,6 +20,7 @@ from bench.common import (
     drive,
     fresh_database,
     http_request,
+    machine_reference,
     running_server,
 )
 
@@ -71,6 +72,7 @@ def main() -> None:
         "--workers", type=int, default=2, help="API server processes (this machine has 2 cores)"
     )
     args = parser.parse_args()
+    print(machine_reference(), flush=True)
     with fresh_database() as database_url:
         ws = create_workspace(database_url)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ws['api_token']}"}
