@@ -366,3 +366,35 @@ def test_lookup_by_identifier_answers_as_the_lookup_by_id(client, workspace):
         token=workspace.api_token,
     )  # fmt: skip
     assert missing["data"]["profile"] is None
+
+
+# A literal page size: a variable would be costed at the largest page.
+EVERY_FIELD = """query { profiles(first: FIRST) { edges { node {
+  id traits createdAt updatedAt identities { kind value }
+  events(first: 3) { edges { node { name timestamp properties } } pageInfo { hasNextPage } }
+  named: events(first: 2, name: "E1") { edges { node { name } } }
+  traitSources { key source at }
+  computedTraits { firstSeen lastSeen orderCount }
+  mergeHistory { sourceProfileId rule }
+  identityConflicts { kind value rule }
+  consents { status }
+  consentAt(purpose: "newsletter", channel: "email", at: "2030-01-01T00:00:00Z") { status }
+  contactable(channel: "email", purpose: "newsletter") { allowed reason }
+  unsubscribeUrl(channel: "email", purpose: "newsletter")
+  preferenceCentreUrl
+} } } }"""
+
+
+def test_every_field_of_a_page_of_profiles_costs_the_same_statements_whatever_its_size(
+    client, workspace, sql_counter
+):
+    _seed(client, workspace, 12)
+    counts = []
+    for first in (2, 12):
+        sql_counter.statements.clear()
+        query = EVERY_FIELD.replace("FIRST", str(first))
+        body = gql(client, query, token=workspace.api_token)
+        assert body.get("errors") is None, body
+        assert len(body["data"]["profiles"]["edges"]) == first
+        counts.append(sql_counter.count)
+    assert counts[0] == counts[1], sql_counter.statements
