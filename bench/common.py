@@ -68,16 +68,20 @@ class Server:
 
 
 class CpuMeter:
-    """CPU seconds spent over a span by the API server (all its processes) and by PostgreSQL.
+    """CPU seconds spent over a span by the API server (all its processes), PostgreSQL
+    and the load generator itself, and how much of the machine sat idle.
 
-    It tells where a request's cost goes: the two together bound what this
+    It tells where a request's cost goes: together they bound what this
     machine can do, whatever the concurrency.
     """
 
     def __init__(self, server: Server) -> None:
         self._server = psutil.Process(server.pid)
+        self._me = psutil.Process()
         self.server_seconds = 0.0
         self.postgres_seconds = 0.0
+        self.load_seconds = 0.0
+        self.idle_share = 0.0
 
     def _server_cpu(self) -> float:
         total = 0.0
@@ -97,19 +101,30 @@ class CpuMeter:
                     total += times.user + times.system
         return total
 
+    def _load_cpu(self) -> float:
+        times = self._me.cpu_times()
+        return times.user + times.system
+
     def __enter__(self) -> Self:
-        self._start = (self._server_cpu(), self._postgres_cpu())
+        self._start = (self._server_cpu(), self._postgres_cpu(), self._load_cpu())
+        self._machine = psutil.cpu_times()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.server_seconds = self._server_cpu() - self._start[0]
         self.postgres_seconds = self._postgres_cpu() - self._start[1]
+        self.load_seconds = self._load_cpu() - self._start[2]
+        before, after = self._machine, psutil.cpu_times()
+        spent = sum(after) - sum(before)
+        self.idle_share = (after.idle - before.idle) / spent if spent else 0.0
 
     def per(self, count: int, unit: str) -> str:
         return (
             f"CPU per {unit}: server {self.server_seconds / count * 1000:.2f} ms, "
-            f"PostgreSQL {self.postgres_seconds / count * 1000:.2f} ms "
-            f"(backends that ended during the run are not counted)"
+            f"PostgreSQL {self.postgres_seconds / count * 1000:.2f} ms, "
+            f"load generator {self.load_seconds / count * 1000:.2f} ms "
+            f"(backends that ended during the run are not counted); "
+            f"the machine was idle {self.idle_share:.0%} of the time"
         )
 
 
