@@ -1,5 +1,6 @@
 """Data-subject requests end to end, processed by a real `cdp worker`."""
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -39,7 +40,8 @@ class Person:
         self.user_id = f"crm-{tag}"
         self.anonymous_ids = [f"anon-{tag}-a", f"anon-{tag}-b"]
         self.street = f"{tag[:6]} Lantern Row"
-        self.ip = f"2001:db8::{tag[:4]}:{tag[4:8]}"
+        # Canonical, as it is stored: "0338" would be kept as "338".
+        self.ip = str(ipaddress.ip_address(f"2001:db8::{tag[:4]}:{tag[4:8]}"))
         self.user_agent = f"Mozilla/5.0 (Erinna {tag})"
 
     def values(self) -> list[str]:
