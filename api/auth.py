@@ -85,11 +85,15 @@ def bearer_token(authorization: str | None) -> str | None:
     return value.strip()
 
 
+def is_api_token(token: str) -> bool:
+    return token.startswith(credentials.API_TOKEN_PREFIX + "_")
+
+
 async def authenticate(uow: UnitOfWork, token: str | None, *, secret: str) -> Principal:
     """Resolve a bearer token to a principal, selecting its workspace on the unit of work."""
     if token is None:
         raise AuthenticationError("authentication required: send Authorization: Bearer <token>")
-    if token.startswith(credentials.API_TOKEN_PREFIX + "_"):
+    if is_api_token(token):
         return await credentials.authenticate_api_token(uow, token)
     if token.count(".") == 2:  # noqa: PLR2004 - a compact JWS has three parts
         workspace_id, client_row_id, scopes = _verify_jwt(

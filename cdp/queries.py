@@ -15,7 +15,7 @@ import orjson
 
 from cdp.model import Identifier
 from domain.sqlparams import array_literal, json_rows
-from domain.uow import UnitOfWork
+from domain.uow import Statement, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,26 @@ async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Pro
     return {row.asked: _profile(row) for row in rows}
 
 
-async def profile_by_identifier(uow: UnitOfWork, identifier: Identifier) -> ProfileRow | None:
-    """The (surviving) profile that holds `identifier`, in one statement."""
-    rows = await uow.fetch(
-        f"SELECT {_PROFILE_COLUMNS} FROM identities i "  # noqa: S608 - constant SQL
-        "JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id "
-        "JOIN profiles p ON p.workspace_id = q.workspace_id "
-        "AND p.id = coalesce(q.merged_into, q.id) "
-        "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s",
-        {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value},
+async def profile_by_identifier(
+    uow: UnitOfWork, identifier: Identifier, *, before: Sequence[Statement] = ()
+) -> tuple[list[list[Any]], ProfileRow | None]:
+    """The (surviving) profile that holds `identifier`, in one statement.
+
+    `before` go ahead of it in the same round trip (a credential check); their
+    rows come first in the answer.
+    """
+    *earlier, rows = await uow.pipeline(
+        *before,
+        Statement(
+            f"SELECT {_PROFILE_COLUMNS} FROM identities i "  # noqa: S608 - constant SQL
+            "JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id "
+            "JOIN profiles p ON p.workspace_id = q.workspace_id "
+            "AND p.id = coalesce(q.merged_into, q.id) "
+            "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s",
+            {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value},
+        ),
     )
-    return _profile(rows[0]) if rows else None
+    return earlier, (_profile(rows[0]) if rows else None)
 
 
 # Each wanted identifier (a JSON record set of kind and value) with its owner.

@@ -8,9 +8,10 @@ under row-level security, with no privileged bypass.
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -201,25 +202,35 @@ def _api_token(row: object) -> ApiToken:
     )
 
 
-async def authenticate_api_token(uow: UnitOfWork, token: str) -> Principal:
+def api_token_check(token: str, at: datetime) -> tuple[UUID, Statement]:
+    """The workspace an API token names, and the statement that checks it at `at`.
+
+    The statement fails with AuthenticationError for an unknown, revoked or
+    expired token, so nothing queued behind it in a pipeline runs; otherwise
+    its rows make the principal (`api_token_principal`). A token that is not
+    even well formed raises AuthenticationError here.
+    """
     workspace_id = workspace_of(token, API_TOKEN_PREFIX)
     if workspace_id is None:
         raise AuthenticationError("invalid token")
+    return workspace_id, Statement(
+        "SELECT token_id, token_scopes FROM cdp_api_token(%(ws)s, %(hash)s, %(at)s)",
+        {"ws": workspace_id, "hash": digest(token), "at": at},
+    )
+
+
+def api_token_principal(workspace_id: UUID, rows: Sequence[Any]) -> Principal:
+    """The principal from the rows of a successful `api_token_check` statement."""
+    [row] = rows
+    return Principal(workspace_id, row.token_id, "api_token", frozenset(row.token_scopes))
+
+
+async def authenticate_api_token(uow: UnitOfWork, token: str) -> Principal:
+    workspace_id, check = api_token_check(token, uow.clock.now())
     await uow.select_workspace(workspace_id)
     # Raw SQL: it runs before every API request, and so travels with BEGIN.
-    rows = await uow.fetch(
-        "SELECT id, scopes, expires_at, revoked_at FROM api_tokens "
-        "WHERE workspace_id = %(ws)s AND token_hash = %(hash)s",
-        {"ws": workspace_id, "hash": digest(token)},
-    )
-    if not rows:
-        raise AuthenticationError("invalid token")
-    row = rows[0]
-    if row.revoked_at is not None:
-        raise AuthenticationError("token has been revoked")
-    if row.expires_at is not None and row.expires_at <= uow.clock.now():
-        raise AuthenticationError("token has expired")
-    return Principal(workspace_id, row.id, "api_token", frozenset(row.scopes))
+    [rows] = await uow.pipeline(check)
+    return api_token_principal(workspace_id, rows)
 
 
 async def get_api_tokens(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, ApiToken]:

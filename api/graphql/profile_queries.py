@@ -27,22 +27,24 @@ async def profile(
     identifier: IdentifierInput | None = None,
 ) -> ProfileNode | None:
     """One profile by id or by identifier. A merged-away id resolves to the surviving profile."""
-    uow = await info.context.require(PROFILES_READ)
-    if (id is None) == (identifier is None):
-        raise ValidationError("give exactly one of id and identifier", field="id")
-    if id is not None:
-        try:
-            key = local_id(id, "Profile")
-        except NotFoundError:
-            return None
-    else:
-        assert identifier is not None  # noqa: S101 - checked above
+    if id is None and identifier is not None:
         try:
             wanted = identifiers.normalize(identifier.kind, identifier.value)
         except identifiers.IdentifierError as exc:
+            await info.context.require(PROFILES_READ)  # a caller without it learns only that
             raise ValidationError(str(exc), field="identifier") from exc
-        row = await queries.profile_by_identifier(uow, wanted)
+        row = await info.context.read(
+            PROFILES_READ,
+            lambda uow, before: queries.profile_by_identifier(uow, wanted, before=before),
+        )
         return None if row is None else ProfileNode.from_row(row)
+    await info.context.require(PROFILES_READ)
+    if id is None or identifier is not None:
+        raise ValidationError("give exactly one of id and identifier", field="id")
+    try:
+        key = local_id(id, "Profile")
+    except NotFoundError:
+        return None
     nodes = await ProfileNode.resolve_nodes(info=info, node_ids=[str(key)])
     return nodes[0]
 

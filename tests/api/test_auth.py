@@ -220,3 +220,62 @@ def test_expired_and_revoked_jwts_are_refused(client, workspace):
     gql(client, revoke, {"id": oauth_client["id"]}, token=workspace.api_token)
     body = gql(client, WORKSPACE_QUERY, token=issued["access_token"])
     _assert_denied(body, "UNAUTHENTICATED")
+
+
+LOOKUP = (
+    'query($v: String!) { profile(identifier: {kind: "email", value: $v}) '
+    "{ id events(first: 2) { edges { node { name } } } } }"
+)
+
+
+def _lookup(client, token, value="nobody@example.com"):
+    return gql(client, LOOKUP, {"v": value}, token=token)
+
+
+def _lookup_denied(body, code):
+    assert body["data"] == {"profile": None}, body
+    assert [e["extensions"]["code"] for e in body["errors"]] == [code], body
+
+
+def test_a_lookup_checks_its_token_in_its_first_round_trip(client, workspace, monkeypatch):
+    # The profile lookup sends the token check with its query: every way a token
+    # can be bad still gets the error, and no data.
+    secret = workspace.api_token.rsplit("_", 1)[1]
+    unknown = f"cdp_at_{workspace.workspace.id.hex}_{secret}x"
+    _lookup_denied(_lookup(client, unknown), "UNAUTHENTICATED")
+    _lookup_denied(_lookup(client, unknown, value="not an email"), "UNAUTHENTICATED")
+    narrow = _create_token(client, workspace.api_token, ["consent:read"])["token"]
+    body = _lookup(client, narrow)
+    _lookup_denied(body, "FORBIDDEN")
+    assert "profiles:read" in body["errors"][0]["message"]
+    revocable = _create_token(client, workspace.api_token, ["profiles:read"])
+    assert _lookup(client, revocable["token"]) == {"data": {"profile": None}}
+    gql(client, REVOKE_TOKEN, {"id": revocable["apiToken"]["id"]}, token=workspace.api_token)
+    body = _lookup(client, revocable["token"])
+    _lookup_denied(body, "UNAUTHENTICATED")
+    assert "revoked" in body["errors"][0]["message"]
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    expiring = _create_token(client, workspace.api_token, ["profiles:read"], soon)["token"]
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    monkeypatch.setattr(client.app.state.cdp.clock, "now", lambda: later)
+    body = _lookup(client, expiring)
+    _lookup_denied(body, "UNAUTHENTICATED")
+    assert "expired" in body["errors"][0]["message"]
+
+
+def test_a_lookup_with_a_good_token_answers_and_checks_the_token_once(
+    client, workspace, sql_counter
+):
+    email = "once@example.com"
+    response = client.post(
+        "/v1/identify",
+        json={"userId": "once-1", "traits": {"email": email}},
+        auth=(workspace.write_key, ""),
+    )
+    assert response.status_code == 200
+    sql_counter.statements.clear()
+    body = _lookup(client, workspace.api_token, email)
+    assert body.get("errors") is None, body
+    assert body["data"]["profile"]["events"]["edges"] == [{"node": {"name": None}}]
+    checks = [s for s in sql_counter.statements if "cdp_api_token" in s]
+    assert len(checks) == 1, sql_counter.statements
