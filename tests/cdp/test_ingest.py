@@ -310,3 +310,62 @@ def test_identity_probes_stay_index_probes_under_row_level_security(database_url
                 "Index Cond: ((workspace_id = $2) AND (kind = q.kind) AND (value = q.value))"
                 in plan
             ), plan
+
+
+def test_two_user_ids_reaching_one_profile_at_once_stay_apart(database_url, workspace):
+    """Two batches that share no identifier but reach the same profile, at the same moment.
+
+    The second waits for the first's lock on the profile, and must then see the
+    user id the first attached: the profile never ends up holding two.
+    """
+    ws = workspace.workspace.id
+    email = f"shared-{uuid.uuid4().hex[:8]}@example.com"
+    run(
+        database_url,
+        workspace,
+        [msg("identify", anon="device-a", traits={"email": email})],
+        [msg("identify", anon="device-b", traits={"email": email})],
+    )
+    shared = profile_of(database_url, ws, "anonymous_id", "device-a")
+    assert profile_of(database_url, ws, "anonymous_id", "device-b") == shared
+
+    async def race() -> bool:
+        engine = create_engine(database_url, role=APP_ROLE, pool_size=2)
+        sessions = session_factory(engine)
+
+        async def second() -> None:
+            async with UnitOfWork(sessions, workspace_id=ws) as uow:
+                await ingest(uow, [msg("identify", anon="device-b", user="person-2")])
+                await uow.commit()
+
+        try:
+            async with UnitOfWork(sessions, workspace_id=ws) as uow:
+                await ingest(uow, [msg("identify", anon="device-a", user="person-1")])
+                waiting = asyncio.create_task(second())
+                await asyncio.sleep(1)
+                overlapped = not waiting.done()
+                await uow.commit()
+            await waiting
+            return overlapped
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(race()), "the second batch did not wait for the first"
+    first = profile_of(database_url, ws, "user_id", "person-1")
+    second = profile_of(database_url, ws, "user_id", "person-2")
+    assert first == shared
+    assert second is not None
+    assert second != first
+    held = q(
+        database_url,
+        "SELECT value FROM identities WHERE workspace_id=%s AND profile_id=%s AND kind='user_id'",
+        ws,
+        shared,
+    )
+    assert held == [("person-1",)]
+    conflicts = q(
+        database_url,
+        "SELECT kind, value FROM identity_conflicts WHERE workspace_id=%s",
+        ws,
+    )
+    assert ("anonymous_id", "device-b") in conflicts
