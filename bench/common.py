@@ -173,25 +173,45 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def drive(
-    host: str, port: int, requests: list[bytes], *, connections: int
+    host: str, port: int, requests: list[bytes], *, connections: int, reconnect: bool = False
 ) -> tuple[float, list[float], list[int]]:
-    """Send pre-built requests over keep-alive connections; (seconds, latencies, statuses)."""
+    """Send pre-built requests from `connections` concurrent senders; (seconds, latencies, statuses).
+
+    Senders keep their connection alive, or with `reconnect` open one per
+    request. With several server processes, a kept-alive connection stays with
+    the process that accepted it, and a few of them can all land on one process
+    while the other idles; a new connection goes to whichever process is free
+    to accept it.
+    """
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
     latencies: list[float] = []
     statuses: list[int] = []
 
+    async def send(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> None:
+        started = time.perf_counter()
+        writer.write(request)
+        status, _ = await _read_response(reader)
+        latencies.append(time.perf_counter() - started)
+        statuses.append(status)
+
     async def worker() -> None:
+        if reconnect:
+            while not queue.empty():
+                request = queue.get_nowait()
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    await send(reader, writer, request)
+                finally:
+                    writer.close()
+            return
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while not queue.empty():
-                request = queue.get_nowait()
-                started = time.perf_counter()
-                writer.write(request)
-                status, _ = await _read_response(reader)
-                latencies.append(time.perf_counter() - started)
-                statuses.append(status)
+                await send(reader, writer, queue.get_nowait())
         finally:
             writer.close()
 

@@ -89,7 +89,13 @@ def main() -> None:
             asyncio.run(drive(server.host, server.port, requests[:2], connections=1))
             with CpuMeter(server) as cpu:
                 seconds, latencies, statuses = asyncio.run(
-                    drive(server.host, server.port, requests[2:], connections=args.connections)
+                    drive(
+                        server.host,
+                        server.port,
+                        requests[2:],
+                        connections=args.connections,
+                        reconnect=True,
+                    )
                 )
         done = sum(1 for s in statuses if s == 200) * BATCH
         rate = done / seconds
