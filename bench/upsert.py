@@ -103,7 +103,7 @@ def main() -> None:
         with psycopg.connect(database_url) as conn:
             live = conn.execute("SELECT count(*) FROM identities WHERE kind = 'user_id'").fetchone()
     print(f"upsertProfiles: {rate:,.0f} profiles/s over {seconds:.1f}s "
-          f"({len(statuses)} calls of {BATCH}, {args.connections} connections, "
+          f"({len(statuses)} calls of {BATCH}, {args.connections} senders, a connection per call, "
           f"{args.workers} server processes)")  # fmt: skip
     print(f"  call latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms")
     print(f"  {cpu.per(len(statuses), f'call of {BATCH}')}")
