@@ -161,35 +161,34 @@ _PROFILES = (
     "p.restricted_at IS NOT NULL AS restricted FROM profiles p "
     "WHERE p.workspace_id = %(ws)s AND p.id = ANY({ids}) ORDER BY p.id FOR UPDATE"
 )
-# What the locked profiles hold. A statement of its own, after the lock: it
-# then sees what a batch that held one of the profiles committed while this
-# waited, such as a user id attached through another identifier (a join in
-# the locking statement would read the identities as they were before the
-# wait). Anonymous ids can be many and never limit a merge, so they are not
-# loaded.
-_HELD = (
-    "SELECT h.profile_id, h.kind, h.value FROM unnest(%(ids)s::uuid[]) AS d(profile_id) "
+# What the profiles that `{ids}` (`AS d(profile_id)`) gives hold. Read in a
+# statement of its own, after the lock: it then sees what a batch that held
+# one of the profiles committed while this waited, such as a user id attached
+# through another identifier (a join in the locking statement would read the
+# identities as they were before the wait). Anonymous ids can be many and
+# never limit a merge, so they are not loaded. OFFSET 0 keeps it an index
+# probe per profile: written as a join, it took PostgreSQL's CPU per 100
+# events in `bench.ingest` from about 15 to 28 ms.
+_HELD_BY = (
+    "SELECT h.profile_id, h.kind, h.value FROM {ids} "
     "CROSS JOIN LATERAL (SELECT i.profile_id, i.kind, i.value FROM identities i "
     "WHERE i.workspace_id = %(ws)s AND i.profile_id = d.profile_id "
     "AND i.kind <> 'anonymous_id' OFFSET 0) AS h"
 )
+_HELD = _HELD_BY.format(ids="unnest(%(ids)s::uuid[]) AS d(profile_id)")
 _PROFILES_BY_ID = _PROFILES.format(ids="%(ids)s::uuid[]")
 _PROFILES_OF_IDENTIFIERS = _PROFILES.format(
     ids="ARRAY(SELECT o.profile_id FROM (" + queries.IDENTIFIER_OWNERS + ") AS o)"  # noqa: S608 - constant SQL
 )
 # After the lock, on one snapshot: who owns each wanted identifier (`owner`
-# rows) and what those owners hold (`held` rows). OFFSET 0 keeps the second
-# part an index probe per owner: written as a join, it took PostgreSQL's CPU
-# per 100 events in `bench.ingest` from about 15 to 28 ms.
+# rows) and what those owners hold (the other rows).
 _OWNERS_AND_HELD = (
     "WITH o AS MATERIALIZED (" + queries.IDENTIFIER_OWNERS + ") "  # noqa: S608 - constant SQL
-    "SELECT true AS owner, o.kind, o.value, o.profile_id FROM o UNION ALL "
-    "SELECT false, h.kind, h.value, h.profile_id FROM (SELECT DISTINCT profile_id FROM o) AS d "
-    "CROSS JOIN LATERAL (SELECT i.kind, i.value, i.profile_id FROM identities i "
-    "WHERE i.workspace_id = %(ws)s AND i.profile_id = d.profile_id "
-    "AND i.kind <> 'anonymous_id' OFFSET 0) AS h"
+    "SELECT true AS owner, o.profile_id, o.kind, o.value FROM o UNION ALL "
+    "SELECT false, held.* FROM ("
+    + _HELD_BY.format(ids="(SELECT DISTINCT profile_id FROM o) AS d")
+    + ") AS held"
 )
-
 
 # Each retry follows a merge that committed between two statements of a read;
 # more than a few in a row means something is wrong, not busy.
@@ -289,8 +288,6 @@ async def _read(
         profile_rows, owned_rows = await uow.pipeline(*reads)
     else:
         raise RuntimeError("identities kept moving while the batch read them")
-    for profile_id in owners.values():
-        holdings.setdefault(profile_id, set())
     # The rows of each `before` statement, then what was read.
     return (*results[: len(before)], _Read(_rules(rule_rows), owners, states, holdings))
 

@@ -46,12 +46,12 @@ def id_supply(batch: int) -> Callable[[], uuid.UUID]:
 
     For a bulk path that makes an id per item and cannot say in advance how many.
     """
-    pending: list[uuid.UUID] = []
+    pending: list[int] = []
 
     def make() -> uuid.UUID:
         if not pending:
-            pending.extend(uuid.UUID(int=value) for value in _v7_batch(max(batch, 1)))
-        return pending.pop()
+            pending.extend(_v7_batch(max(batch, 1)))
+        return uuid.UUID(int=pending.pop())
 
     return make
 
