@@ -19,6 +19,7 @@ from api.graphql.mutations import merge_rules as merge_rule_mutations
 from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations.api_tokens import create_api_token, revoke_api_token
 from api.graphql.mutations.oauth_clients import create_oauth_client, revoke_oauth_client
+from api.graphql.node_ids import resolve_node_ids_directly
 from api.graphql.permissions import requires
 from api.graphql.scalars import SCALARS
 from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
@@ -113,7 +114,7 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         types=[
@@ -133,6 +134,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             scalar_map=SCALARS,
         ),
     )
+    resolve_node_ids_directly(schema)
+    return schema
 
 
 def sdl(settings: Settings | None = None) -> str:
