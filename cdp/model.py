@@ -25,7 +25,8 @@ class Identifier(NamedTuple):
     value: str
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass is built three times slower, and bulk paths make one per item.
+@dataclass(slots=True)
 class Message:
     """One validated Segment-spec message, its timestamp already corrected for clock skew."""
 

@@ -18,7 +18,8 @@ from domain.sqlparams import array_literal, json_rows
 from domain.uow import Statement, UnitOfWork
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass is built three times slower, and bulk paths make one per item.
+@dataclass(slots=True)
 class ProfileRow:
     id: UUID
     traits: dict[str, Any]
@@ -28,7 +29,8 @@ class ProfileRow:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass is built three times slower, and bulk paths make one per item.
+@dataclass(slots=True)
 class EventRow:
     id: UUID
     profile_id: UUID
