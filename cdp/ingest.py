@@ -178,21 +178,37 @@ _HELD_BY = (
 )
 _HELD = _HELD_BY.format(ids="unnest(%(ids)s::uuid[]) AS d(profile_id)")
 _PROFILES_BY_ID = _PROFILES.format(ids="%(ids)s::uuid[]")
-_PROFILES_OF_IDENTIFIERS = _PROFILES.format(
-    ids="ARRAY(SELECT o.profile_id FROM (" + queries.IDENTIFIER_OWNERS + ") AS o)"  # noqa: S608 - constant SQL
+
+# The transaction-local setting that hands the ids locked by `_OWNERS_AND_PROFILES`
+# to the statement after it, so that the owners are probed once, not twice.
+_LOCKED_SETTING = "cdp.locked_profiles"
+
+# On one snapshot, taken once the identifiers are locked: who owns each wanted
+# identifier (rows with a kind), and the owners' profiles, locked in id order
+# (rows without). The owners need no second look after the lock: no other
+# batch can attach an identifier this one has locked, and one that merges an
+# owner away or erases it changes the owner's row, which the lock then reads
+# as it is now (`merged_into` set, or the row gone), and the read is retried.
+_OWNERS_AND_PROFILES = (
+    "WITH o AS MATERIALIZED (" + queries.IDENTIFIER_OWNERS + "), "  # noqa: S608 - constant SQL
+    "locked AS MATERIALIZED ("
+    + _PROFILES.format(ids="ARRAY(SELECT o.profile_id FROM o)")
+    + "), kept AS (SELECT set_config('"
+    + _LOCKED_SETTING
+    + "', coalesce(string_agg(l.id::text, ','), ''), true) AS ids FROM locked l) "
+    "SELECT l.*, NULL::text AS kind, NULL::text AS value FROM locked l UNION ALL "
+    "SELECT o.profile_id, NULL, NULL, NULL, NULL, NULL, o.kind, o.value FROM o "
+    "WHERE (SELECT k.ids FROM kept k) IS NOT NULL"
 )
-# After the lock, on one snapshot: who owns each wanted identifier (`owner`
-# rows) and what those owners hold (the other rows).
-_OWNERS_AND_HELD = (
-    "WITH o AS MATERIALIZED (" + queries.IDENTIFIER_OWNERS + ") "  # noqa: S608 - constant SQL
-    "SELECT true AS owner, o.profile_id, o.kind, o.value FROM o UNION ALL "
-    "SELECT false, held.* FROM ("
-    + _HELD_BY.format(ids="(SELECT DISTINCT profile_id FROM o) AS d")
-    + ") AS held"
+# What the profiles just locked hold, read after the lock (see `_HELD_BY`).
+_HELD_BY_LOCKED = _HELD_BY.format(
+    ids="unnest(string_to_array(current_setting('"
+    + _LOCKED_SETTING
+    + "'), ',')::uuid[]) AS d(profile_id)"
 )
 
-# Each retry follows a merge that committed between two statements of a read;
-# more than a few in a row means something is wrong, not busy.
+# Each retry follows an owner merged away or erased while the read waited for
+# it; more than a few in a row means something is wrong, not busy.
 _READ_ATTEMPTS = 5
 
 
@@ -272,21 +288,21 @@ async def _read(
     ws = uow.workspace_id
     probe = {"ws": ws, "wanted": queries.wanted_identifiers(wanted)}
     reads = [
-        Statement(_PROFILES_OF_IDENTIFIERS, probe, prepare=False),
-        Statement(_OWNERS_AND_HELD, probe, prepare=False),
+        Statement(_OWNERS_AND_PROFILES, probe, prepare=False),
+        Statement(_HELD_BY_LOCKED, {"ws": ws}, prepare=False),
     ]
     results = await uow.pipeline(
         *before, _lock(ws, set(wanted)), *reads, Statement(_MERGE_RULES, {"ws": ws})
     )
-    profile_rows, owned_rows, rule_rows = results[-3:]
+    found_rows, held, rule_rows = results[-3:]
     for _ in range(_READ_ATTEMPTS):
-        owners = {Identifier(r.kind, r.value): r.profile_id for r in owned_rows if r.owner}
-        held = [r for r in owned_rows if not r.owner]
+        owners = {Identifier(r.kind, r.value): r.id for r in found_rows if r.kind is not None}
+        profile_rows = [r for r in found_rows if r.kind is None]
         states, holdings, merged = _profile_rows(profile_rows, held)
         if not merged and set(owners.values()) <= states.keys():
             break
-        # Another transaction moved an identity between the reads: read again.
-        profile_rows, owned_rows = await uow.pipeline(*reads)
+        # An owner was merged away or erased while this waited for it: read again.
+        found_rows, held = await uow.pipeline(*reads)
     else:
         raise RuntimeError("identities kept moving while the batch read them")
     # The rows of each `before` statement, then what was read.

@@ -299,7 +299,7 @@ def test_identity_probes_stay_index_probes_under_row_level_security(database_url
         conn.execute("SET plan_cache_mode = force_generic_plan")
         for name, sql in (
             ("owners", queries.IDENTIFIER_OWNERS),
-            ("profiles", ingest_module._PROFILES_OF_IDENTIFIERS),
+            ("profiles", ingest_module._OWNERS_AND_PROFILES),
         ):
             positional = sql.replace("%(wanted)s", "$1").replace("%(ws)s", "$2")
             conn.execute(f"PREPARE {name}(text, uuid) AS {positional}")
@@ -369,3 +369,59 @@ def test_two_user_ids_reaching_one_profile_at_once_stay_apart(database_url, work
         ws,
     )
     assert ("anonymous_id", "device-b") in conflicts
+
+
+def test_a_batch_that_waits_on_a_profile_merged_away_follows_the_survivor(database_url, workspace):
+    """The owner a batch found is merged into another profile while the batch waits for it.
+
+    The batch must see the merge when its lock is granted and write to the
+    survivor, not to the profile merged away.
+    """
+    ws = workspace.workspace.id
+    run(
+        database_url,
+        workspace,
+        [msg(anon="phone-1", name="Product Viewed"), msg(anon="phone-2", name="Product Viewed")],
+        [msg("alias", anon="phone-2", previous="phone-1")],
+        [msg("identify", user="buyer-7")],
+    )
+    anonymous = profile_of(database_url, ws, "anonymous_id", "phone-2")
+    assert profile_of(database_url, ws, "anonymous_id", "phone-1") == anonymous
+    known = profile_of(database_url, ws, "user_id", "buyer-7")
+    assert known != anonymous
+
+    async def race() -> bool:
+        engine = create_engine(database_url, role=APP_ROLE, pool_size=2)
+        sessions = session_factory(engine)
+
+        async def second() -> None:
+            async with UnitOfWork(sessions, workspace_id=ws) as uow:
+                await ingest(uow, [msg(anon="phone-2", name="Order Completed", mid="late-order")])
+                await uow.commit()
+
+        try:
+            async with UnitOfWork(sessions, workspace_id=ws) as uow:
+                # Merges the anonymous profile into the known one, through phone-1 only.
+                await ingest(uow, [msg("identify", anon="phone-1", user="buyer-7")])
+                waiting = asyncio.create_task(second())
+                await asyncio.sleep(1)
+                overlapped = not waiting.done()
+                await uow.commit()
+            await waiting
+            return overlapped
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(race()), "the second batch did not wait for the first"
+    assert profile_of(database_url, ws, "anonymous_id", "phone-2") == known
+    assert q(
+        database_url,
+        "SELECT profile_id FROM events WHERE workspace_id=%s AND message_id='late-order'",
+        ws,
+    ) == [(known,)]
+    assert q(
+        database_url,
+        "SELECT count(*) FROM events WHERE workspace_id=%s AND profile_id=%s",
+        ws,
+        anonymous,
+    ) == [(0,)]
