@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api.graphql.context import Context
+from domain.db import json_loads
 
 _CONTEXTS = "cdp.graphql_contexts"
 
@@ -31,6 +32,10 @@ class GraphQLView(GraphQL[Context, None]):
         context = Context(request, response, request.app.state.cdp)  # type: ignore[arg-type]
         request.scope.setdefault(_CONTEXTS, []).append(context)
         return context
+
+    def decode_json(self, data: str | bytes) -> object:
+        # The standard library's parser took 2% of an upsertProfiles call of 1,000.
+        return json_loads(data)
 
     def encode_json(self, data: object) -> bytes | str:
         try:

@@ -79,3 +79,20 @@ def test_page_size_is_capped_at_100(client, workspace):
     )
     assert body["errors"][0]["extensions"]["code"] == "INVALID"
     assert "between 0 and 100" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b'{"query": "{ workspace { id } }"', 400), (b'{"query": "{ __typename }", "x": NaN}', 200)],
+    ids=["truncated", "nan-as-the-standard-library-reads-it"],
+)
+def test_request_bodies_are_read_as_json_is_written(client, workspace, body, status):
+    response = client.post(
+        "/graphql",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {workspace.api_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == status, response.text
