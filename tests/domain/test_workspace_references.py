@@ -1,4 +1,4 @@
-"""The ingest tables keep a foreign key's guarantees without one (migration 0007)."""
+"""The ingest tables keep a foreign key's guarantees without one (migrations 0007, 0011)."""
 
 import uuid
 from datetime import UTC, datetime
@@ -88,3 +88,21 @@ def test_rows_of_an_existing_workspace_go_in_in_bulk(database_url):
         )
         count = conn.execute("SELECT count(*) FROM event_message_ids").fetchone()
     assert count == (500,)
+
+
+def test_one_missing_workspace_among_many_rows_refuses_the_statement(database_url):
+    """As the owner (no row-level security): rows of a real workspace and of a missing one."""
+    ws = new_workspace(database_url, "mixed").workspace.id
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute(
+                "INSERT INTO event_message_ids (workspace_id, message_id) "
+                "SELECT CASE WHEN g = 250 THEN gen_random_uuid() ELSE %s END, 'mixed-' || g "
+                "FROM generate_series(1, 500) AS g",
+                (ws,),
+            )
+        conn.rollback()
+        count = conn.execute(
+            "SELECT count(*) FROM event_message_ids WHERE message_id LIKE 'mixed-%%'"
+        ).fetchone()
+    assert count == (0,)
