@@ -351,6 +351,9 @@ def _event_rows(events: list[tuple[UUID, Message]]) -> str:
 # none of them reads what another writes. One round trip instead of five is most
 # of what a batch costs outside PostgreSQL itself. It answers with the creation
 # time of the profiles it updated: the rest of each written row is known here.
+# Identities are plainly inserted: the batch attaches only identifiers that it
+# has locked and found unowned after the lock, so none can exist by now (an
+# ON CONFLICT clause cost 8 us a row, a fifth of an upsertProfiles call's write).
 _WRITE_BATCH = (
     "WITH new_profiles AS ("
     " INSERT INTO profiles (workspace_id, id, traits, trait_meta, computed, created_at, updated_at)"
@@ -359,8 +362,7 @@ _WRITE_BATCH = (
     " new_identities AS ("
     " INSERT INTO identities (workspace_id, kind, value, profile_id, created_at)"
     " SELECT %(ws)s, r.kind, r.value, r.pid, %(now)s"
-    " FROM jsonb_to_recordset(%(identities)s::jsonb) AS r(kind text, value text, pid uuid)"
-    " ON CONFLICT (workspace_id, kind, value) DO UPDATE SET profile_id = EXCLUDED.profile_id),"
+    " FROM jsonb_to_recordset(%(identities)s::jsonb) AS r(kind text, value text, pid uuid)),"
     " new_conflicts AS ("
     " INSERT INTO identity_conflicts (workspace_id, id, kind, value, held_by, claimed_by, rule,"
     " trigger, created_at)"
