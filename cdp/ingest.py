@@ -192,7 +192,7 @@ _LOCKED_SETTING = "cdp.locked_profiles"
 _OWNERS_AND_PROFILES = (
     "WITH o AS MATERIALIZED (" + queries.IDENTIFIER_OWNERS + "), "  # noqa: S608 - constant SQL
     "locked AS MATERIALIZED ("
-    + _PROFILES.format(ids="ARRAY(SELECT o.profile_id FROM o)")
+    + _PROFILES.format(ids="ARRAY(SELECT DISTINCT o.profile_id FROM o)")
     + "), kept AS (SELECT set_config('"
     + _LOCKED_SETTING
     + "', coalesce(string_agg(l.id::text, ','), ''), true) AS ids FROM locked l) "
@@ -287,10 +287,10 @@ async def _read(
     wanted = sorted({i for op in operations for i in (*op.identifiers, *op.either)})
     ws = uow.workspace_id
     probe = {"ws": ws, "wanted": queries.wanted_identifiers(wanted)}
-    reads = [
-        Statement(_OWNERS_AND_PROFILES, probe, prepare=False),
-        Statement(_HELD_BY_LOCKED, {"ws": ws}, prepare=False),
-    ]
+    # Prepared, unlike the reads by id: the locked ids come from the statement
+    # itself, so a generic plan reads them as a custom one would, and planning
+    # was 0.7 ms of PostgreSQL's time per batch.
+    reads = [Statement(_OWNERS_AND_PROFILES, probe), Statement(_HELD_BY_LOCKED, {"ws": ws})]
     results = await uow.pipeline(
         *before, _lock(ws, set(wanted)), *reads, Statement(_MERGE_RULES, {"ws": ws})
     )
