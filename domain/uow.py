@@ -30,6 +30,9 @@ from domain.errors import AuthenticationError, DomainError
 
 _SET_WORKSPACE = text("SELECT set_config(:name, :value, true)")
 _SET_WORKSPACE_RAW = "SELECT set_config(%s, %s, true)"
+_SET_WORKSPACE_READ_ONLY = (
+    "SELECT set_config(%s, %s, true), set_config('transaction_read_only', 'on', true)"
+)
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,11 @@ def _driver(connection: Any) -> psycopg.AsyncConnection[Any]:
     return driver
 
 
-async def _begin(connection: psycopg.AsyncConnection[Any], workspace: str) -> None:
+async def _begin(connection: psycopg.AsyncConnection[Any], workspace: str, sql: str) -> None:
     # psycopg sends BEGIN before a transaction's first statement; in a pipeline
     # the two travel together, which saves a round trip on every transaction.
     async with connection.pipeline():
-        await connection.execute(_SET_WORKSPACE_RAW, (WORKSPACE_SETTING, workspace))
+        await connection.execute(sql, (WORKSPACE_SETTING, workspace))
 
 
 class UnitOfWorkClosedError(RuntimeError):
@@ -72,8 +75,18 @@ class UnitOfWork:
         workspace_id: UUID | None = None,
         clock: Clock | None = None,
         on_commit: outbox.OnCommit | None = None,
+        read_only: bool = False,
     ) -> None:
+        """`read_only`: every transaction refuses writes, and one left open is committed.
+
+        PostgreSQL makes a read-only transaction's commit the same as its
+        rollback, and a commit keeps the statements psycopg has prepared on the
+        connection, which it forgets at every rollback: without this, each
+        read-only request would plan every statement afresh.
+        """
         self._sessions = sessions
+        self._read_only = read_only
+        self._begin_sql = _SET_WORKSPACE_READ_ONLY if read_only else _SET_WORKSPACE_RAW
         self._workspace_id = workspace_id
         self.clock: Clock = clock or SystemClock()
         self._on_commit = on_commit
@@ -113,7 +126,10 @@ class UnitOfWork:
         session = self.session
         self._session = None
         try:
-            await session.rollback()
+            if self._read_only and exc is None and session.in_transaction():
+                await session.commit()
+            else:
+                await session.rollback()
         finally:
             await session.close()
 
@@ -124,13 +140,14 @@ class UnitOfWork:
         if self._defer_begin:
             self._pending_workspace = value
         else:
-            await_(_begin(_driver(connection.connection), value))
+            await_(_begin(_driver(connection.connection), value, self._begin_sql))
 
     async def _send_pending_workspace(self) -> None:
         """Apply a workspace setting that a failed pipeline never sent."""
         if self._pending_workspace is not None:
             connection = await self.session.connection()
-            await _begin(_driver(await connection.get_raw_connection()), self._pending_workspace)
+            raw = _driver(await connection.get_raw_connection())
+            await _begin(raw, self._pending_workspace, self._begin_sql)
             self._pending_workspace = None
 
     async def select_workspace(self, workspace_id: UUID) -> None:
@@ -239,7 +256,7 @@ class UnitOfWork:
         observe = sync.dispatch.before_cursor_execute
         async with raw.pipeline():
             if self._pending_workspace is not None:
-                await raw.execute(_SET_WORKSPACE_RAW, (WORKSPACE_SETTING, self._pending_workspace))
+                await raw.execute(self._begin_sql, (WORKSPACE_SETTING, self._pending_workspace))
                 self._pending_workspace = None
             for statement in statements:
                 observe(sync, None, statement.sql, statement.params, None, False)  # noqa: FBT003 - SQLAlchemy's event signature

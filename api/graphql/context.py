@@ -36,6 +36,8 @@ class Context:
         self._auth: asyncio.Future[Principal] | None = None
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
         self._opening: asyncio.Task[UnitOfWork] | None = None
+        # Set before execution for a query operation (see `read_only`).
+        self.read_only = False
 
     # Sibling fields resolve concurrently. Opening the unit of work and
     # authenticating are shared tasks, so they happen once, and every waiting
@@ -43,7 +45,7 @@ class Context:
     # loads in one batch.
 
     async def _open(self) -> UnitOfWork:
-        return await self._stack.enter_async_context(self.state.uow())
+        return await self._stack.enter_async_context(self.state.uow(read_only=self.read_only))
 
     async def uow(self) -> UnitOfWork:
         if self._opening is None:

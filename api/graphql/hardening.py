@@ -27,6 +27,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_validato
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
 from api.graphql.connection import MAX_PAGE_SIZE
+from api.graphql.read_only import ReadOnlyQueries
 from api.settings import Settings
 from domain.errors import DomainError
 
@@ -99,6 +100,7 @@ def extensions(settings: Settings) -> list[Any]:
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: AddValidationRules(rules),
         ErrorCodes,
+        ReadOnlyQueries,
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         *([lambda: MaskErrors(should_mask_error=_should_mask)] if settings.production else []),

@@ -31,5 +31,7 @@ class AppState:
         """An absolute URL on this server, for links that go out in mail."""
         return f"{self.settings.base_url.rstrip('/')}{path}"
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, clock=self.clock, on_commit=self.relay.wake)
+    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(
+            self.sessions, clock=self.clock, on_commit=self.relay.wake, read_only=read_only
+        )

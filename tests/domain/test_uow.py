@@ -3,7 +3,9 @@
 import asyncio
 
 import psycopg
+import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from domain import workspaces
 from domain.clock import FrozenClock
@@ -120,3 +122,43 @@ async def _survives_a_dead_idle_connection(database_url: str) -> int:
 def test_a_connection_that_died_while_idle_is_replaced(database_url):
     """Pooled connections idle past IDLE_PING_SECONDS are pinged before use."""
     assert asyncio.run(_survives_a_dead_idle_connection(database_url)) == 1
+
+
+async def _read_only_runs(database_url: str, *, read_only: bool) -> int:
+    """How many statements the one pooled connection has prepared after ten requests."""
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        sessions = session_factory(engine)
+        async with UnitOfWork(sessions) as uow:
+            created = await workspaces.create_workspace(uow, "reader")
+            await uow.commit()
+        ws = created.workspace.id
+        for _ in range(10):
+            async with UnitOfWork(sessions, workspace_id=ws, read_only=read_only) as uow:
+                await uow.fetch("SELECT count(*) FROM workspaces WHERE id = %(ws)s", {"ws": ws})
+        async with UnitOfWork(sessions, workspace_id=ws, read_only=read_only) as uow:
+            [(prepared,)] = await uow.fetch("SELECT count(*) FROM pg_prepared_statements")
+        return int(prepared)
+    finally:
+        await engine.dispose()
+
+
+def test_a_read_only_unit_of_work_keeps_the_connections_prepared_statements(database_url):
+    # psycopg forgets what it prepared at every rollback; a read-only unit of
+    # work ends with a commit, which PostgreSQL makes the same as a rollback.
+    assert asyncio.run(_read_only_runs(database_url, read_only=True)) > 0
+    assert asyncio.run(_read_only_runs(database_url, read_only=False)) == 0
+
+
+async def _write_while_read_only(database_url: str) -> None:
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        async with UnitOfWork(session_factory(engine), read_only=True) as uow:
+            await workspaces.create_workspace(uow, "refused")
+    finally:
+        await engine.dispose()
+
+
+def test_a_read_only_unit_of_work_refuses_writes(database_url):
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        asyncio.run(_write_while_read_only(database_url))

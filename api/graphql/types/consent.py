@@ -139,12 +139,16 @@ class DataSubjectRequestNode(relay.Node):
     async def export(self, info: Info) -> JSON | None:
         if self.status is not DataSubjectRequestStatus.COMPLETED:
             return None
-        uow = await info.context.require(DSR_MANAGE)
+        reader = await info.context.require(DSR_MANAGE)
         actor = audit.Actor.of(await info.context.principal())
-        document = await dsr.read_export(uow, actor, dsr_model.parse_id(self.id))
-        if document is None:
-            return None
-        await uow.commit()
+        # The read is audited, so it writes: in a transaction of its own, as a
+        # query's transaction is read-only.
+        async with info.context.state.uow() as uow:
+            await uow.select_workspace(reader.workspace_id)
+            document = await dsr.read_export(uow, actor, dsr_model.parse_id(self.id))
+            if document is None:
+                return None
+            await uow.commit()
         return JSON(document)
 
 
