@@ -83,6 +83,31 @@ def profile_of(database_url, ws, kind, value):
     return rows[0][0] if rows else None
 
 
+async def _second_waits_for_first(
+    database_url: str, ws: uuid.UUID, first: list[Message], second: list[Message]
+) -> bool:
+    """Ingest `first` and hold its transaction open while `second` starts; did `second` wait?"""
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=2)
+    sessions = session_factory(engine)
+
+    async def later() -> None:
+        async with UnitOfWork(sessions, workspace_id=ws) as uow:
+            await ingest(uow, second)
+            await uow.commit()
+
+    try:
+        async with UnitOfWork(sessions, workspace_id=ws) as uow:
+            await ingest(uow, first)
+            waiting = asyncio.create_task(later())
+            await asyncio.sleep(1)
+            overlapped = not waiting.done()
+            await uow.commit()
+        await waiting
+        return overlapped
+    finally:
+        await engine.dispose()
+
+
 def test_anonymous_history_joins_on_identify(database_url, workspace):
     ws = workspace.workspace.id
     run(
@@ -329,28 +354,15 @@ def test_two_user_ids_reaching_one_profile_at_once_stay_apart(database_url, work
     shared = profile_of(database_url, ws, "anonymous_id", "device-a")
     assert profile_of(database_url, ws, "anonymous_id", "device-b") == shared
 
-    async def race() -> bool:
-        engine = create_engine(database_url, role=APP_ROLE, pool_size=2)
-        sessions = session_factory(engine)
-
-        async def second() -> None:
-            async with UnitOfWork(sessions, workspace_id=ws) as uow:
-                await ingest(uow, [msg("identify", anon="device-b", user="person-2")])
-                await uow.commit()
-
-        try:
-            async with UnitOfWork(sessions, workspace_id=ws) as uow:
-                await ingest(uow, [msg("identify", anon="device-a", user="person-1")])
-                waiting = asyncio.create_task(second())
-                await asyncio.sleep(1)
-                overlapped = not waiting.done()
-                await uow.commit()
-            await waiting
-            return overlapped
-        finally:
-            await engine.dispose()
-
-    assert asyncio.run(race()), "the second batch did not wait for the first"
+    overlapped = asyncio.run(
+        _second_waits_for_first(
+            database_url,
+            ws,
+            [msg("identify", anon="device-a", user="person-1")],
+            [msg("identify", anon="device-b", user="person-2")],
+        )
+    )
+    assert overlapped, "the second batch did not wait for the first"
     first = profile_of(database_url, ws, "user_id", "person-1")
     second = profile_of(database_url, ws, "user_id", "person-2")
     assert first == shared
@@ -390,29 +402,16 @@ def test_a_batch_that_waits_on_a_profile_merged_away_follows_the_survivor(databa
     known = profile_of(database_url, ws, "user_id", "buyer-7")
     assert known != anonymous
 
-    async def race() -> bool:
-        engine = create_engine(database_url, role=APP_ROLE, pool_size=2)
-        sessions = session_factory(engine)
-
-        async def second() -> None:
-            async with UnitOfWork(sessions, workspace_id=ws) as uow:
-                await ingest(uow, [msg(anon="phone-2", name="Order Completed", mid="late-order")])
-                await uow.commit()
-
-        try:
-            async with UnitOfWork(sessions, workspace_id=ws) as uow:
-                # Merges the anonymous profile into the known one, through phone-1 only.
-                await ingest(uow, [msg("identify", anon="phone-1", user="buyer-7")])
-                waiting = asyncio.create_task(second())
-                await asyncio.sleep(1)
-                overlapped = not waiting.done()
-                await uow.commit()
-            await waiting
-            return overlapped
-        finally:
-            await engine.dispose()
-
-    assert asyncio.run(race()), "the second batch did not wait for the first"
+    overlapped = asyncio.run(
+        _second_waits_for_first(
+            database_url,
+            ws,
+            # Merges the anonymous profile into the known one, through phone-1 only.
+            [msg("identify", anon="phone-1", user="buyer-7")],
+            [msg(anon="phone-2", name="Order Completed", mid="late-order")],
+        )
+    )
+    assert overlapped, "the second batch did not wait for the first"
     assert profile_of(database_url, ws, "anonymous_id", "phone-2") == known
     assert q(
         database_url,
