@@ -1,6 +1,7 @@
 """The unit of work rolls back unless committed and scopes every transaction."""
 
 import asyncio
+from typing import Any
 
 import psycopg
 import pytest
@@ -162,3 +163,23 @@ async def _write_while_read_only(database_url: str) -> None:
 def test_a_read_only_unit_of_work_refuses_writes(database_url):
     with pytest.raises(DBAPIError, match="read-only transaction"):
         asyncio.run(_write_while_read_only(database_url))
+
+
+async def _read_only_after_a_failed_statement(database_url: str) -> list[Any]:
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        sessions = session_factory(engine)
+        async with UnitOfWork(sessions, read_only=True) as uow:
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                await uow.pipeline(Statement("SELECT 1/0"))
+        # The failed transaction ended (its commit is a rollback) and the one
+        # pooled connection serves the next unit of work.
+        async with UnitOfWork(sessions, read_only=True) as uow:
+            return await uow.fetch("SELECT 42 AS answer")
+    finally:
+        await engine.dispose()
+
+
+def test_a_read_only_unit_of_work_whose_statement_failed_still_ends_cleanly(database_url):
+    rows = asyncio.run(_read_only_after_a_failed_statement(database_url))
+    assert [row.answer for row in rows] == [42]
