@@ -190,6 +190,7 @@ _LOCKED_SETTING = "cdp.locked_profiles"
 # batch can attach an identifier this one has locked, and one that merges an
 # owner away or erases it changes the owner's row, which the lock then reads
 # as it is now (`merged_into` set, or the row gone), and the read is retried.
+# The final condition is there to make the statement run `kept`.
 _OWNERS_AND_PROFILES = (
     "WITH o AS MATERIALIZED (" + queries.IDENTIFIER_OWNERS + "), "  # noqa: S608 - constant SQL
     "locked AS MATERIALIZED ("

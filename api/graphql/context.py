@@ -36,7 +36,7 @@ class Context:
         self._auth: asyncio.Future[Principal] | None = None
         self._loaders: dict[str, DataLoader[Any, Any]] = {}
         self._opening: asyncio.Task[UnitOfWork] | None = None
-        # Set before execution for a query operation (see `read_only`).
+        # True for a query operation, set before it runs (api.graphql.read_only).
         self.read_only = False
 
     # Sibling fields resolve concurrently. Opening the unit of work and
