@@ -9,12 +9,14 @@ from pathlib import Path
 
 import typer
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from api import embedded
 from api.cli.compliance import compliance_app, dsr_app
 from api.cli.errors import one_line_errors
 from api.cli.imports import import_app
 from api.logging import configure as configure_logging
+from api.serving import Supervisor
 from api.settings import get_settings
 from domain import migrate as migrations
 from domain import workspaces
@@ -60,15 +62,22 @@ def serve(
     # uvicorn re-raises the SIGTERM it handled with the default action, which would
     # kill the process before the embedded PostgreSQL is stopped at exit.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(
+    config = uvicorn.Config(
         "api.asgi:app",
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers,
         log_config=None,
         access_log=False,
         proxy_headers=True,
     )
+    if workers > 1:
+        Supervisor(config, workers).run()
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        # uvicorn has logged why the app did not start.
+        raise typer.Exit(code=STARTUP_FAILURE)
 
 
 @app.command()
