@@ -68,6 +68,17 @@ class ConflictRow:
 _PROFILE_COLUMNS = "p.id, p.traits, p.trait_meta, p.computed, p.created_at, p.updated_at"
 
 
+def survivor(alias: str) -> str:
+    """The id of the profile that `alias` now is: its own, or the one it was merged into.
+
+    CASE, not coalesce(): under row-level security PostgreSQL 15 uses a join
+    condition as an index condition only when it is leakproof, and it does not
+    count coalesce() as such. Joined on coalesce(), a lookup by identifier read
+    every profile of the workspace (3 ms at 20,000 profiles, against 0.15 ms).
+    """
+    return f"CASE WHEN {alias}.merged_into IS NULL THEN {alias}.id ELSE {alias}.merged_into END"
+
+
 def _profile(row: Any) -> ProfileRow:
     return ProfileRow(
         row.id, row.traits, row.trait_meta, row.computed, row.created_at, row.updated_at
@@ -79,7 +90,7 @@ async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Pro
     rows = await uow.fetch(
         f"SELECT q.id AS asked, {_PROFILE_COLUMNS} "  # noqa: S608 - constant SQL
         "FROM profiles q JOIN profiles p ON p.workspace_id = q.workspace_id "
-        "AND p.id = coalesce(q.merged_into, q.id) "
+        f"AND p.id = {survivor('q')} "
         "WHERE q.workspace_id = %(ws)s AND q.id = ANY(%(ids)s::uuid[])",
         {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
@@ -100,7 +111,7 @@ async def profile_by_identifier(
             f"SELECT {_PROFILE_COLUMNS} FROM identities i "  # noqa: S608 - constant SQL
             "JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id "
             "JOIN profiles p ON p.workspace_id = q.workspace_id "
-            "AND p.id = coalesce(q.merged_into, q.id) "
+            f"AND p.id = {survivor('q')} "
             "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s",
             {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value},
         ),

@@ -33,8 +33,8 @@ class ProfileDirectory:
         rows = (
             await uow.execute(
                 text(
-                    "WITH survivor AS (SELECT coalesce(merged_into, id) AS id FROM profiles "
-                    "WHERE workspace_id = :ws AND id = :id) "
+                    f"WITH survivor AS (SELECT {queries.survivor('q')} AS id FROM profiles q "  # noqa: S608 - constant SQL
+                    "WHERE q.workspace_id = :ws AND q.id = :id) "
                     "SELECT p.id, p.merged_into IS NULL AS live FROM profiles p, survivor s "
                     "WHERE p.workspace_id = :ws AND (p.id = s.id OR p.merged_into = s.id) "
                     "ORDER BY p.merged_into IS NOT NULL, p.id"

@@ -1,0 +1,94 @@
+"""Reads that follow a merged-away profile to its survivor stay index probes under row-level security.
+
+Joined on coalesce(merged_into, id), each of them read every profile of the
+workspace: a cost that grows with the workspace, invisible in small tests.
+"""
+
+import asyncio
+import uuid
+from typing import Any
+
+import psycopg
+
+from cdp import queries
+from cdp.model import Identifier
+from cdp.subjects import ProfileDirectory
+from domain.db import create_engine, libpq_url, session_factory
+from domain.uow import Statement, UnitOfWork
+from tests.support.database import APP_ROLE
+
+PROFILES = 3000
+
+# This transaction's own scans so far, visible before they are reported.
+_SCANS = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'profiles'"
+
+
+def _seed(database_url: str, workspace_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    survivor, merged = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        with conn.cursor().copy("COPY profiles (workspace_id, id) FROM STDIN") as copy:
+            for _ in range(PROFILES):
+                copy.write_row((workspace_id, uuid.uuid4()))
+        conn.execute(
+            "INSERT INTO profiles (workspace_id, id) VALUES (%s, %s)", (workspace_id, survivor)
+        )
+        conn.execute(
+            "INSERT INTO profiles (workspace_id, id, merged_into) VALUES (%s, %s, %s)",
+            (workspace_id, merged, survivor),
+        )
+        conn.execute(
+            "INSERT INTO identities (workspace_id, kind, value, profile_id) "
+            "VALUES (%s, 'email', 'old@example.com', %s)",
+            (workspace_id, merged),
+        )
+        conn.execute("ANALYZE profiles")
+        conn.execute("ANALYZE identities")
+    return survivor, merged
+
+
+async def _read_scanning(
+    database_url: str, workspace_id: uuid.UUID, read: Any
+) -> tuple[Any, int, int]:
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
+            [[before]] = await uow.pipeline(Statement(_SCANS))
+            found = await read(uow)
+            [[after]] = await uow.pipeline(Statement(_SCANS))
+            return found, after.seq_scan - before.seq_scan, after.idx_scan - before.idx_scan
+    finally:
+        await engine.dispose()
+
+
+def _check(database_url: str, workspace_id: uuid.UUID, read: Any) -> Any:
+    found, seq_scans, index_scans = asyncio.run(_read_scanning(database_url, workspace_id, read))
+    assert seq_scans == 0, "a read of the survivor scanned the profiles table"
+    assert index_scans > 0
+    return found
+
+
+def test_a_lookup_by_identifier_probes_the_index(database_url, workspace):
+    ws = workspace.workspace.id
+    survivor, _ = _seed(database_url, ws)
+    _, row = _check(
+        database_url,
+        ws,
+        lambda uow: queries.profile_by_identifier(uow, Identifier("email", "old@example.com")),
+    )
+    assert row is not None
+    assert row.id == survivor
+
+
+def test_a_lookup_by_merged_id_probes_the_index(database_url, workspace):
+    ws = workspace.workspace.id
+    survivor, merged = _seed(database_url, ws)
+    found = _check(database_url, ws, lambda uow: queries.profiles_by_id(uow, [merged, survivor]))
+    assert {asked: row.id for asked, row in found.items()} == {merged: survivor, survivor: survivor}
+
+
+def test_a_data_subject_from_a_merged_id_probes_the_index(database_url, workspace):
+    ws = workspace.workspace.id
+    survivor, merged = _seed(database_url, ws)
+    subject = _check(database_url, ws, lambda uow: ProfileDirectory().of_profile(uow, merged))
+    assert subject is not None
+    assert subject.profile_ids == (survivor, merged)
