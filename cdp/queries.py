@@ -202,26 +202,31 @@ async def recent_events(
     before: tuple[datetime, UUID] | None = None,
 ) -> dict[UUID, list[EventRow]]:
     """The latest `limit` events of each profile (newest first), in one statement."""
-    conditions = ["e.workspace_id = %(ws)s", "e.profile_id = p.id"]
-    params: dict[str, Any] = {
-        "ws": uow.workspace_id,
-        "ids": array_literal(profile_ids),
-        "limit": limit,
-    }
+    conditions = ["e.workspace_id = %(ws)s"]
+    params: dict[str, Any] = {"ws": uow.workspace_id, "limit": limit}
     if name is not None:
         conditions.append("e.name = %(name)s")
         params["name"] = name
     if before is not None:
         conditions.append("(e.timestamp, e.id) < (%(before_ts)s, %(before_id)s)")
         params["before_ts"], params["before_id"] = before
-    rows = await uow.fetch(
-        "SELECT e.* FROM unnest(%(ids)s::uuid[]) AS p(id) CROSS JOIN LATERAL ("  # noqa: S608
-        "SELECT e.id, e.profile_id, e.type, e.name, e.timestamp, e.received_at, "
-        "e.message_id, e.properties, e.context FROM events e "
-        f"WHERE {' AND '.join(conditions)} "
-        "ORDER BY e.timestamp DESC, e.id DESC LIMIT %(limit)s) AS e",
-        params,
+    page = (
+        f"SELECT {_EVENT_COLUMNS} FROM events e WHERE {' AND '.join(conditions)} "  # noqa: S608 - constant SQL
+        "AND e.profile_id = {profile} ORDER BY e.timestamp DESC, e.id DESC LIMIT %(limit)s"
     )
+    if len(profile_ids) == 1:
+        # One profile, the usual case, by a plain parameter: with an array the
+        # planner preferred a plan made for the actual array every time, and
+        # planning cost more than running the statement (0.16 of 0.24 ms).
+        params["id"] = profile_ids[0]
+        rows = await uow.fetch(page.format(profile="%(id)s"), params)
+    else:
+        params["ids"] = array_literal(profile_ids)
+        rows = await uow.fetch(
+            "SELECT e.* FROM unnest(%(ids)s::uuid[]) AS p(id) "  # noqa: S608 - constant SQL
+            f"CROSS JOIN LATERAL ({page.format(profile='p.id')}) AS e",
+            params,
+        )
     found: dict[UUID, list[EventRow]] = defaultdict(list)
     for r in rows:
         found[r.profile_id].append(_event(r))
