@@ -87,11 +87,13 @@ def _profile(row: Any) -> ProfileRow:
 
 async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, ProfileRow]:
     """Requested id -> the surviving profile (a merged-away id resolves to its survivor)."""
+    # A probe per id (see ingest._PROFILES): `q.id = ANY(ids)` lets a plan made
+    # while the table was small read the whole workspace.
     rows = await uow.fetch(
-        f"SELECT q.id AS asked, {_PROFILE_COLUMNS} "  # noqa: S608 - constant SQL
-        "FROM profiles q JOIN profiles p ON p.workspace_id = q.workspace_id "
-        f"AND p.id = {survivor('q')} "
-        "WHERE q.workspace_id = %(ws)s AND q.id = ANY(%(ids)s::uuid[])",
+        "SELECT d.id AS asked, p.* FROM unnest(%(ids)s::uuid[]) AS d(id) CROSS JOIN LATERAL ("  # noqa: S608 - constant SQL
+        f"SELECT {_PROFILE_COLUMNS} FROM profiles q JOIN profiles p "
+        f"ON p.workspace_id = q.workspace_id AND p.id = {survivor('q')} "
+        "WHERE q.workspace_id = %(ws)s AND q.id = d.id OFFSET 0) AS p",
         {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {row.asked: _profile(row) for row in rows}
