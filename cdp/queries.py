@@ -284,10 +284,18 @@ def _conflict(r: Any) -> ConflictRow:
 async def conflicts_of(
     uow: UnitOfWork, profile_ids: Sequence[UUID]
 ) -> dict[UUID, list[ConflictRow]]:
+    # One index probe per id and side, joined by UNION (which also drops a
+    # conflict found from both sides). With `held_by = ANY(ids) OR claimed_by =
+    # ANY(ids)`, the plan prepared while the table was empty read every
+    # conflict of the workspace and filtered them.
+    probe = (
+        "SELECT c.* FROM unnest(%(ids)s::uuid[]) AS d(id) CROSS JOIN LATERAL ("  # noqa: S608 - constant SQL
+        f"SELECT {_CONFLICT_COLUMNS} FROM identity_conflicts "
+        "WHERE workspace_id = %(ws)s AND {side} = d.id OFFSET 0) AS c"
+    )
     rows = await uow.fetch(
-        f"SELECT {_CONFLICT_COLUMNS} "  # noqa: S608 - constant SQL
-        "FROM identity_conflicts WHERE workspace_id = %(ws)s AND (held_by = ANY(%(ids)s::uuid[]) "
-        "OR claimed_by = ANY(%(ids)s::uuid[])) ORDER BY created_at, id",
+        f"{probe.format(side='held_by')} UNION {probe.format(side='claimed_by')} "
+        "ORDER BY created_at, id",
         {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[ConflictRow]] = defaultdict(list)
