@@ -117,7 +117,7 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         for process, _ in self._running:
-            if process.is_alive() and process.pid is not None:
+            if process.is_alive():
                 process.terminate()
         deadline = time.monotonic() + _STOP_SECONDS
         for process, _ in self._running:

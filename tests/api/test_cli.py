@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.database import APP_ROLE
+from tests.support.cli import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +26,7 @@ def cdp(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def _env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "ENV"}}
-    env.update({"DATABASE_URL": database_url, "APP_DB_ROLE": APP_ROLE, "DATA_DIR": str(tmp_path)})
-    return env
+    return cli_env(database_url, tmp_path)
 
 
 def test_workspace_create_json(database_url, tmp_path, client):

@@ -1,6 +1,5 @@
 """`cdp serve --workers N`: processes with a listening socket each."""
 
-import os
 import signal
 import socket
 import subprocess
@@ -16,23 +15,14 @@ import pytest
 import uvicorn
 
 from api.serving import StartupFailedError, Supervisor
-from tests.support.database import APP_ROLE
+from tests.support.cli import cli_env
 from tests.support.proxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "ENV"}}
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "APP_DB_ROLE": APP_ROLE,
-            "DATA_DIR": str(tmp_path),
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
+    return cli_env(database_url, tmp_path, LOG_LEVEL="WARNING")
 
 
 def _serve(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
