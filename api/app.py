@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             clock=clock or SystemClock(),
             secret=settings.secret(),
         )
+        app.state.segment_writer = segment.writer(app.state.cdp)
         # The API relays what its own commits wrote; the workers poll for the rest.
         relay_task = asyncio.create_task(relay.run(interval=None))
         try:

@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.graphql.state import AppState
 from api.http.bodies import BodyTooLargeError, read_capped
+from api.http.group_commit import GroupCommit
 from cdp import segment
 from cdp.ingest import ingest
 from cdp.model import MESSAGE_TYPES, FieldError, Message, MessageType
@@ -164,6 +166,25 @@ async def _store(uow: UnitOfWork, key: str, messages: list[Message]) -> None:
         raise RequestRejectedError(400, [FieldError(None, where, exc.message)]) from exc
 
 
+def writer(state: AppState) -> GroupCommit[Message]:
+    """Stores accepted messages, grouping the requests of a key that arrive together.
+
+    One transaction of a key runs at a time in each server process, and the
+    requests that arrive meanwhile wait to form the next group: in
+    `bench.ingest` that took the CPU per 100 events from about 12 ms to about
+    10.5 (server and PostgreSQL together). A second transaction at once made
+    groups half as big for no gain; run a server process more than there are
+    cores instead, to use the time a process waits for PostgreSQL. A group
+    holds up to 1,000 messages, ten requests of the SDKs' usual batch.
+    """
+
+    async def store(key: str, messages: list[Message]) -> None:
+        async with state.uow() as uow:
+            await _store(uow, key, messages)
+
+    return GroupCommit(store, concurrency=1, max_items=1_000, shared_errors=(UnauthorizedError,))
+
+
 async def _accept(request: Request, parse: Parser, limit: int, too_large_status: int) -> Response:
     try:
         await _handle(request, parse, limit, too_large_status)
@@ -184,10 +205,10 @@ async def _handle(request: Request, parse: Parser, limit: int, too_large_status:
     body = _parsed(_decoded(request, raw, limit, too_large))
     key = _write_key(request, body)
     outcome = _validated(parse, body, received_at)
+    if isinstance(outcome, list) and outcome:
+        await request.app.state.segment_writer.submit(key, outcome)
+        return
     async with state.uow() as uow:
-        if isinstance(outcome, list) and outcome:
-            await _store(uow, key, outcome)
-            return
         # The key is checked before validation errors are told, so that an
         # unauthenticated caller learns nothing but 401.
         await _authenticate(uow, key)
