@@ -99,26 +99,74 @@ async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Pro
     return {row.asked: _profile(row) for row in rows}
 
 
-async def profile_by_identifier(
-    uow: UnitOfWork, identifier: Identifier, *, before: Sequence[Statement] = ()
-) -> tuple[list[list[Any]], ProfileRow | None]:
-    """The (surviving) profile that holds `identifier`, in one statement.
+@dataclass(frozen=True)
+class EventPage:
+    """Which of a profile's events a read wants: the latest `limit`, newest first."""
 
-    `before` go ahead of it in the same round trip (a credential check); their
-    rows come first in the answer.
+    limit: int
+    name: str | None = None
+    before: tuple[datetime, UUID] | None = None
+
+    def sql(self, uow: UnitOfWork) -> tuple[str, dict[str, Any]]:
+        """The statement, with `{profile}` where the profile's id goes, and its parameters."""
+        conditions = ["e.workspace_id = %(ws)s"]
+        params: dict[str, Any] = {"ws": uow.workspace_id, "limit": self.limit}
+        if self.name is not None:
+            conditions.append("e.name = %(name)s")
+            params["name"] = self.name
+        if self.before is not None:
+            conditions.append("(e.timestamp, e.id) < (%(before_ts)s, %(before_id)s)")
+            params["before_ts"], params["before_id"] = self.before
+        return (
+            f"SELECT {_EVENT_COLUMNS} FROM events e WHERE {' AND '.join(conditions)} "  # noqa: S608 - constant SQL
+            "AND e.profile_id = {profile} ORDER BY e.timestamp DESC, e.id DESC LIMIT %(limit)s"
+        ), params
+
+
+_IDENTIFIER_HOLDER = (
+    "FROM identities i JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id"
+)
+_IDENTIFIER_IS = "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s"
+
+
+async def profile_by_identifier(
+    uow: UnitOfWork,
+    identifier: Identifier,
+    *,
+    before: Sequence[Statement] = (),
+    events: EventPage | None = None,
+) -> tuple[list[list[Any]], ProfileRow | None, list[EventRow] | None]:
+    """The (surviving) profile that holds `identifier`, and a page of its `events` if asked.
+
+    One round trip: `before` go ahead (a credential check), and their rows
+    come first in the answer. The events are found through the identifier,
+    since the profile's id is not known until the answer comes back. They are
+    None when not asked, or when a merge between the two statements moved
+    them to another profile (read them again by id then).
     """
-    *earlier, rows = await uow.pipeline(
+    key = {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value}
+    statements = [
         *before,
         Statement(
-            f"SELECT {_PROFILE_COLUMNS} FROM identities i "  # noqa: S608 - constant SQL
-            "JOIN profiles q ON q.workspace_id = i.workspace_id AND q.id = i.profile_id "
-            "JOIN profiles p ON p.workspace_id = q.workspace_id "
-            f"AND p.id = {survivor('q')} "
-            "WHERE i.workspace_id = %(ws)s AND i.kind = %(kind)s AND i.value = %(value)s",
-            {"ws": uow.workspace_id, "kind": identifier.kind, "value": identifier.value},
+            f"SELECT {_PROFILE_COLUMNS} {_IDENTIFIER_HOLDER} "
+            f"JOIN profiles p ON p.workspace_id = q.workspace_id AND p.id = {survivor('q')} "
+            f"{_IDENTIFIER_IS}",
+            key,
         ),
-    )
-    return earlier, (_profile(rows[0]) if rows else None)
+    ]
+    if events is not None:
+        sql, params = events.sql(uow)
+        holder = f"(SELECT {survivor('q')} {_IDENTIFIER_HOLDER} {_IDENTIFIER_IS})"
+        statements.append(Statement(sql.format(profile=holder), params | key))
+    results = await uow.pipeline(*statements)
+    earlier, rows = results[: len(before)], results[len(before)]
+    profile = _profile(rows[0]) if rows else None
+    page = None
+    if events is not None and profile is not None:
+        page = [_event(r) for r in results[-1]]
+        if any(e.profile_id != profile.id for e in page):
+            page = None
+    return earlier, profile, page
 
 
 # Each wanted identifier (a JSON record set of kind and value) with its owner.
@@ -196,37 +244,21 @@ async def identities_of(
 
 
 async def recent_events(
-    uow: UnitOfWork,
-    profile_ids: Sequence[UUID],
-    *,
-    limit: int,
-    name: str | None = None,
-    before: tuple[datetime, UUID] | None = None,
+    uow: UnitOfWork, profile_ids: Sequence[UUID], page: EventPage
 ) -> dict[UUID, list[EventRow]]:
-    """The latest `limit` events of each profile (newest first), in one statement."""
-    conditions = ["e.workspace_id = %(ws)s"]
-    params: dict[str, Any] = {"ws": uow.workspace_id, "limit": limit}
-    if name is not None:
-        conditions.append("e.name = %(name)s")
-        params["name"] = name
-    if before is not None:
-        conditions.append("(e.timestamp, e.id) < (%(before_ts)s, %(before_id)s)")
-        params["before_ts"], params["before_id"] = before
-    page = (
-        f"SELECT {_EVENT_COLUMNS} FROM events e WHERE {' AND '.join(conditions)} "  # noqa: S608 - constant SQL
-        "AND e.profile_id = {profile} ORDER BY e.timestamp DESC, e.id DESC LIMIT %(limit)s"
-    )
+    """Each profile's page of events, in one statement."""
+    sql, params = page.sql(uow)
     if len(profile_ids) == 1:
         # One profile, the usual case, by a plain parameter: with an array the
         # planner preferred a plan made for the actual array every time, and
         # planning cost more than running the statement (0.16 of 0.24 ms).
         params["id"] = profile_ids[0]
-        rows = await uow.fetch(page.format(profile="%(id)s"), params)
+        rows = await uow.fetch(sql.format(profile="%(id)s"), params)
     else:
         params["ids"] = array_literal(profile_ids)
         rows = await uow.fetch(
             "SELECT e.* FROM unnest(%(ids)s::uuid[]) AS p(id) "  # noqa: S608 - constant SQL
-            f"CROSS JOIN LATERAL ({page.format(profile='p.id')}) AS e",
+            f"CROSS JOIN LATERAL ({sql.format(profile='p.id')}) AS e",
             params,
         )
     found: dict[UUID, list[EventRow]] = defaultdict(list)

@@ -1,18 +1,26 @@
 """Query fields over profiles and identity conflicts."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from api.graphql import connection
 from api.graphql.ids import local_id
 from api.graphql.scalars import JSON
-from api.graphql.types.profile import IdentityConflictNode, ProfileNode
+from api.graphql.types.profile import (
+    IdentityConflictNode,
+    ProfileNode,
+    event_page,
+    events_loader,
+)
 from cdp import identifiers, queries
 from domain.credentials import PROFILES_READ
 from domain.errors import NotFoundError, ValidationError
+from domain.uow import Statement, UnitOfWork
 
 
 @strawberry.input
@@ -33,11 +41,24 @@ async def profile(
         except identifiers.IdentifierError as exc:
             await info.context.require(PROFILES_READ)  # a caller without it learns only that
             raise ValidationError(str(exc), field="identifier") from exc
-        row = await info.context.read(
-            PROFILES_READ,
-            lambda uow, before: queries.profile_by_identifier(uow, wanted, before=before),
-        )
-        return None if row is None else ProfileNode.from_row(row)
+        page = _asked_event_page(info)
+
+        async def read(
+            uow: UnitOfWork, before: Sequence[Statement]
+        ) -> tuple[
+            list[list[Any]], tuple[queries.ProfileRow | None, list[queries.EventRow] | None]
+        ]:
+            earlier, row, events = await queries.profile_by_identifier(
+                uow, wanted, before=before, events=page
+            )
+            return earlier, (row, events)
+
+        row, events = await info.context.read(PROFILES_READ, read)
+        if row is None:
+            return None
+        if page is not None and events is not None:
+            events_loader(info, page).prime(row.id, events)
+        return ProfileNode.from_row(row)
     await info.context.require(PROFILES_READ)
     if id is None or identifier is not None:
         raise ValidationError("give exactly one of id and identifier", field="id")
@@ -47,6 +68,30 @@ async def profile(
         return None
     nodes = await ProfileNode.resolve_nodes(info=info, node_ids=[str(key)])
     return nodes[0]
+
+
+def _asked_event_page(info: Info) -> queries.EventPage | None:
+    """The page of events the document asks of the profile, when it asks for exactly one.
+
+    Read in the same round trip as the profile, it saves the round trip that
+    the events field would make once the profile is known.
+    """
+    asked = [
+        selection.arguments
+        for field in info.selected_fields
+        for selection in field.selections
+        if isinstance(selection, SelectedField) and selection.name == "events"
+    ]
+    if len(asked) != 1:
+        return None
+    arguments = asked[0]
+    first = arguments.get("first")  # a literal comes as its text, a variable as a number
+    try:
+        return event_page(
+            None if first is None else int(first), arguments.get("after"), arguments.get("name")
+        )
+    except ValidationError:
+        return None  # the events field reports it
 
 
 async def profiles(

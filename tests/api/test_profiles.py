@@ -368,6 +368,60 @@ def test_lookup_by_identifier_answers_as_the_lookup_by_id(client, workspace):
     assert missing["data"]["profile"] is None
 
 
+PAGED = """query($by: IdentifierInput, $id: ID, $first: Int, $after: String) {
+  profile(identifier: $by, id: $id) { id
+    events(first: $first, after: $after) { edges { node { name } } pageInfo { hasNextPage endCursor } }
+  } }"""
+
+
+def test_a_lookup_by_identifier_reads_its_page_of_events_in_the_same_round_trip(
+    client, workspace, sql_counter
+):
+    _seed(client, workspace, 1)
+    by = {"kind": "user_id", "value": "page-0"}
+    after = None
+    seen: list[str] = []
+    for _ in range(3):
+        sql_counter.statements.clear()
+        page = gql(client, PAGED, {"by": by, "first": 3, "after": after}, token=workspace.api_token)
+        assert page.get("errors") is None, page
+        reads = [s for s in sql_counter.statements if "FROM events" in s]
+        # One read of the events, through the identifier, sent with the profile's.
+        assert len(reads) == 1, sql_counter.statements
+        assert "FROM identities" in reads[0]
+        profile = page["data"]["profile"]
+        by_id = gql(
+            client, PAGED, {"id": profile["id"], "first": 3, "after": after},
+            token=workspace.api_token,
+        )  # fmt: skip
+        assert by_id["data"]["profile"] == profile
+        seen += [e["node"]["name"] for e in profile["events"]["edges"]]
+        after = profile["events"]["pageInfo"]["endCursor"]
+    # The identify (no name) and seven tracks, each once, in pages of 3, 3 and 2.
+    assert sorted(seen, key=str) == sorted([None, *(f"E{j}" for j in range(7))], key=str)
+    assert profile["events"]["pageInfo"]["hasNextPage"] is False
+
+
+def test_two_pages_of_events_in_one_lookup_are_each_read_as_asked(client, workspace):
+    _seed(client, workspace, 1)
+    query = """query { profile(identifier: {kind: "user_id", value: "page-0"}) {
+      recent: events(first: 2) { edges { node { name } } }
+      older: events(first: 8) { edges { node { name } } } } }"""
+    profile = gql(client, query, token=workspace.api_token)["data"]["profile"]
+    assert len(profile["recent"]["edges"]) == 2
+    assert len(profile["older"]["edges"]) == 8
+    assert profile["older"]["edges"][:2] == profile["recent"]["edges"]
+
+
+def test_a_bad_page_size_is_still_told_by_the_events_field(client, workspace):
+    _seed(client, workspace, 1)
+    query = """query { profile(identifier: {kind: "user_id", value: "page-0"}) {
+      id events(first: 500) { edges { node { name } } } } }"""
+    answer = gql(client, query, token=workspace.api_token)
+    assert answer["errors"][0]["path"] == ["profile", "events"]
+    assert "first must be between" in answer["errors"][0]["message"]
+
+
 # A literal page size: a variable would be costed at the largest page.
 EVERY_FIELD = """query { profiles(first: FIRST) { edges { node {
   id traits createdAt updatedAt identities { kind value }

@@ -70,13 +70,41 @@ def _check(database_url: str, workspace_id: uuid.UUID, read: Any) -> Any:
 def test_a_lookup_by_identifier_probes_the_index(database_url, workspace):
     ws = workspace.workspace.id
     survivor, _ = _seed(database_url, ws)
-    _, row = _check(
+    _, row, events = _check(
         database_url,
         ws,
         lambda uow: queries.profile_by_identifier(uow, Identifier("email", "old@example.com")),
     )
     assert row is not None
     assert row.id == survivor
+    assert events is None  # not asked
+
+
+def test_a_lookup_by_identifier_with_its_events_probes_the_index(database_url, workspace):
+    ws = workspace.workspace.id
+    survivor, merged = _seed(database_url, ws)
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute("SELECT cdp_ensure_event_partition(now()::date)")
+        for profile, name in [(survivor, "Kept"), (merged, "Stale")]:
+            conn.execute(
+                "INSERT INTO events (workspace_id, id, timestamp, profile_id, type, name, "
+                "message_id, received_at, properties, context) "
+                "VALUES (%s, %s, now(), %s, 'track', %s, %s, now(), '{}', '{}')",
+                (ws, uuid.uuid4(), profile, name, uuid.uuid4().hex),
+            )
+    page = queries.EventPage(limit=5)
+    _, row, events = _check(
+        database_url,
+        ws,
+        lambda uow: queries.profile_by_identifier(
+            uow, Identifier("email", "old@example.com"), events=page
+        ),
+    )
+    assert row is not None
+    assert row.id == survivor
+    # The events of the survivor, found through an identifier of the merged-away profile.
+    assert events is not None
+    assert [e.name for e in events] == ["Kept"]
 
 
 def test_a_lookup_by_merged_id_probes_the_index(database_url, workspace):

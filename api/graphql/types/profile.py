@@ -8,6 +8,7 @@ from uuid import UUID
 
 import strawberry
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from api.graphql import connection
@@ -180,6 +181,23 @@ def decode_event_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
     return parsed
 
 
+def event_page(first: int | None, after: str | None, name: str | None) -> queries.EventPage:
+    """The page that `events(first:, after:, name:)` reads: one event more than it shows,
+    to tell whether there is a next page."""
+    return queries.EventPage(connection.page_size(first) + 1, name, decode_event_cursor(after))
+
+
+def events_loader(info: Info, page: queries.EventPage) -> DataLoader[UUID, list[queries.EventRow]]:
+    """The request's loader of `page` for each profile (a profile lookup may prime it)."""
+
+    async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
+        found = await queries.recent_events(await info.context.uow(), keys, page)
+        return [found.get(k, []) for k in keys]
+
+    loader: DataLoader[UUID, list[queries.EventRow]] = info.context.loader(f"events:{page!r}", load)
+    return loader
+
+
 @strawberry.type(name="Profile")
 class ProfileNode(relay.Node):
     id: relay.NodeID[str]
@@ -232,21 +250,12 @@ class ProfileNode(relay.Node):
         after: str | None = None,
         name: str | None = None,
     ) -> relay.Connection[EventNode]:
-        limit = connection.page_size(first)
-        before = decode_event_cursor(after)
-        uow = await info.context.uow()
-
-        async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
-            found = await queries.recent_events(
-                uow, keys, limit=limit + 1, name=name, before=before
-            )
-            return [found.get(k, []) for k in keys]
-
-        loader = info.context.loader(f"events:{limit}:{name}:{after}", load)
-        rows: list[queries.EventRow] = await loader.load(self.row.id)
+        page = event_page(first, after, name)
+        rows: list[queries.EventRow] = await events_loader(info, page).load(self.row.id)
         return connection.build(
-            rows, limit, to_node=EventNode.from_row, after=before, cursor=encode_event_cursor
-        )
+            rows, page.limit - 1, to_node=EventNode.from_row, after=page.before,
+            cursor=encode_event_cursor,
+        )  # fmt: skip
 
     @strawberry.field(description="Where and when each trait's current value came from.")
     def trait_sources(self) -> list[TraitSource]:
