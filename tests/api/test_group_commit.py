@@ -6,6 +6,7 @@ routes' own tests run the real store against PostgreSQL.
 """
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,16 @@ async def _started(store: Recorder, calls: int) -> None:
     raise AssertionError(f"only {len(store.calls)} store calls started, expected {calls}")
 
 
+async def _busy(**options: Any) -> tuple[Recorder, GroupCommit[str], asyncio.Task[None]]:
+    """A store held open, and a first request of key "k" running in it."""
+    store = Recorder()
+    store.release.clear()
+    groups = GroupCommit(store, concurrency=1, **options)
+    first = asyncio.create_task(groups.submit("k", ["a"]))
+    await _started(store, 1)
+    return store, groups, first
+
+
 def _groups(store: Recorder) -> list[list[str]]:
     return [items for _, items in store.calls]
 
@@ -60,11 +71,7 @@ async def test_a_request_for_an_idle_key_is_stored_at_once_and_alone() -> None:
 
 
 async def test_requests_that_arrive_meanwhile_form_the_next_group_in_order() -> None:
-    store = Recorder()
-    store.release.clear()
-    groups = GroupCommit(store, concurrency=1, max_items=100)
-    first = asyncio.create_task(groups.submit("k", ["a"]))
-    await _started(store, 1)
+    store, groups, first = await _busy(max_items=100)
     later = [asyncio.create_task(groups.submit("k", [x, x + "2"])) for x in "bcd"]
     await asyncio.sleep(0)
     assert not any(t.done() for t in [first, *later])  # nobody answered before the commit
@@ -74,11 +81,7 @@ async def test_requests_that_arrive_meanwhile_form_the_next_group_in_order() -> 
 
 
 async def test_a_group_holds_at_most_max_items_unless_one_request_alone_is_bigger() -> None:
-    store = Recorder()
-    store.release.clear()
-    groups = GroupCommit(store, concurrency=1, max_items=3)
-    first = asyncio.create_task(groups.submit("k", ["a"]))
-    await _started(store, 1)
+    store, groups, first = await _busy(max_items=3)
     later = [
         asyncio.create_task(groups.submit("k", items))
         for items in (["b", "c"], ["d", "e"], ["f", "g", "h", "i"], ["j"])
@@ -90,11 +93,7 @@ async def test_a_group_holds_at_most_max_items_unless_one_request_alone_is_bigge
 
 
 async def test_a_failed_group_is_stored_again_request_by_request() -> None:
-    store = Recorder()
-    store.release.clear()
-    groups = GroupCommit(store, concurrency=1, max_items=100)
-    first = asyncio.create_task(groups.submit("k", ["a"]))
-    await _started(store, 1)
+    store, groups, first = await _busy(max_items=100)
     good = asyncio.create_task(groups.submit("k", ["b"]))
     bad = asyncio.create_task(groups.submit("k", ["bad"]))
     other = asyncio.create_task(groups.submit("k", ["c"]))
@@ -107,11 +106,7 @@ async def test_a_failed_group_is_stored_again_request_by_request() -> None:
 
 
 async def test_an_error_of_the_key_itself_is_every_members_answer_without_retries() -> None:
-    store = Recorder()
-    store.release.clear()
-    groups = GroupCommit(store, concurrency=1, max_items=100, shared_errors=(RevokedKeyError,))
-    first = asyncio.create_task(groups.submit("k", ["a"]))
-    await _started(store, 1)
+    store, groups, first = await _busy(max_items=100, shared_errors=(RevokedKeyError,))
     members = [asyncio.create_task(groups.submit("k", items)) for items in (["b"], ["revoked"])]
     await asyncio.sleep(0)
     store.release.set()
@@ -148,11 +143,7 @@ async def test_each_key_has_its_own_transactions_up_to_the_concurrency() -> None
 
 
 async def test_a_request_cancelled_while_it_waits_is_left_out() -> None:
-    store = Recorder()
-    store.release.clear()
-    groups = GroupCommit(store, concurrency=1, max_items=100)
-    first = asyncio.create_task(groups.submit("k", ["a"]))
-    await _started(store, 1)
+    store, groups, first = await _busy(max_items=100)
     gone = asyncio.create_task(groups.submit("k", ["b"]))
     stays = asyncio.create_task(groups.submit("k", ["c"]))
     await asyncio.sleep(0)
