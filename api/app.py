@@ -14,7 +14,7 @@ import api.contexts  # noqa: F401 - every context registers itself
 from api.graphql.schema import build_schema
 from api.graphql.state import AppState
 from api.graphql.view import GraphQLView
-from api.http import consent_links, health, oauth, segment
+from api.http import consent_links, health, oauth, tracking_api
 from api.http.observability import RequestContext, metrics
 from api.settings import Settings
 from domain import broker as brokers
@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             clock=clock or SystemClock(),
             secret=settings.secret(),
         )
-        app.state.segment_writer = segment.writer(app.state.cdp)
+        app.state.tracking_writer = tracking_api.writer(app.state.cdp)
         # The API relays what its own commits wrote; the workers poll for the rest.
         relay_task = asyncio.create_task(relay.run(interval=None))
         try:
@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             Route("/metrics", metrics, methods=["GET"]),
             Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            *segment.routes,
+            *tracking_api.routes,
             *consent_links.routes,
         ],
         middleware=[Middleware(RequestContext)],

@@ -60,8 +60,8 @@ from rapidfuzz import fuzz
 from sqlalchemy import text
 
 from cdp.identifiers import IdentifierError, normalize_phone
-from cdp.ingest import merge_rules
 from cdp.model import ANONYMOUS_ID, EMAIL, PHONE, Identifier
+from cdp.profile_store import merge_rules
 from cdp.resolution import Resolver
 from domain.uow import UnitOfWork
 
@@ -464,7 +464,7 @@ async def _live_fingerprints(
         {"ws": uow.workspace_id, "keys": list(TRAIT_KEYS)},
     )
     traits = {row.id: row.traits for row in rows}
-    # Anonymous ids can be many and never limit a merge (see ingest.load_profiles).
+    # Anonymous ids can be many and never limit a merge (see profile_store.load_profiles).
     held = await uow.execute(
         text(
             "SELECT i.profile_id, i.kind, i.value FROM identities i "

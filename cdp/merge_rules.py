@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from cdp import identifiers
-from cdp.ingest import merge_rules
+from cdp.profile_store import merge_rules
 from cdp.resolution import DEFAULT_RULES, KindRule
 from domain.errors import ValidationError
 from domain.uow import UnitOfWork

@@ -10,9 +10,9 @@ import orjson
 from sqlalchemy import text
 
 from cdp import identifiers as ids
-from cdp import ingest, queries
-from cdp.ingest import Operation
+from cdp import profile_store, queries
 from cdp.model import Identifier
+from cdp.profile_store import Operation
 from cdp.resolution import Resolver
 from consent import audit
 from domain.errors import ConflictError, NotFoundError, ValidationError
@@ -155,7 +155,7 @@ async def upsert_profiles(
                 trait_source=trait_source,
             )
         )
-    outcome = await ingest.apply(uow, operations)
+    outcome = await profile_store.apply(uow, operations)
     result.profile_ids = outcome.profile_ids
     result.profiles = outcome.profiles
     if idempotency_key is not None:
@@ -175,7 +175,7 @@ async def merge_profiles(
     source_id: UUID,
     *,
     trigger: str,
-    actor: audit.Actor = ingest.IDENTITY_RESOLUTION,
+    actor: audit.Actor = profile_store.IDENTITY_RESOLUTION,
 ) -> UUID:
     """Merge `source` into `target` on a person's word; the identity rules still hold."""
     if target_id == source_id:
@@ -189,16 +189,16 @@ async def merge_profiles(
     if target == source:
         raise ConflictError("these profiles are already merged", field="sourceId")
     held = await queries.identities_of(uow, [target, source])
-    await ingest.lock_identifiers(uow, {i for group in held.values() for i in group})
-    states, holdings = await ingest.load_profiles(uow, sorted([target, source]))
+    await profile_store.lock_identifiers(uow, {i for group in held.values() for i in group})
+    states, holdings = await profile_store.load_profiles(uow, sorted([target, source]))
     if target not in states or source not in states:
         raise ConflictError("the profiles changed while merging; try again", field="sourceId")
-    blocking = Resolver(await ingest.merge_rules(uow), {}, holdings).blocking_rule(target, source)
+    blocking = Resolver(await profile_store.merge_rules(uow), {}, holdings).blocking_rule(target, source)
     if blocking is not None:
         raise ConflictError(f"these profiles cannot merge: {blocking}", field="sourceId")
     states[target].absorb(states[source])
-    await ingest.merge_rows(
+    await profile_store.merge_rows(
         uow, sources=[source], targets=[target], rules=["manual"], triggers=[trigger], actor=actor
     )
-    await ingest.save_states(uow, states, [target])
+    await profile_store.save_states(uow, states, [target])
     return target

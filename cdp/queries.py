@@ -87,7 +87,7 @@ def _profile(row: Any) -> ProfileRow:
 
 async def profiles_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, ProfileRow]:
     """Requested id -> the surviving profile (a merged-away id resolves to its survivor)."""
-    # A probe per id (see ingest._PROFILES): `q.id = ANY(ids)` lets a plan made
+    # A probe per id (see profile_store._PROFILES): `q.id = ANY(ids)` lets a plan made
     # while the table was small read the whole workspace.
     rows = await uow.fetch(
         "SELECT d.id AS asked, p.* FROM unnest(%(ids)s::uuid[]) AS d(id) CROSS JOIN LATERAL ("  # noqa: S608 - constant SQL

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from sqlalchemy import text
 
-from cdp import identifiers, ingest, queries
+from cdp import identifiers, profile_store, queries
 from cdp.model import Identifier
 from cdp.traits import stamp
 from domain import subjects
@@ -55,7 +55,7 @@ class ProfileDirectory:
         survivor = subject.profile_id
         if survivor is None:
             return []
-        states, _ = await ingest.load_profiles(uow, [survivor])
+        states, _ = await profile_store.load_profiles(uow, [survivor])
         state = states.get(survivor)
         if state is None:
             # Merged away since the subject was read: fail, so that the request
@@ -68,7 +68,7 @@ class ProfileDirectory:
             else:
                 state.traits[key] = value
             state.meta[key] = {"at": stamp(at), "source": "rectification"}
-        await ingest.save_states(uow, states, [survivor])
+        await profile_store.save_states(uow, states, [survivor])
         return sorted(corrections)
 
     async def restrict(self, uow: UnitOfWork, subject: Subject, at: datetime | None) -> int:

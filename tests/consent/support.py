@@ -56,7 +56,7 @@ def profile_by_email(client: TestClient, token: str, email: str, fields: str) ->
     return result
 
 
-def segment_batch(client: TestClient, write_key: str, batch: list[dict[str, Any]]) -> None:
+def track_batch(client: TestClient, write_key: str, batch: list[dict[str, Any]]) -> None:
     auth = base64.b64encode(f"{write_key}:".encode()).decode()
     for message in batch:
         message.setdefault("messageId", uuid.uuid4().hex)

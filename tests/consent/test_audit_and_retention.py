@@ -12,7 +12,7 @@ from domain import jobs
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
 from tests.conftest import gql
-from tests.consent.support import ok, segment_batch
+from tests.consent.support import ok, track_batch
 from tests.support.database import APP_ROLE
 
 
@@ -28,17 +28,17 @@ def _audit(database_url: str, workspace_id) -> list[tuple[str, str, str, dict]]:
 def test_merges_and_token_actions_are_audited(client, workspace, database_url):
     token = workspace.api_token
     anonymous, email = uuid.uuid4().hex, f"mo.{uuid.uuid4().hex[:8]}@example.com"
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "track", "anonymousId": anonymous, "event": "Viewed"}],
     )
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "identify", "userId": "u-audit", "traits": {"email": email}}],
     )
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "identify", "anonymousId": anonymous, "traits": {"email": email}}],
@@ -111,7 +111,7 @@ def test_a_workspace_retention_period_deletes_only_its_old_events(
 ):
     old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
     for ws in (workspace, other_workspace):
-        segment_batch(client, ws.write_key, [
+        track_batch(client, ws.write_key, [
             {"type": "track", "userId": "r1", "event": "Old", "timestamp": old},
             {"type": "track", "userId": "r1", "event": "New"},
         ])  # fmt: skip
@@ -132,7 +132,7 @@ def test_a_workspace_retention_period_deletes_only_its_old_events(
     assert other_workspace.workspace.id not in {w for w, _ in periods}
     assert deleted == 1
     # The periodic actor does the same for every workspace, and audits what it deleted.
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "track", "userId": "r2", "event": "Old", "timestamp": old}],
@@ -163,7 +163,7 @@ def test_the_retention_job_deletes_in_bounded_batches_each_audited(
     client, workspace, database_url, monkeypatch
 ):
     old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
-    segment_batch(client, workspace.write_key, [
+    track_batch(client, workspace.write_key, [
         *({"type": "track", "userId": "b1", "event": f"Old{i}", "timestamp": old}
           for i in range(5)),
         {"type": "track", "userId": "b1", "event": "New"},

@@ -15,7 +15,7 @@ import pytest
 
 from consent.dsr.model import due_at
 from tests.conftest import gql
-from tests.consent.support import ok, profile_by_email, record_consent, segment_batch
+from tests.consent.support import ok, profile_by_email, record_consent, track_batch
 from tests.support.database import APP_ROLE, SECRET
 from tests.support.worker import ROOT, running_worker
 
@@ -62,7 +62,7 @@ def _seed(client, workspace, person: Person) -> str:
          "properties": {"order_id": "o-1", "revenue": 30, "shipping_address": person.street,
                         "recipient": person.name}},
     ]  # fmt: skip
-    segment_batch(client, workspace.write_key, batch)
+    track_batch(client, workspace.write_key, batch)
     ok(record_consent(client, workspace.api_token, person.email, "GRANTED", ip=person.ip,
                       userAgent=person.user_agent), "recordConsent")  # fmt: skip
     return profile_by_email(client, workspace.api_token, person.email, "id")["id"]
@@ -174,7 +174,7 @@ def test_erasure_leaves_only_the_tombstone(client, workspace, worker, database_u
     gate = synced["profiles"][0]["contactable"]
     assert gate["allowed"] is False
     assert gate["reason"].startswith("suppressed: erased")
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "identify", "userId": person.user_id, "traits": {"email": person.email}}],
@@ -233,7 +233,7 @@ def test_rectification_restriction_and_objection(client, workspace, worker):
         "traits computedTraits { orderCount } events(first: 50) { edges { node { name } } }"
     )
     before = profile_by_email(client, token, person.email, restricted_view)
-    segment_batch(client, workspace.write_key, [
+    track_batch(client, workspace.write_key, [
         {"type": "identify", "userId": person.user_id, "traits": {"plan": "gold"}},
         {"type": "track", "userId": person.user_id, "event": "Order Completed",
          "properties": {"order_id": "o-2", "revenue": 50}},
@@ -251,7 +251,7 @@ def test_rectification_restriction_and_objection(client, workspace, worker):
     )["data"]["liftRestriction"]
     assert lifted["lifted"] >= 1
     assert profile_by_email(client, token, person.email, gate)["contactable"]["allowed"] is True
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "identify", "userId": person.user_id, "traits": {"plan": "gold"}}],

@@ -3,7 +3,7 @@
 import uuid
 
 from tests.conftest import gql
-from tests.consent.support import ok, profile_by_email, record_consent, segment_batch
+from tests.consent.support import ok, profile_by_email, record_consent, track_batch
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -18,7 +18,7 @@ PAGE = """query($first: Int!) { profiles(first: $first) { edges { node {
 
 def _person(client, workspace, state: str) -> str:
     email = f"{state}.{uuid.uuid4().hex[:8]}@example.com"
-    segment_batch(client, workspace.write_key, [{"type": "identify", "userId": email,
+    track_batch(client, workspace.write_key, [{"type": "identify", "userId": email,
                                                  "traits": {"email": email}}])  # fmt: skip
     if state in {"granted", "unsubscribed"}:
         ok(record_consent(client, workspace.api_token, email, "GRANTED"), "recordConsent")

@@ -12,7 +12,7 @@ from tests.consent.support import (
     ok,
     profile_by_email,
     record_consent,
-    segment_batch,
+    track_batch,
 )
 
 
@@ -118,7 +118,7 @@ def test_consent_follows_a_merge_and_the_later_withdrawal_wins(client, workspace
     token = workspace.api_token
     ok(record_consent(client, token, email, "GRANTED"), "recordConsent")
     # Another profile (a second device) withdraws later, then identifies with the email.
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "identify", "anonymousId": anonymous, "traits": {"phone": "+44 20 7946 0958"}}],
@@ -147,7 +147,7 @@ def test_consent_follows_a_merge_and_the_later_withdrawal_wins(client, workspace
         token,
     )
     assert withdraw["data"]["recordConsent"]["errors"] == []
-    segment_batch(
+    track_batch(
         client,
         workspace.write_key,
         [{"type": "identify", "anonymousId": anonymous, "traits": {"email": email}}],

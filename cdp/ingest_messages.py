@@ -32,7 +32,7 @@ _TRAIT_TYPES: frozenset[str] = frozenset({"identify", "group"})
 _NAMED_TYPES: frozenset[str] = frozenset({"page", "screen"})
 
 
-class SegmentInputError(ValueError):
+class MessageInputError(ValueError):
     """The request is invalid; `errors` lists every problem found."""
 
     def __init__(self, errors: list[FieldError]) -> None:
@@ -64,18 +64,18 @@ def parse_single(body: dict[str, Any], type: MessageType, *, received_at: dateti
     problems = _Problems()
     message = _message(body, type, _Envelope(), _utc(received_at), problems)
     if problems.found or message is None:
-        raise SegmentInputError(problems.found)
+        raise MessageInputError(problems.found)
     return message
 
 
 def parse_batch(body: dict[str, Any], *, received_at: datetime) -> list[Message]:
-    """A /v1/batch body: all its messages, or a SegmentInputError naming each bad one."""
+    """A /v1/batch body: all its messages, or a MessageInputError naming each bad one."""
     problems = _Problems()
     envelope = _envelope(body, problems)
     items = body.get("batch")
     if not isinstance(items, list):
         problems.add("batch", "batch must be a list of messages")
-        raise SegmentInputError(problems.found)
+        raise MessageInputError(problems.found)
     received_at = _utc(received_at)
     messages: list[Message] = []
     for index, item in enumerate(items):
@@ -87,7 +87,7 @@ def parse_batch(body: dict[str, Any], *, received_at: datetime) -> list[Message]
         if message is not None:
             messages.append(message)
     if problems.found:
-        raise SegmentInputError(problems.found)
+        raise MessageInputError(problems.found)
     return messages
 
 
@@ -326,7 +326,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
     "MESSAGE_FIELD",
-    "SegmentInputError",
+    "MessageInputError",
     "parse_batch",
     "parse_single",
 ]

@@ -5,13 +5,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from cdp.model import FieldError
-from cdp.segment import (
+from cdp.ingest_messages import (
     MAX_MESSAGE_BYTES,
-    SegmentInputError,
+    MessageInputError,
     parse_batch,
     parse_single,
 )
+from cdp.model import FieldError
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -21,13 +21,13 @@ def single(body, kind="track"):
 
 
 def single_errors(body, kind="track"):
-    with pytest.raises(SegmentInputError) as caught:
+    with pytest.raises(MessageInputError) as caught:
         single(body, kind)
     return caught.value.errors
 
 
 def batch_errors(body):
-    with pytest.raises(SegmentInputError) as caught:
+    with pytest.raises(MessageInputError) as caught:
         parse_batch(body, received_at=RECEIVED)
     return caught.value.errors
 
@@ -349,7 +349,7 @@ def test_batch_reports_every_error_with_its_index():
         (6, "type"),
     ]
     assert errors[0].describe() == "batch[1].userId: userId or anonymousId is required"
-    assert str(SegmentInputError(errors)).startswith(
+    assert str(MessageInputError(errors)).startswith(
         "batch[1].userId: userId or anonymousId is required; batch[2].(message): "
     )
 

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from api.graphql.state import AppState
 from api.http.bodies import BodyTooLargeError, read_capped
 from api.http.group_commit import GroupCommit
-from cdp import segment
+from cdp import ingest_messages
 from cdp.ingest import ingest
 from cdp.model import MESSAGE_TYPES, FieldError, Message, MessageType
 from domain import credentials
@@ -162,7 +162,7 @@ async def _store(uow: UnitOfWork, key: str, messages: list[Message]) -> None:
     except AuthenticationError as exc:
         raise UnauthorizedError("invalid write key") from exc
     except ValidationError as exc:
-        where = exc.field or segment.MESSAGE_FIELD
+        where = exc.field or ingest_messages.MESSAGE_FIELD
         raise RequestRejectedError(400, [FieldError(None, where, exc.message)]) from exc
 
 
@@ -206,7 +206,7 @@ async def _handle(request: Request, parse: Parser, limit: int, too_large_status:
     key = _write_key(request, body)
     outcome = _validated(parse, body, received_at)
     if isinstance(outcome, list) and outcome:
-        await request.app.state.segment_writer.submit(key, outcome)
+        await request.app.state.tracking_writer.submit(key, outcome)
         return
     async with state.uow() as uow:
         # The key is checked before validation errors are told, so that an
@@ -222,34 +222,34 @@ def _validated(
     """Parsed outside the transaction; the error is raised only once the key is known good."""
     try:
         return parse(body, received_at)
-    except segment.SegmentInputError as exc:
+    except ingest_messages.MessageInputError as exc:
         return RequestRejectedError(400, exc.errors)
 
 
 def _single(kind: MessageType) -> Callable[[Request], Awaitable[Response]]:
     def parse(body: dict[str, Any], received_at: datetime) -> list[Message]:
-        return [segment.parse_single(body, kind, received_at=received_at)]
+        return [ingest_messages.parse_single(body, kind, received_at=received_at)]
 
     async def endpoint(request: Request) -> Response:
         # A single call has the 32 KB limit of one message, refused with a 400.
-        return await _accept(request, parse, segment.MAX_MESSAGE_BYTES, 400)
+        return await _accept(request, parse, ingest_messages.MAX_MESSAGE_BYTES, 400)
 
     return endpoint
 
 
 def _parse_batch(body: dict[str, Any], received_at: datetime) -> list[Message]:
-    return segment.parse_batch(body, received_at=received_at)
+    return ingest_messages.parse_batch(body, received_at=received_at)
 
 
 async def batch(request: Request) -> Response:
-    return await _accept(request, _parse_batch, segment.MAX_BATCH_BYTES, 413)
+    return await _accept(request, _parse_batch, ingest_messages.MAX_BATCH_BYTES, 413)
 
 
 routes: list[Route] = [
     *(
-        Route(f"/v1/{kind}", _single(kind), methods=["POST"], name=f"segment_{kind}")
+        Route(f"/v1/{kind}", _single(kind), methods=["POST"], name=f"tracking_{kind}")
         for kind in MESSAGE_TYPES
     ),
-    Route("/v1/batch", batch, methods=["POST"], name="segment_batch"),
-    Route("/v1/import", batch, methods=["POST"], name="segment_import"),
+    Route("/v1/batch", batch, methods=["POST"], name="tracking_batch"),
+    Route("/v1/import", batch, methods=["POST"], name="tracking_import"),
 ]
