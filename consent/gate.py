@@ -30,21 +30,24 @@ async def contactability(
     purpose: str,
     at: datetime | None = None,
 ) -> list[Contactability]:
-    """`is_contactable` for many subjects in two statements, in the order given."""
+    """`is_contactable` for many subjects in two statements, in the order given.
+
+    Each subject's current records as of `at` come in one statement, its own
+    and the `marketing` record among them, so the rule of `decide` (own record
+    first, else `marketing`) needs no further query. Any other place that
+    decides contactability in bulk must follow that same rule.
+    """
     channel = check_name(channel, "channel")
     purpose = check_name(purpose, "purpose")
     when = at or uow.clock.now()
     records = await ledger.current_for_many(uow, [s.profile_ids for s in subjects], at=when)
     entries = await suppression.entries_for_many(uow, [s.digests for s in subjects])
-    answers = []
-    for current, suppressions in zip(records, entries, strict=True):
-        consent = next((r for r in current if r.purpose == purpose and r.channel == channel), None)
-        answers.append(
-            decide(
-                channel=channel,
-                purpose=purpose,
-                consent=consent,
-                suppressions=[s for s in suppressions if s.created_at <= when],
-            )
+    return [
+        decide(
+            channel=channel,
+            purpose=purpose,
+            records=current,
+            suppressions=[s for s in suppressions if s.created_at <= when],
         )
-    return answers
+        for current, suppressions in zip(records, entries, strict=True)
+    ]

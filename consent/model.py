@@ -43,7 +43,9 @@ class SuppressionReason(StrEnum):
 LIFTABLE_REASONS = frozenset({SuppressionReason.RESTRICTED, SuppressionReason.MANUAL})
 
 ANY = "*"
-# A suppression scoped to MARKETING covers every purpose except the transactional ones.
+# A suppression scoped to MARKETING covers every purpose except the transactional ones,
+# and a consent record for the MARKETING purpose stands for each of them that has no
+# record of its own.
 MARKETING = "marketing"
 TRANSACTIONAL_PURPOSES = frozenset({"transactional"})
 
@@ -53,12 +55,15 @@ MAX_USER_AGENT_LENGTH = 1000
 
 
 def check_name(value: str, field: str) -> str:
-    """Purposes and channels are short lower-case names such as `newsletter` or `email`."""
+    """Purposes and channels are short lower-case names such as `marketing` or `email`.
+
+    `marketing` is an ordinary purpose name: its records stand for every
+    non-transactional purpose that has none of its own (see `decide`).
+    """
     cleaned = value.strip().lower()
-    if not _NAME.match(cleaned) or cleaned in {ANY, MARKETING}:
+    if not _NAME.match(cleaned):
         raise ValidationError(
-            f"{field} must be 1-64 characters of a-z, 0-9, '_', '.' or '-' (and not {MARKETING!r})",
-            field=field,
+            f"{field} must be 1-64 characters of a-z, 0-9, '_', '.' or '-'", field=field
         )
     return cleaned
 
@@ -124,13 +129,61 @@ class Contactability:
 _REASON_ORDER = list(SuppressionReason)
 
 
-def _resubscribed(entry: Suppression, consent: ConsentRecord | None) -> bool:
-    """An unsubscribe gives way to a later, explicit grant of the same purpose."""
+@dataclass(frozen=True)
+class Deciding:
+    """The records that bear on one purpose and channel: its own, and the `marketing` one."""
+
+    own: ConsentRecord | None
+    general: ConsentRecord | None
+
+    @property
+    def record(self) -> ConsentRecord | None:
+        """A purpose's own record always wins; without one, the `marketing` record decides."""
+        return self.own or self.general
+
+
+def deciding(records: Iterable[ConsentRecord], *, channel: str, purpose: str) -> Deciding:
+    """Pick the records that decide `purpose` on `channel` from a subject's current records.
+
+    `records` holds the latest record per purpose and channel (`ledger.current`).
+    Transactional purposes, and `marketing` itself, have no general record.
+    """
+    own = general = None
+    general_applies = is_marketing(purpose) and purpose != MARKETING
+    for record in records:
+        if record.channel != channel:
+            continue
+        if record.purpose == purpose:
+            own = record
+        elif general_applies and record.purpose == MARKETING:
+            general = record
+    return Deciding(own=own, general=general)
+
+
+def _resubscribed(entry: Suppression, purpose: str, records: Deciding) -> bool:
+    """An unsubscribe gives way where the consent rule lets a record override the withdrawal.
+
+    The entry stands for the withdrawal of its purpose, so a later grant of the
+    purpose asked for overrides it. An entry for `marketing` asked about another
+    purpose stands for the `marketing` record, which that purpose's own record
+    overrides whatever their order; without an own record, a later `marketing`
+    grant overrides it.
+    """
+    if entry.reason is not SuppressionReason.UNSUBSCRIBED:
+        return False
+    own, general = records.own, records.general
+    if entry.purpose == MARKETING and purpose != MARKETING:
+        if own is not None:
+            return True
+        return (
+            general is not None
+            and general.status is ConsentStatus.GRANTED
+            and general.recorded_at > entry.created_at
+        )
     return (
-        entry.reason is SuppressionReason.UNSUBSCRIBED
-        and consent is not None
-        and consent.status is ConsentStatus.GRANTED
-        and consent.recorded_at > entry.created_at
+        own is not None
+        and own.status is ConsentStatus.GRANTED
+        and own.recorded_at > entry.created_at
     )
 
 
@@ -138,19 +191,25 @@ def decide(
     *,
     channel: str,
     purpose: str,
-    consent: ConsentRecord | None,
+    records: Iterable[ConsentRecord],
     suppressions: Iterable[Suppression],
 ) -> Contactability:
-    """The contact gate's rule.
+    """The contact gate's rule, given a subject's current records and suppression entries.
 
-    A suppression that covers the send refuses it (an unsubscribe only until a
-    later grant of that purpose and channel). Otherwise the latest consent
-    record for the purpose and channel decides: GRANTED allows, DENIED and
-    WITHDRAWN refuse. With no record, marketing is refused (consent is opt-in)
-    and transactional mail is allowed.
+    A suppression that covers the send refuses it (an unsubscribe only until
+    the consent rule lets a grant override it, see `_resubscribed`). Otherwise
+    the purpose's own latest record for the channel decides; a non-transactional
+    purpose without one is decided by the latest `marketing` record for the
+    channel. GRANTED allows, DENIED and WITHDRAWN refuse. With neither record,
+    marketing is refused (consent is opt-in) and transactional mail is allowed.
     """
+    found = deciding(records, channel=channel, purpose=purpose)
     covering = sorted(
-        (s for s in suppressions if s.covers(channel, purpose) and not _resubscribed(s, consent)),
+        (
+            s
+            for s in suppressions
+            if s.covers(channel, purpose) and not _resubscribed(s, purpose, found)
+        ),
         key=lambda s: _REASON_ORDER.index(s.reason),
     )
     if covering:
@@ -158,14 +217,12 @@ def decide(
         return Contactability(
             allowed=False, reason=f"suppressed: {first.reason.value} (source: {first.source})"
         )
+    consent = found.record
     if consent is not None:
-        if consent.status is ConsentStatus.GRANTED:
-            return Contactability(
-                allowed=True, reason=f"consent granted (source: {consent.source})"
-            )
+        said = consent.status.value.lower()
         return Contactability(
-            allowed=False,
-            reason=f"consent {consent.status.value.lower()} (source: {consent.source})",
+            allowed=consent.status is ConsentStatus.GRANTED,
+            reason=f"consent {said} ({consent.purpose}, source: {consent.source})",
         )
     if is_marketing(purpose):
         return Contactability(allowed=False, reason="no consent recorded")

@@ -55,7 +55,7 @@ def test_each_profile_of_a_page_gets_its_own_answer(client, workspace):
     # A withdrawal suppresses too, in the name of where it was recorded.
     assert reasons["withdrawn"] == "suppressed: unsubscribed (source: signup-form)"
     assert reasons["unknown"] == "no consent recorded"
-    assert reasons["granted"] == "consent granted (source: signup-form)"
+    assert reasons["granted"] == "consent granted (newsletter, source: signup-form)"
     assert all(a["transactional"]["allowed"] for s, a in answers.items() if s != "unsubscribed")
     assert answers["unsubscribed"]["consents"] == [{"status": "WITHDRAWN"}]
     assert answers["granted"]["consents"] == [{"status": "GRANTED"}]

@@ -149,19 +149,25 @@ def _suppressed(reason: SuppressionReason, channel="*", purpose="*") -> Suppress
     return Suppression("email", channel, purpose, reason, "test", T0)
 
 
+def _records(record: ConsentRecord | None) -> list[ConsentRecord]:
+    return [] if record is None else [record]
+
+
+def _decide(purpose: str, consent: ConsentRecord | None, suppressions, channel: str = "email"):
+    return decide(
+        channel=channel, purpose=purpose, records=_records(consent), suppressions=suppressions
+    )
+
+
 def test_the_gate_rules():
     granted = _record(ConsentStatus.GRANTED, T0 + timedelta(days=1))
-    assert (
-        decide(channel="email", purpose="newsletter", consent=None, suppressions=[]).allowed
-        is False
-    )
-    assert decide(channel="email", purpose="transactional", consent=None, suppressions=[]).allowed
-    assert decide(channel="email", purpose="newsletter", consent=granted, suppressions=[]).allowed
-    erased = decide(
-        channel="email",
-        purpose="transactional",
-        consent=granted,
-        suppressions=[
+    assert _decide("newsletter", None, []).allowed is False
+    assert _decide("transactional", None, []).allowed
+    assert _decide("newsletter", granted, []).allowed
+    erased = _decide(
+        "transactional",
+        granted,
+        [
             _suppressed(SuppressionReason.UNSUBSCRIBED, "email", "newsletter"),
             _suppressed(SuppressionReason.ERASED),
         ],
@@ -169,25 +175,14 @@ def test_the_gate_rules():
     assert erased.allowed is False
     assert erased.reason.startswith("suppressed: erased")
     objected = [_suppressed(SuppressionReason.OBJECTED, purpose="marketing")]
-    assert (
-        decide(channel="sms", purpose="offers", consent=None, suppressions=objected).allowed
-        is False
-    )
-    assert decide(
-        channel="sms", purpose="transactional", consent=None, suppressions=objected
-    ).allowed
+    assert _decide("offers", None, objected, channel="sms").allowed is False
+    assert _decide("transactional", None, objected, channel="sms").allowed
     # A later explicit grant overrides an unsubscribe, but not an objection.
     unsubscribed = [_suppressed(SuppressionReason.UNSUBSCRIBED, "email", "newsletter")]
-    assert decide(
-        channel="email", purpose="newsletter", consent=granted, suppressions=unsubscribed
-    ).allowed
-    assert not decide(
-        channel="email", purpose="newsletter", consent=granted, suppressions=objected
-    ).allowed
+    assert _decide("newsletter", granted, unsubscribed).allowed
+    assert not _decide("newsletter", granted, objected).allowed
     earlier = _record(ConsentStatus.GRANTED, T0 - timedelta(days=1))
-    assert not decide(
-        channel="email", purpose="newsletter", consent=earlier, suppressions=unsubscribed
-    ).allowed
+    assert not _decide("newsletter", earlier, unsubscribed).allowed
 
 
 def test_the_preference_centre_offers_published_purposes_with_their_notice(client, workspace):

@@ -27,7 +27,12 @@ strawberry.enum(DataSubjectRequestStatus, name="DataSubjectRequestStatus")
 
 @strawberry.type
 class Consent:
-    purpose: str
+    purpose: str = strawberry.field(
+        description=(
+            'A purpose such as "newsletter". A "marketing" record also decides every '
+            "non-transactional purpose that has no record of its own on the channel."
+        )
+    )
     channel: str
     status: ConsentStatus
     lawful_basis: str
@@ -53,7 +58,12 @@ class Consent:
 @strawberry.type
 class Contactability:
     allowed: bool
-    reason: str | None
+    reason: str | None = strawberry.field(
+        description=(
+            "What decided: a suppression, the consent record that decided (its purpose, "
+            'the one asked for or "marketing", and its source), or the default.'
+        )
+    )
 
     @classmethod
     def from_domain(cls, answer: consent_model.Contactability) -> "Contactability":
