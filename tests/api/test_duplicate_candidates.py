@@ -3,9 +3,8 @@
 import base64
 import uuid
 
-import psycopg
-
 from tests.conftest import gql
+from tests.support.factories import identity_conflict, seeding
 
 UPSERT = """
 mutation($input: [ProfileUpsertInput!]!) {
@@ -137,11 +136,14 @@ def test_recorded_identity_conflicts_are_not_proposed(client, workspace, databas
         person("lin.berg@example.org", {"name": "Lin Berg", "phone": "+4791112222"}),
     )
     assert pairs(candidates(client, token)) == [{a, b}]
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO identity_conflicts (workspace_id, id, kind, value, held_by, claimed_by, "
-            "rule, trigger) VALUES (%s, %s, 'crm_id', 'c-1', %s, %s, 'crm_id:max_values=1', 't')",
-            (workspace.workspace.id, uuid.uuid4(), local(b), local(a)),
+    with seeding(database_url) as conn:
+        identity_conflict(
+            conn,
+            workspace.workspace.id,
+            held_by=local(b),
+            claimed_by=local(a),
+            kind="crm_id",
+            value="c-1",
         )
     assert candidates(client, token) == []
 

@@ -11,6 +11,7 @@ from domain.clock import FrozenClock
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE
+from tests.support.factories import event, event_partitions, seeding
 
 
 def _partitions(database_url: str) -> set[str]:
@@ -34,13 +35,10 @@ async def _drop(database_url: str, now: datetime, days: int) -> int:
 
 
 def test_old_months_are_dropped_and_recent_ones_kept(database_url, workspace):
-    with psycopg.connect(database_url) as conn:
-        for month in (date(2003, 1, 1), date(2003, 2, 1), date(2003, 3, 1)):
-            conn.execute("SELECT cdp_ensure_event_partition(%s)", (month,))
-        conn.execute(
-            "INSERT INTO events (workspace_id, id, timestamp, profile_id, type, message_id, "
-            "received_at, properties, context) VALUES (%s, %s, '2003-03-20', %s, 'track', 'm', now(), '{}', '{}')",
-            (workspace.workspace.id, uuid.uuid4(), uuid.uuid4()),
+    with seeding(database_url) as conn:
+        event_partitions(conn, [date(2003, 1, 1), date(2003, 2, 1)])
+        event(
+            conn, workspace.workspace.id, uuid.uuid4(), timestamp=datetime(2003, 3, 20, tzinfo=UTC)
         )
     before = _partitions(database_url)
     assert {"events_p200301", "events_p200302", "events_p200303"} <= before

@@ -4,15 +4,15 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
 
 from cdp.subjects import ProfileDirectory
-from domain.db import create_engine, libpq_url, session_factory
+from domain.db import create_engine, session_factory
 from domain.errors import ConflictError
 from domain.personal_data import Subject
 from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE
+from tests.support.factories import profile, seeding
 
 
 async def _rectify(database_url: str, workspace_id: uuid.UUID, profile_id: uuid.UUID) -> list[str]:
@@ -30,13 +30,9 @@ async def _rectify(database_url: str, workspace_id: uuid.UUID, profile_id: uuid.
 def test_rectifying_a_profile_merged_meanwhile_fails_instead_of_completing(database_url, workspace):
     """The request is then retried on the survivor; it never reports a change it did not make."""
     ws = workspace.workspace.id
-    survivor, merged = uuid.uuid4(), uuid.uuid4()
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        conn.execute("INSERT INTO profiles (workspace_id, id) VALUES (%s, %s)", (ws, survivor))
-        conn.execute(
-            "INSERT INTO profiles (workspace_id, id, merged_into) VALUES (%s, %s, %s)",
-            (ws, merged, survivor),
-        )
+    with seeding(database_url) as conn:
+        survivor = profile(conn, ws)
+        merged = profile(conn, ws, merged_into=survivor)
     with pytest.raises(ConflictError):
         asyncio.run(_rectify(database_url, ws, merged))
     assert asyncio.run(_rectify(database_url, ws, survivor)) == ["name"]

@@ -8,14 +8,13 @@ import asyncio
 import uuid
 from typing import Any
 
-import psycopg
-
 from cdp import queries
 from cdp.model import Identifier
 from cdp.subjects import ProfileDirectory
-from domain.db import create_engine, libpq_url, session_factory
+from domain.db import create_engine, session_factory
 from domain.uow import Statement, UnitOfWork
 from tests.support.database import APP_ROLE
+from tests.support.factories import event, profile, profiles, seeding
 
 PROFILES = 3000
 
@@ -24,22 +23,11 @@ _SCANS = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname 
 
 
 def _seed(database_url: str, workspace_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
-    survivor, merged = uuid.uuid4(), uuid.uuid4()
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        with conn.cursor().copy("COPY profiles (workspace_id, id) FROM STDIN") as copy:
-            for _ in range(PROFILES):
-                copy.write_row((workspace_id, uuid.uuid4()))
-        conn.execute(
-            "INSERT INTO profiles (workspace_id, id) VALUES (%s, %s)", (workspace_id, survivor)
-        )
-        conn.execute(
-            "INSERT INTO profiles (workspace_id, id, merged_into) VALUES (%s, %s, %s)",
-            (workspace_id, merged, survivor),
-        )
-        conn.execute(
-            "INSERT INTO identities (workspace_id, kind, value, profile_id) "
-            "VALUES (%s, 'email', 'old@example.com', %s)",
-            (workspace_id, merged),
+    with seeding(database_url) as conn:
+        profiles(conn, workspace_id, PROFILES)
+        survivor = profile(conn, workspace_id)
+        merged = profile(
+            conn, workspace_id, merged_into=survivor, identifiers=[("email", "old@example.com")]
         )
         conn.execute("ANALYZE profiles")
         conn.execute("ANALYZE identities")
@@ -83,15 +71,9 @@ def test_a_lookup_by_identifier_probes_the_index(database_url, workspace):
 def test_a_lookup_by_identifier_with_its_events_probes_the_index(database_url, workspace):
     ws = workspace.workspace.id
     survivor, merged = _seed(database_url, ws)
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        conn.execute("SELECT cdp_ensure_event_partition(now()::date)")
-        for profile, name in [(survivor, "Kept"), (merged, "Stale")]:
-            conn.execute(
-                "INSERT INTO events (workspace_id, id, timestamp, profile_id, type, name, "
-                "message_id, received_at, properties, context) "
-                "VALUES (%s, %s, now(), %s, 'track', %s, %s, now(), '{}', '{}')",
-                (ws, uuid.uuid4(), profile, name, uuid.uuid4().hex),
-            )
+    with seeding(database_url) as conn:
+        event(conn, ws, survivor, name="Kept")
+        event(conn, ws, merged, name="Stale")
     page = queries.EventPage(limit=5)
     _, row, events = _check(
         database_url,

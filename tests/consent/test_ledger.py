@@ -14,6 +14,7 @@ from tests.consent.support import (
     record_consent,
     track_batch,
 )
+from tests.support.factories import seeding, suppression
 
 
 def _email() -> str:
@@ -59,11 +60,8 @@ def test_the_runtime_role_cannot_change_append_only_tables(
 
 
 def test_erased_tombstones_cannot_be_deleted_by_the_runtime_role(database_url, workspace):
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO suppressions VALUES (%s, %s, 'email', '*', '*', 'erased', 'test', now())",
-            (workspace.workspace.id, b"\x01" * 32),
-        )
+    with seeding(database_url) as conn:
+        suppression(conn, workspace.workspace.id, digest=b"\x01" * 32, reason="erased")
     with psycopg.connect(database_url) as conn:
         conn.execute("SET ROLE cdp_app")
         conn.execute(

@@ -16,6 +16,7 @@ from domain.db import create_engine, session_factory
 from domain.outbox import Job, OutboxRelay
 from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE
+from tests.support.factories import outbox_job, seeding
 from tests.support.proxy import Proxy
 from tests.support.worker import running_worker, wait_for
 
@@ -176,14 +177,10 @@ def test_commit_runs_once_on_other_brokers(database_url, tmp_path, env_name):
 
 
 def test_purge_outbox_actor_runs_on_a_real_worker(database_url):
-    old_id, fresh_id = uuid.uuid4(), uuid.uuid4()
-    with psycopg.connect(database_url) as conn:
-        for job_id, age in ((old_id, 8), (fresh_id, 1)):
-            conn.execute(
-                "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options, sent_at) "
-                "VALUES (%s, 'noop', 'default', '[]', '{}', '{}', %s)",
-                (job_id, datetime.now(UTC) - timedelta(days=age)),
-            )
+    now = datetime.now(UTC)
+    with seeding(database_url) as conn:
+        old_id = outbox_job(conn, sent_at=now - timedelta(days=8))
+        fresh_id = outbox_job(conn, sent_at=now - timedelta(days=1))
     with running_worker(database_url):
         asyncio.run(
             _write_jobs(database_url, [Job("purge_outbox", queue_name="maintenance")], commit=True)

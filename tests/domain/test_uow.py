@@ -76,6 +76,7 @@ def test_frozen_clock_moves_only_when_told():
 async def _deferred(database_url: str) -> tuple[list[str], list[str], list[str]]:
     engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
     sessions = session_factory(engine)
+    # Raw SQL: the unit of work's deferral of a raw statement is what this tests.
     insert = "INSERT INTO event_message_ids (workspace_id, message_id) VALUES (%(ws)s, %(m)s)"
     read = "SELECT message_id FROM event_message_ids ORDER BY message_id"
     try:
