@@ -4,9 +4,9 @@ uvicorn's own `--workers` shares one listening socket between its processes.
 The process that wakes first accepts every connection waiting, so a burst of
 new connections (a load balancer opening its keep-alive pool, a deploy) lands
 mostly on one process, which then serves them for as long as they live while
-the others idle: 50 connections opened at once split 35 to 15 between two
-processes. Here every process binds the port itself with SO_REUSEPORT, and the
-kernel spreads new connections across them by address.
+the others idle (measured in bench/README.md, "api/serving.py"). Here every
+process binds the port itself with SO_REUSEPORT, and the kernel spreads new
+connections across them by address.
 
 The supervisor starts the processes, starts a new one in place of any that
 dies, and on SIGTERM or SIGINT stops them all and waits for them.

@@ -2,9 +2,9 @@
 
 A foreign key from `profiles`, `identities`, `events` and `event_message_ids`
 to `workspaces` checks and share-locks the one workspace row once per inserted
-row. Under concurrent ingest every such lock rewrites the row's multixact:
-about a fifth of PostgreSQL's time per batch went there. These tables now keep
-the same guarantees with triggers:
+row. Under concurrent ingest every such lock rewrites the row's multixact, a
+large share of PostgreSQL's time per batch (bench/README.md, "migration
+0007"). These tables now keep the same guarantees with triggers:
 - after each INSERT statement, one query checks and share-locks (FOR KEY SHARE,
   as a foreign key does) every workspace the new rows name, and refuses the
   statement if one is missing;

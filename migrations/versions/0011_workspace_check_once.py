@@ -1,12 +1,12 @@
 """The statement-level workspace check reads the new rows once, hashing their workspaces.
 
 The check of 0007 counted the distinct workspaces of the new rows (a sort of
-every row) and then scanned the rows again to lock those workspaces. For an
-upsertProfiles call of 1,000 that was about 2 ms a statement, three statements
-a call. The workspaces are now gathered in one hashed pass and locked by key.
-The locking query's custom plan never looked cheaper than a generic one to
-PL/pgSQL's plan cache, so it was planned afresh on every call (0.1 ms, four
-times a Segment batch); the function now always keeps its generic plans.
+every row) and then scanned the rows again to lock those workspaces, a cost
+that grew with every row of a bulk call. The workspaces are now gathered in
+one hashed pass and locked by key. The locking query's custom plan never
+looked cheaper than a generic one to PL/pgSQL's plan cache, so it was planned
+afresh on every call; the function now always keeps its generic plans. The
+measurements are in bench/README.md ("migration 0011").
 
 Revision ID: 0011
 Revises: 0010
