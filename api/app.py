@@ -36,7 +36,9 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         role = settings.app_db_role or None
-        engine = create_engine(database_url, role=role, pool_size=settings.db_pool_size)
+        engine = create_engine(
+            database_url, role=role, pool_size=settings.db_pool_size, timeouts=settings.db_timeouts
+        )
         sessions = session_factory(engine)
         broker = brokers.install(
             brokers.make_broker(settings.broker_url, database_url=database_url, role=role)

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.db import Timeouts
+
 
 class Env(StrEnum):
     DEVELOPMENT = "development"
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=4, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
+    db_statement_timeout: float = Field(default=30.0, ge=0)
+    db_lock_timeout: float = Field(default=10.0, ge=0)
+    db_idle_in_transaction_timeout: float = Field(default=60.0, ge=0)
+    ingest_timeout: float = Field(default=30.0, gt=0)
     event_retention_days: int = Field(default=0, ge=0)
 
     @field_validator("app_db_role")
@@ -56,6 +62,14 @@ class Settings(BaseSettings):
             if not self.database_url:
                 raise ValueError("DATABASE_URL is required in production")
         return self
+
+    @property
+    def db_timeouts(self) -> Timeouts:
+        return Timeouts(
+            statement=self.db_statement_timeout,
+            lock=self.db_lock_timeout,
+            idle_in_transaction=self.db_idle_in_transaction_timeout,
+        )
 
     @property
     def production(self) -> bool:

@@ -8,6 +8,7 @@ runtime role is set with the libpq startup option `-c role=...`; unlike a
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -55,12 +56,36 @@ def libpq_url(url: str) -> str:
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def role_options(role: str | None) -> dict[str, Any]:
-    if not role:
-        return {}
-    if not role.replace("_", "").isalnum():
-        raise ValueError(f"invalid database role name {role!r}")
-    return {"options": f"-c role={role}"}
+@dataclass(frozen=True)
+class Timeouts:
+    """Server-side limits on every wait of a session, in seconds (0 turns one off).
+
+    `statement`: a statement that runs longer is cancelled; `lock`: a wait for
+    a lock (row, table or advisory) that lasts longer fails; `idle_in_transaction`:
+    a transaction left open and idle that long is ended with its session, so
+    that a client that stopped talking cannot keep its locks.
+    """
+
+    statement: float = 60.0
+    lock: float = 15.0
+    idle_in_transaction: float = 60.0
+
+    def options(self) -> str:
+        limits = {
+            "statement_timeout": self.statement,
+            "lock_timeout": self.lock,
+            "idle_in_transaction_session_timeout": self.idle_in_transaction,
+        }
+        return " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in limits.items())
+
+
+def role_options(role: str | None, timeouts: Timeouts | None = None) -> dict[str, Any]:
+    options = [] if timeouts is None else [timeouts.options()]
+    if role:
+        if not role.replace("_", "").isalnum():
+            raise ValueError(f"invalid database role name {role!r}")
+        options.append(f"-c role={role}")
+    return {"options": " ".join(options)} if options else {}
 
 
 def with_role(url: str, role: str | None) -> str:
@@ -114,11 +139,20 @@ def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 
 def create_engine(
-    url: str, *, role: str | None, pool_size: int = 10, echo: bool = False
+    url: str,
+    *,
+    role: str | None,
+    pool_size: int = 10,
+    echo: bool = False,
+    timeouts: Timeouts | None = None,
 ) -> AsyncEngine:
+    """A pooled engine whose sessions run as `role`, with `timeouts` (the defaults when None)."""
     engine = create_async_engine(
         sqlalchemy_url(url),
-        connect_args={**role_options(role), "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args={
+            **role_options(role, timeouts or Timeouts()),
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        },
         pool_size=pool_size,
         max_overflow=pool_size,
         json_deserializer=json_loads,

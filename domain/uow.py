@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_
@@ -28,6 +29,7 @@ from domain.clock import Clock, SystemClock
 from domain.db import WORKSPACE_SETTING
 from domain.errors import AuthenticationError, DomainError
 
+_COMMIT = "COMMIT"
 _SET_WORKSPACE = text("SELECT set_config(:name, :value, true)")
 _SET_WORKSPACE_RAW = "SELECT set_config(%s, %s, true)"
 _SET_WORKSPACE_READ_ONLY = (
@@ -144,6 +146,11 @@ class UnitOfWork:
                 await session.commit()
             else:
                 await session.rollback()
+        except (SQLAlchemyError, psycopg.Error):
+            # The connection died with the work (a timeout closed it): SQLAlchemy
+            # drops it from the pool, and the work's own error is the one to tell.
+            if exc is None:
+                raise
         finally:
             await session.close()
 
@@ -278,6 +285,12 @@ class UnitOfWork:
                 await cursor.execute(statement.sql, statement.params, prepare=statement.prepare)
                 cursors.append(cursor)
             if commit:
-                # Queued behind the statements: SQLAlchemy's own commit then
-                # finds the transaction ended and sends nothing.
-                await raw.commit()
+                # Queued behind the statements as a plain statement, so that the
+                # pipeline's exit sends the whole of a large write before it waits
+                # for results: psycopg's `commit()` inside a pipeline waits for
+                # them after one flush, and over a socket with small buffers
+                # (the embedded server's Unix socket) the server then waits for
+                # the rest of the statement while the client waits for its
+                # answer. SQLAlchemy's own commit finds the transaction ended and
+                # sends nothing.
+                await raw.execute(_COMMIT, prepare=False)

@@ -5,6 +5,7 @@ the write key is checked against the database; nothing reaches ingest
 unless every message is valid.
 """
 
+import asyncio
 import base64
 import binascii
 import zlib
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import psycopg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -32,7 +34,15 @@ _GZIP = frozenset({"gzip", "x-gzip"})
 _IDENTITY = frozenset({"", "identity"})
 _SUCCESS = orjson.dumps({"success": True})
 # The official SDKs report an error's `code` and `message`, when the body has them.
-_CODES = {400: "invalid_request", 401: "unauthorized", 413: "too_large", 415: "bad_encoding"}
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    413: "too_large",
+    415: "bad_encoding",
+    503: "unavailable",
+}
+# Seconds a client is asked to wait before it sends a request that timed out again.
+RETRY_AFTER_SECONDS = 5
 
 Parser = Callable[[dict[str, Any], datetime], list[Message]]
 
@@ -52,6 +62,10 @@ class RequestRejectedError(Exception):
 
 class UnauthorizedError(Exception):
     pass
+
+
+class StoreUnavailableError(Exception):
+    """The messages could not be stored in time; nothing of them was kept, so a retry is safe."""
 
 
 def _failure(
@@ -75,6 +89,10 @@ def _rejected(exc: RequestRejectedError) -> Response:
         for error in exc.errors
     ]
     return _failure(exc.status, str(exc), {"errors": errors})
+
+
+def _unavailable(exc: StoreUnavailableError) -> Response:
+    return _failure(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _unauthorized(exc: UnauthorizedError) -> Response:
@@ -164,6 +182,11 @@ async def _store(uow: UnitOfWork, key: str, messages: list[Message]) -> None:
     except ValidationError as exc:
         where = exc.field or ingest_messages.MESSAGE_FIELD
         raise RequestRejectedError(400, [FieldError(None, where, exc.message)]) from exc
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+        raise StoreUnavailableError(_BUSY) from exc
+
+
+_BUSY = "the events could not be stored in time (the database is busy); none were kept, retry"
 
 
 def writer(state: AppState) -> GroupCommit[Message]:
@@ -178,11 +201,26 @@ def writer(state: AppState) -> GroupCommit[Message]:
     holds up to 1,000 messages, ten requests of the SDKs' usual batch.
     """
 
-    async def store(key: str, messages: list[Message]) -> None:
-        async with state.uow() as uow:
-            await _store(uow, key, messages)
+    timeout = state.settings.ingest_timeout
 
-    return GroupCommit(store, concurrency=1, max_items=1_000, shared_errors=(UnauthorizedError,))
+    async def store(key: str, messages: list[Message]) -> None:
+        try:
+            async with asyncio.timeout(timeout), state.uow() as uow:
+                await _store(uow, key, messages)
+        except TimeoutError as exc:
+            raise StoreUnavailableError(_BUSY) from exc
+
+    # A transaction that waits for more than a second (a lock another holds, a
+    # database that stopped answering) lets the key's next requests start
+    # transactions of their own beside it.
+    return GroupCommit(
+        store,
+        concurrency=1,
+        max_items=1_000,
+        shared_errors=(UnauthorizedError,),
+        stall_after=1.0,
+        max_concurrency=4,
+    )
 
 
 async def _accept(request: Request, parse: Parser, limit: int, too_large_status: int) -> Response:
@@ -192,6 +230,8 @@ async def _accept(request: Request, parse: Parser, limit: int, too_large_status:
         return _rejected(exc)
     except UnauthorizedError as exc:
         return _unauthorized(exc)
+    except StoreUnavailableError as exc:
+        return _unavailable(exc)
     return Response(_SUCCESS, media_type="application/json")
 
 
