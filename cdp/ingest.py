@@ -47,6 +47,9 @@ def operations_for(messages: Sequence[Message]) -> list[Operation]:
                 traits=message.traits if message.type == "identify" and message.traits else None,
                 event=message,
                 either=either,
+                group=(message.group_id, message.traits)
+                if message.type == "group" and message.group_id
+                else None,
             )
         )
     return operations

@@ -84,6 +84,15 @@ class Events(_Handler):
     )
 
 
+class ProfileGroups(_Handler):
+    table = "profile_groups"
+    category = "the accounts (Segment groups) a person belongs to, with the accounts' traits"
+    purpose = "personalised messaging"
+    retention = "while the profile exists; erased on request"
+    subject_condition = "profile_id = ANY(CAST(:ids AS uuid[]))"
+    export_columns = "profile_id, group_id, traits, trait_meta, created_at, updated_at"
+
+
 class ProfileMerges(_Handler):
     """Merge history holds profile ids only; it goes with the profiles it links."""
 
@@ -98,5 +107,12 @@ class ProfileMerges(_Handler):
     export_columns = "id, source_profile_id, target_profile_id, rule, trigger, created_at"
 
 
-for handler in (Profiles(), Identities(), IdentityConflicts(), Events(), ProfileMerges()):
+for handler in (
+    Profiles(),
+    Identities(),
+    IdentityConflicts(),
+    Events(),
+    ProfileGroups(),
+    ProfileMerges(),
+):
     registry.register(handler)

@@ -44,6 +44,13 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class GroupRow:
+    group_id: str
+    traits: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class MergeRow:
     id: UUID
     source_profile_id: UUID
@@ -274,6 +281,21 @@ async def events_by_id(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Event
         {"ws": uow.workspace_id, "ids": array_literal(ids)},
     )
     return {r.id: _event(r) for r in rows}
+
+
+async def groups_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[GroupRow]]:
+    """The groups each profile belongs to, by group id."""
+    rows = await uow.fetch(
+        "SELECT p.id AS profile_id, g.group_id, g.traits, g.updated_at "
+        "FROM unnest(%(ids)s::uuid[]) AS p(id) CROSS JOIN LATERAL (SELECT group_id, traits, "
+        "updated_at FROM profile_groups WHERE workspace_id = %(ws)s AND profile_id = p.id "
+        "OFFSET 0) AS g ORDER BY g.group_id",
+        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
+    )
+    found: dict[UUID, list[GroupRow]] = defaultdict(list)
+    for r in rows:
+        found[r.profile_id].append(GroupRow(r.group_id, r.traits, r.updated_at))
+    return found
 
 
 async def merges_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[MergeRow]]:

@@ -64,6 +64,23 @@ identities = Table(
     Index("ix_identities_profile", "workspace_id", "profile_id"),
 )
 
+# The accounts (Segment `group` calls) a profile belongs to, one row per group.
+# `trait_meta` holds, per trait, the event time of the call that set it, so an
+# older call arriving late cannot overwrite a newer value; `updated_at` is the
+# event time of the latest group call for the pair.
+profile_groups = Table(
+    "profile_groups",
+    metadata,
+    workspace_id_column(checked_per_statement=True),
+    Column("profile_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("group_id", Text, nullable=False, info=PERSONAL),
+    Column("traits", JSONB, nullable=False, server_default=text("'{}'::jsonb"), info=PERSONAL),
+    Column("trait_meta", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False),
+    PrimaryKeyConstraint("workspace_id", "profile_id", "group_id"),
+)
+
 profile_merges = Table(
     "profile_merges",
     metadata,

@@ -16,6 +16,7 @@ from api.graphql.grouped import load_by_group
 from api.graphql.nodes import load_nodes
 from api.graphql.scalars import JSON
 from api.graphql.types.consent import Consent, Contactability
+from api.graphql.types.group import ProfileGroup
 from cdp import queries
 from cdp.traits import rfm
 from consent import gate, ledger, links
@@ -270,6 +271,17 @@ class ProfileNode(relay.Node):
     @strawberry.field
     def computed_traits(self, info: Info) -> ComputedTraits:
         return computed_traits(self.row.computed, info.context.state.clock.now())
+
+    @strawberry.field(description="The accounts this person belongs to (Segment `group` calls).")
+    async def groups(self, info: Info) -> list[ProfileGroup]:
+        uow = await info.context.uow()
+
+        async def load(keys: Sequence[UUID]) -> list[list[queries.GroupRow]]:
+            found = await queries.groups_of(uow, keys)
+            return [found.get(k, []) for k in keys]
+
+        rows = await info.context.loader("groups", load).load(self.row.id)
+        return [ProfileGroup.from_row(r) for r in rows]
 
     @strawberry.field(description="Profiles merged into this one, oldest first.")
     async def merge_history(self, info: Info) -> list[ProfileMerge]:
