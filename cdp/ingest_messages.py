@@ -20,6 +20,8 @@ EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)
 MAX_BATCH_BYTES = 500 * 1024
 MESSAGE_FIELD = "(message)"
+# orjson writes JSON nested at most this deep, and reads deeper.
+MAX_DEPTH = 255
 # Ids and message ids are keys, and event names are what events get looked up
 # by; a B-tree entry is limited to about 2.7 KB, so a longer value must be
 # refused here rather than fail in the database.
@@ -92,7 +94,11 @@ def parse_batch(body: dict[str, Any], *, received_at: datetime) -> list[Message]
 
 
 def _envelope(body: dict[str, Any], problems: _Problems) -> _Envelope:
-    return _Envelope(_instant(body, "sentAt", problems), _object(body, "context", problems))
+    sent_at = _instant(body, "sentAt", problems)
+    context = _object(body, "context", problems)
+    # Merged into every message's context, so checked as they are.
+    _check_encodable({"context": context}, problems)
+    return _Envelope(sent_at, context)
 
 
 def _batch_type(item: dict[str, Any], problems: _Problems) -> MessageType | None:
@@ -143,9 +149,19 @@ def _message(
 
 
 def _check_size(item: dict[str, Any], problems: _Problems) -> None:
-    encoded = orjson.dumps(item)
-    if len(encoded) > MAX_MESSAGE_BYTES:
+    encoded = _check_encodable(item, problems)
+    if encoded is not None and len(encoded) > MAX_MESSAGE_BYTES:
         problems.add(MESSAGE_FIELD, "message is larger than 32 KB")
+
+
+def _check_encodable(item: dict[str, Any], problems: _Problems) -> bytes | None:
+    """`item` as JSON, with a problem for each part PostgreSQL's jsonb would refuse."""
+    try:
+        encoded = orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        # The body parser takes deeper nesting than the encoder writes.
+        problems.add(MESSAGE_FIELD, f"message nests deeper than {MAX_DEPTH} levels")
+        return None
     # PostgreSQL's text and jsonb refuse NUL; the quick test can be fooled by an
     # escaped backslash, so the slow walk decides.
     if b"\\u0000" in encoded:
@@ -154,6 +170,7 @@ def _check_size(item: dict[str, Any], problems: _Problems) -> None:
                 problems.add(MESSAGE_FIELD, "a field name contains a NUL character")
             elif _has_nul(value):
                 problems.add(key, f"{key} must not contain NUL characters")
+    return encoded
 
 
 def _has_nul(value: Any) -> bool:

@@ -31,7 +31,7 @@ from domain.uow import Statement, UnitOfWork
 IDENTITY_RESOLUTION = audit.Actor.system("identity-resolution")
 
 
-# Not frozen: a frozen dataclass is built three times slower, and bulk paths make one per item.
+# Not frozen: bulk paths make one per item, and a frozen one is slower to build (bench/README.md).
 @dataclass(slots=True)
 class Operation:
     """One thing that happened to one person: identifiers, maybe traits, maybe an event."""
@@ -87,7 +87,7 @@ _LOCK_WORKSPACE = "SELECT pg_advisory_xact_lock(%(workspace)s)"
 # profile merged away while this waited for it. Written as `id = ANY(array)`,
 # the plan settled on while the table was small, and kept by a prepared
 # statement as it grew, scanned the whole workspace and filtered it by the
-# array: 6.2 ms a batch on average over 30,000 events, and 15 ms by the end.
+# array (bench/README.md).
 # A lateral probe cannot be planned that way, whatever the statistics say.
 _PROFILES = (
     "SELECT p.* FROM unnest({ids}) AS d(id) CROSS JOIN LATERAL ("
@@ -101,8 +101,7 @@ _PROFILES = (
 # through another identifier (a join in the locking statement would read the
 # identities as they were before the wait). Anonymous ids can be many and
 # never limit a merge, so they are not loaded. OFFSET 0 keeps it an index
-# probe per profile: written as a join, it took PostgreSQL's CPU per 100
-# events in `bench.ingest` from about 15 to 28 ms.
+# probe per profile; written as a join it cost far more (bench/README.md).
 _HELD_BY = (
     "SELECT h.profile_id, h.kind, h.value FROM {ids} "
     "CROSS JOIN LATERAL (SELECT i.profile_id, i.kind, i.value FROM identities i "
@@ -230,8 +229,8 @@ async def read_locked(
     ws = uow.workspace_id
     probe = {"ws": ws, "wanted": queries.wanted_identifiers(wanted)}
     # Prepared: each read probes an index per identifier or id, which a generic
-    # plan does as well as a custom one, and planning was 0.7 ms of
-    # PostgreSQL's time per batch.
+    # plan does as well as a custom one, and planning it every time is not free
+    # (bench/README.md).
     reads = [Statement(_OWNERS_AND_PROFILES, probe), Statement(_HELD_BY_LOCKED, {"ws": ws})]
     results = await uow.pipeline(
         *before, _lock(ws, set(wanted)), *reads, Statement(_MERGE_RULES, {"ws": ws})
@@ -288,7 +287,7 @@ def _event_rows(events: list[tuple[UUID, Message]]) -> str:
     )
 
 
-# Not frozen: a frozen dataclass is built three times slower, and bulk paths make one per item.
+# Not frozen: bulk paths make one per item, and a frozen one is slower to build (bench/README.md).
 @dataclass(slots=True)
 class _GroupFold:
     """A batch's group calls for one profile and group, folded as traits are."""
@@ -374,7 +373,7 @@ _GROUP_COLUMNS = (
 # time of the profiles it updated: the rest of each written row is known here.
 # Identities are plainly inserted: the batch attaches only identifiers that it
 # has locked and found unowned after the lock, so none can exist by now (an
-# ON CONFLICT clause cost 8 us a row, a fifth of an upsertProfiles call's write).
+# ON CONFLICT clause has a cost per row: bench/README.md).
 _WRITE_BATCH = (
     "WITH new_profiles AS ("  # noqa: S608 - constant SQL
     " INSERT INTO profiles (workspace_id, id, traits, trait_meta, computed, created_at, updated_at)"

@@ -18,7 +18,7 @@ from domain.sqlparams import array_literal, json_rows
 from domain.uow import Statement, UnitOfWork
 
 
-# Not frozen: a frozen dataclass is built three times slower, and bulk paths make one per item.
+# Not frozen: bulk paths make one per item, and a frozen one is slower to build (bench/README.md).
 @dataclass(slots=True)
 class ProfileRow:
     id: UUID
@@ -29,7 +29,7 @@ class ProfileRow:
     updated_at: datetime
 
 
-# Not frozen: a frozen dataclass is built three times slower, and bulk paths make one per item.
+# Not frozen: bulk paths make one per item, and a frozen one is slower to build (bench/README.md).
 @dataclass(slots=True)
 class EventRow:
     id: UUID
@@ -81,7 +81,7 @@ def survivor(alias: str) -> str:
     CASE, not coalesce(): under row-level security PostgreSQL 15 uses a join
     condition as an index condition only when it is leakproof, and it does not
     count coalesce() as such. Joined on coalesce(), a lookup by identifier read
-    every profile of the workspace (3 ms at 20,000 profiles, against 0.15 ms).
+    every profile of the workspace (bench/README.md).
     """
     return f"CASE WHEN {alias}.merged_into IS NULL THEN {alias}.id ELSE {alias}.merged_into END"
 
@@ -258,7 +258,7 @@ async def recent_events(
     if len(profile_ids) == 1:
         # One profile, the usual case, by a plain parameter: with an array the
         # planner preferred a plan made for the actual array every time, and
-        # planning cost more than running the statement (0.16 of 0.24 ms).
+        # planning cost more than running the statement (bench/README.md).
         params["id"] = profile_ids[0]
         rows = await uow.fetch(sql.format(profile="%(id)s"), params)
     else:

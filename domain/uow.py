@@ -46,7 +46,7 @@ class Statement:
     # False plans the statement afresh for its parameters on every run. psycopg
     # otherwise prepares a statement after a few runs, and PostgreSQL may then
     # settle on a generic plan, blind to the parameters; for some statements
-    # that plan is many times slower.
+    # that plan is many times slower (bench/README.md).
     prepare: bool | None = None
 
 
@@ -76,8 +76,8 @@ _UOW = "cdp_unit_of_work"
 def _session_began(
     session: Session, transaction: SessionTransaction, connection: Connection
 ) -> None:
-    # One listener for every session, not one added per unit of work: adding
-    # it was about 1% of a GraphQL lookup's server time.
+    # One listener for every session, not one added per unit of work: adding one
+    # per unit of work showed in a lookup's server time (bench/README.md).
     uow = session.info.get(_UOW)
     if isinstance(uow, UnitOfWork):
         uow._after_begin(session, transaction, connection)  # noqa: SLF001 - its own module
@@ -225,7 +225,7 @@ class UnitOfWork:
         """One raw statement (psycopg placeholders); its rows as named tuples.
 
         For hot reads: it skips SQLAlchemy's statement machinery, which costs
-        several times what psycopg itself does.
+        several times what psycopg itself does (bench/README.md).
         """
         [rows] = await self.pipeline(Statement(sql, params))
         return rows

@@ -2,6 +2,7 @@
 
 import base64
 import gzip
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -314,3 +315,23 @@ def test_rejected_batch_stores_nothing(client, workspace, database_url):
     # The same good message alone is stored, so the count above could have seen it.
     assert post(client, "/v1/batch", in_batch(good), key=workspace.write_key).status_code == 200
     assert count_events(database_url, workspace.workspace.id) == 1
+
+
+# --- what PostgreSQL would refuse -------------------------------------------------
+
+
+def test_a_nul_in_a_batchs_context_is_a_400_that_stores_nothing(client, workspace, database_url):
+    body = in_batch(track(), context={"ip": "1.2.3.4\x00"})
+    assert_rejected(post(client, "/v1/batch", body, workspace.write_key), 400, "context", "NUL")
+    assert count_events(database_url, workspace.workspace.id) == 0
+
+
+def test_properties_nested_300_deep_are_a_400(client, workspace, database_url):
+    nested: dict = {"leaf": 1}
+    for _ in range(300):
+        nested = {"x": nested}
+    # orjson writes at most 255 levels: the standard library writes the body.
+    body = json.dumps(track(properties=nested)).encode()
+    response = post(client, "/v1/track", body, workspace.write_key)
+    assert_rejected(response, 400, "nests deeper than 255 levels")
+    assert count_events(database_url, workspace.workspace.id) == 0

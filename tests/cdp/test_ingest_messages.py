@@ -295,6 +295,33 @@ def test_nul_characters_are_refused():
     assert single({"userId": "u", "event": "e", "properties": {"k": "\\u0000"}})
 
 
+def test_a_nul_in_a_batchs_shared_context_is_refused():
+    errors = batch_errors(
+        {
+            "context": {"ip": "1.2.3.4\x00"},
+            "batch": [{"type": "track", "userId": "u", "event": "e"}],
+        }
+    )
+    assert fields(errors) == [(None, "context")]
+
+
+def _nested(depth):
+    value = 1
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [256, 600, 1023])
+def test_properties_nested_deeper_than_json_is_written_are_refused(depth):
+    errors = single_errors({"userId": "u", "event": "e", "properties": _nested(depth)})
+    assert errors == [FieldError(None, "(message)", "message nests deeper than 255 levels")]
+
+
+def test_properties_nested_as_deep_as_json_is_written_are_kept():
+    assert single({"userId": "u", "event": "e", "properties": _nested(250)}).properties
+
+
 # --- batches -----------------------------------------------------------------
 
 
