@@ -7,17 +7,19 @@ read entries, never change them.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
 import structlog
-from sqlalchemy import text
 
+from consent.model import AuditEntry
+from consent.repository import audit_log
 from domain.credentials import Principal
 from domain.ids import new_id
 from domain.uow import UnitOfWork
+
+__all__ = ["Actor", "AuditEntry", "entries", "entries_by_id", "record", "record_many"]
 
 
 @dataclass(frozen=True)
@@ -42,29 +44,9 @@ class Actor:
         return f"{self.kind}:{self.id}"
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    id: UUID
-    at: datetime
-    actor_kind: str
-    actor_id: str
-    action: str
-    object_type: str
-    object_id: str
-    request_id: str | None
-    details: dict[str, Any]
-
-
 def _request_id() -> str | None:
     value = structlog.contextvars.get_contextvars().get("request_id")
     return str(value) if value is not None else None
-
-
-_INSERT = text(
-    "INSERT INTO audit_log (workspace_id, id, at, actor_kind, actor_id, action, object_type, "
-    "object_id, request_id, details) VALUES (:ws, :id, :at, :actor_kind, :actor_id, :action, "
-    ":object_type, :object_id, :request_id, CAST(:details AS jsonb))"
-)
 
 
 async def record(
@@ -92,23 +74,18 @@ async def record_many(
         return
     now = uow.clock.now()
     request_id = _request_id()
-    await uow.execute(
-        _INSERT,
+    await audit_log.insert_many(
+        uow,
         [
-            {
-                "ws": uow.workspace_id,
-                "id": new_id(),
-                "at": now,
-                "actor_kind": actor.kind,
-                "actor_id": actor.id,
-                "action": action,
-                "object_type": object_type,
-                "object_id": str(object_id),
-                "request_id": request_id,
-                "details": orjson.dumps(dict(details or {})).decode(),
-            }
+            audit_log.NewEntry(new_id(), str(object_id), orjson.dumps(dict(details or {})).decode())
             for object_id, details in items
         ],
+        at=now,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        action=action,
+        object_type=object_type,
+        request_id=request_id,
     )
 
 
@@ -121,34 +98,10 @@ async def entries(
     object_id: str | None = None,
 ) -> list[AuditEntry]:
     """Newest first."""
-    conditions = ["workspace_id = :ws"]
-    params: dict[str, Any] = {"ws": uow.workspace_id, "limit": limit}
-    if before is not None:
-        conditions.append("id < :before")
-        params["before"] = before
-    if action is not None:
-        conditions.append("action = :action")
-        params["action"] = action
-    if object_id is not None:
-        conditions.append("object_id = :object_id")
-        params["object_id"] = object_id
-    rows = await uow.execute(
-        text(
-            "SELECT id, at, actor_kind, actor_id, action, object_type, object_id, request_id, "  # noqa: S608 - fixed fragments
-            f"details FROM audit_log WHERE {' AND '.join(conditions)} "
-            "ORDER BY id DESC LIMIT :limit"
-        ),
-        params,
+    return await audit_log.newest(
+        uow, limit=limit, before=before, action=action, object_id=object_id
     )
-    return [AuditEntry(**r._mapping) for r in rows]  # noqa: SLF001 - SQLAlchemy's public mapping
 
 
 async def entries_by_id(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, AuditEntry]:
-    rows = await uow.execute(
-        text(
-            "SELECT id, at, actor_kind, actor_id, action, object_type, object_id, request_id, "
-            "details FROM audit_log WHERE workspace_id = :ws AND id = ANY(:ids)"
-        ),
-        {"ws": uow.workspace_id, "ids": ids},
-    )
-    return {r.id: AuditEntry(**r._mapping) for r in rows}  # noqa: SLF001 - public mapping
+    return await audit_log.by_id(uow, ids)

@@ -8,60 +8,39 @@ stands.
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
-
-from sqlalchemy import text
 
 from consent import audit
 from consent.model import (
     MAX_USER_AGENT_LENGTH,
+    ConsentChange,
     ConsentRecord,
     ConsentStatus,
-    LawfulBasis,
+    Notice,
     check_lawful_basis,
     check_name,
     check_source,
 )
+from consent.repository import consent_records, notices
 from domain.errors import ValidationError
 from domain.ids import new_id
-from domain.sqlparams import array_literal
 from domain.uow import UnitOfWork
 
-_COLUMNS = (
-    "id, profile_id, purpose, channel, status, lawful_basis, source, notice_version, actor, "
-    "recorded_at"
-)
+__all__ = [
+    "MAX_NOTICE_LENGTH",
+    "ConsentChange",
+    "Notice",
+    "append",
+    "check_notice",
+    "consent_change",
+    "current",
+    "current_for_many",
+    "latest_notices",
+    "publish_notice",
+]
+
 MAX_NOTICE_LENGTH = 100_000
-
-
-@dataclass(frozen=True)
-class ConsentChange:
-    """A validated change to record."""
-
-    purpose: str
-    channel: str
-    status: ConsentStatus
-    lawful_basis: LawfulBasis
-    source: str
-    notice_version: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-
-    def params(self) -> dict[str, Any]:
-        """The change's columns as statement parameters (ledger and pending confirmations)."""
-        return {
-            "purpose": self.purpose,
-            "channel": self.channel,
-            "status": self.status.value,
-            "basis": self.lawful_basis.value,
-            "source": self.source,
-            "notice": self.notice_version,
-            "ip": self.ip,
-            "ua": self.user_agent,
-        }
 
 
 def _ip_address(ip: str) -> str:
@@ -101,32 +80,10 @@ def consent_change(
     )
 
 
-def _record(row: Any) -> ConsentRecord:
-    return ConsentRecord(
-        id=row.id,
-        profile_id=row.profile_id,
-        purpose=row.purpose,
-        channel=row.channel,
-        status=ConsentStatus(row.status),
-        lawful_basis=row.lawful_basis,
-        source=row.source,
-        notice_version=row.notice_version,
-        actor=row.actor,
-        recorded_at=row.recorded_at,
-    )
-
-
 async def check_notice(uow: UnitOfWork, purpose: str, version: str | None) -> None:
     if version is None:
         return
-    found = await uow.execute(
-        text(
-            "SELECT 1 FROM consent_notices WHERE workspace_id = :ws AND purpose = :purpose "
-            "AND version = :version"
-        ),
-        {"ws": uow.workspace_id, "purpose": purpose, "version": version},
-    )
-    if found.first() is None:
+    if not await notices.exists(uow, purpose, version):
         raise ValidationError(
             f"no notice {version!r} is published for purpose {purpose!r}", field="noticeVersion"
         )
@@ -142,20 +99,7 @@ async def publish_notice(
         raise ValidationError("version must be 1 to 64 characters", field="version")
     if not body.strip() or len(body) > MAX_NOTICE_LENGTH:
         raise ValidationError(f"text must be 1 to {MAX_NOTICE_LENGTH} characters", field="text")
-    inserted = await uow.execute(
-        text(
-            "INSERT INTO consent_notices (workspace_id, purpose, version, text, created_at) "
-            "VALUES (:ws, :purpose, :version, :body, :now) ON CONFLICT DO NOTHING RETURNING 1"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "purpose": purpose,
-            "version": version,
-            "body": body,
-            "now": uow.clock.now(),
-        },
-    )
-    if inserted.first() is None:
+    if not await notices.insert_new(uow, purpose, version, body, uow.clock.now()):
         raise ValidationError(
             f"notice {version!r} for {purpose!r} already exists; publish a new version",
             field="version",
@@ -175,24 +119,9 @@ async def append(
     """Append one record (the caller has checked the notice) and audit it."""
     record_id = new_id()
     now = uow.clock.now()
-    row = (
-        await uow.execute(
-            text(
-                "INSERT INTO consent_records (workspace_id, id, profile_id, purpose, channel, "  # noqa: S608 - fixed fragments
-                "status, lawful_basis, source, notice_version, ip, user_agent, actor, recorded_at) "
-                "VALUES (:ws, :id, :profile_id, :purpose, :channel, :status, :basis, :source, "
-                f":notice, :ip, :ua, :actor, :now) RETURNING {_COLUMNS}"
-            ),
-            {
-                "ws": uow.workspace_id,
-                "id": record_id,
-                "profile_id": profile_id,
-                **change.params(),
-                "actor": str(actor),
-                "now": now,
-            },
-        )
-    ).one()
+    record = await consent_records.insert_record(
+        uow, record_id, profile_id, change, actor=str(actor), at=now
+    )
     await audit.record(
         uow,
         actor,
@@ -208,7 +137,7 @@ async def append(
             "source": change.source,
         },
     )
-    return _record(row)
+    return record
 
 
 async def current(
@@ -225,46 +154,9 @@ async def current_for_many(
 
     The answer is in the order of `subjects`.
     """
-    pairs = [(pid, position) for position, ids in enumerate(subjects) for pid in ids]
-    found: list[list[ConsentRecord]] = [[] for _ in subjects]
-    if not pairs:
-        return found
-    rows = await uow.execute(
-        text(
-            "SELECT DISTINCT ON (s.subject, r.purpose, r.channel) s.subject, r.id, r.profile_id, "
-            "r.purpose, r.channel, r.status, r.lawful_basis, r.source, r.notice_version, r.actor, "
-            "r.recorded_at FROM unnest(CAST(:pids AS uuid[]), CAST(:subjects AS int[])) "
-            "AS s(pid, subject) JOIN consent_records r ON r.workspace_id = :ws "
-            "AND r.profile_id = s.pid "
-            "AND (CAST(:at AS timestamptz) IS NULL OR r.recorded_at <= CAST(:at AS timestamptz)) "
-            "ORDER BY s.subject, r.purpose, r.channel, r.recorded_at DESC, r.id DESC"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "pids": array_literal([pid for pid, _ in pairs]),
-            "subjects": array_literal([position for _, position in pairs]),
-            "at": at,
-        },
-    )
-    for row in rows:
-        found[row.subject].append(_record(row))
-    return found
-
-
-@dataclass(frozen=True)
-class Notice:
-    purpose: str
-    version: str
-    text: str
+    return await consent_records.current_for_many(uow, subjects, at=at)
 
 
 async def latest_notices(uow: UnitOfWork) -> dict[str, Notice]:
     """Each purpose's newest notice: what a person is shown when asked to consent."""
-    rows = await uow.execute(
-        text(
-            "SELECT DISTINCT ON (purpose) purpose, version, text FROM consent_notices "
-            "WHERE workspace_id = :ws ORDER BY purpose, created_at DESC, version DESC"
-        ),
-        {"ws": uow.workspace_id},
-    )
-    return {r.purpose: Notice(r.purpose, r.version, r.text) for r in rows}
+    return await notices.latest(uow)

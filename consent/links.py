@@ -13,11 +13,17 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
-
 from consent import audit, ledger, suppression
 from consent.keys import CONFIRM, PREFERENCES, UNSUBSCRIBE, Keys, LinkError
-from consent.model import ConsentRecord, ConsentStatus, LawfulBasis, SuppressionReason, check_name
+from consent.model import (
+    ConsentChange,
+    ConsentRecord,
+    ConsentStatus,
+    LawfulBasis,
+    SuppressionReason,
+    check_name,
+)
+from consent.repository import confirmations
 from domain import subjects
 from domain.ids import new_id
 from domain.personal_data import Subject
@@ -98,7 +104,7 @@ async def withdraw(
     uow: UnitOfWork,
     keys: Keys,
     subject: Subject,
-    change: ledger.ConsentChange,
+    change: ConsentChange,
     actor: audit.Actor,
 ) -> ConsentRecord:
     """Record a withdrawal (or denial) and suppress the channel's addresses for the purpose.
@@ -131,7 +137,7 @@ def _by_link(
     source: str,
     origin: Origin,
     notice_version: str | None = None,
-) -> ledger.ConsentChange:
+) -> ConsentChange:
     return ledger.consent_change(
         purpose=purpose,
         channel=channel,
@@ -192,27 +198,19 @@ async def set_preference(
 
 
 async def request_confirmation(
-    uow: UnitOfWork, keys: Keys, actor: audit.Actor, profile_id: UUID, change: ledger.ConsentChange
+    uow: UnitOfWork, keys: Keys, actor: audit.Actor, profile_id: UUID, change: ConsentChange
 ) -> str:
     """Store a pending grant; only the signed link's confirmation turns it into GRANTED."""
     confirmation_id = new_id()
     now = uow.clock.now()
-    await uow.execute(
-        text(
-            "INSERT INTO consent_confirmations (workspace_id, id, profile_id, purpose, channel, "
-            "lawful_basis, source, notice_version, ip, user_agent, actor, requested_at, "
-            "expires_at) VALUES (:ws, :id, :profile_id, :purpose, :channel, :basis, :source, "
-            ":notice, :ip, :ua, :actor, :now, :expires)"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "id": confirmation_id,
-            "profile_id": profile_id,
-            **change.params(),
-            "actor": str(actor),
-            "now": now,
-            "expires": now + CONFIRMATION_TTL,
-        },
+    await confirmations.insert_pending(
+        uow,
+        confirmation_id,
+        profile_id,
+        change,
+        actor=str(actor),
+        at=now,
+        expires_at=now + CONFIRMATION_TTL,
     )
     await audit.record(
         uow,
@@ -239,48 +237,34 @@ def read_confirmation(keys: Keys, token: str) -> tuple[UUID, UUID]:
 
 async def confirm(uow: UnitOfWork, confirmation_id: UUID, origin: Origin) -> ConsentRecord:
     """Turn a pending grant into GRANTED; confirming twice gives the same record."""
-    row = (
-        await uow.execute(
-            text(
-                "SELECT profile_id, purpose, channel, lawful_basis, source, notice_version, "
-                "expires_at, confirmed_at FROM consent_confirmations WHERE workspace_id = :ws "
-                "AND id = :id FOR UPDATE"
-            ),
-            {"ws": uow.workspace_id, "id": confirmation_id},
-        )
-    ).first()
-    if row is None:
+    pending = await confirmations.lock(uow, confirmation_id)
+    if pending is None:
         raise LinkError("this confirmation is no longer pending")
-    subject = await subjects.directory().of_profile(uow, row.profile_id)
+    subject = await subjects.directory().of_profile(uow, pending.profile_id)
     if subject is None or subject.profile_id is None:
         raise LinkError("nothing is held about this person any more")
-    if row.confirmed_at is not None:
+    if pending.confirmed_at is not None:
         records = await ledger.current(uow, subject.profile_ids)
         found = next(
-            (r for r in records if (r.purpose, r.channel) == (row.purpose, row.channel)), None
+            (r for r in records if (r.purpose, r.channel) == (pending.purpose, pending.channel)),
+            None,
         )
         if found is not None:
             return found
-    if row.expires_at <= uow.clock.now():
+    if pending.expires_at <= uow.clock.now():
         raise LinkError("this link has expired")
-    await uow.execute(
-        text(
-            "UPDATE consent_confirmations SET confirmed_at = :now WHERE workspace_id = :ws "
-            "AND id = :id"
-        ),
-        {"ws": uow.workspace_id, "id": confirmation_id, "now": uow.clock.now()},
-    )
+    await confirmations.mark_confirmed(uow, confirmation_id, uow.clock.now())
     return await ledger.append(
         uow,
         audit.Actor.subject_link("double-opt-in"),
         subject.profile_id,
         ledger.consent_change(
-            purpose=row.purpose,
-            channel=row.channel,
+            purpose=pending.purpose,
+            channel=pending.channel,
             status=ConsentStatus.GRANTED,
-            lawful_basis=row.lawful_basis,
-            source=f"{row.source} (double opt-in confirmed)",
-            notice_version=row.notice_version,
+            lawful_basis=pending.lawful_basis,
+            source=f"{pending.source} (double opt-in confirmed)",
+            notice_version=pending.notice_version,
             ip=origin.ip,
             user_agent=origin.user_agent,
         ),

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from domain.errors import ValidationError
@@ -101,6 +102,42 @@ class ConsentRecord:
     notice_version: str | None
     actor: str
     recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """A validated change to record (`ledger.consent_change` checks it)."""
+
+    purpose: str
+    channel: str
+    status: ConsentStatus
+    lawful_basis: LawfulBasis
+    source: str
+    notice_version: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """The text a person is shown when asked for consent to a purpose."""
+
+    purpose: str
+    version: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: UUID
+    at: datetime
+    actor_kind: str
+    actor_id: str
+    action: str
+    object_type: str
+    object_id: str
+    request_id: str | None
+    details: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,10 @@
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import text
-
 from consent import suppression
+from consent.repository import confirmations, consent_records, subject_requests
 from domain.personal_data import Subject, registry
-from domain.sqlparams import array_literal
 from domain.uow import UnitOfWork
-
-
-def _rows(result: Any) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in result]  # noqa: SLF001 - SQLAlchemy's public row mapping
-
-
-def _params(subject: Subject) -> dict[str, Any]:
-    return {"ws": subject.workspace_id, "ids": array_literal(subject.profile_ids)}
 
 
 class ConsentRecords:
@@ -29,26 +19,10 @@ class ConsentRecords:
     )
 
     async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
-        return _rows(
-            await uow.execute(
-                text(
-                    "SELECT id, profile_id, purpose, channel, status, lawful_basis, source, "
-                    "notice_version, ip, user_agent, actor, recorded_at FROM consent_records "
-                    "WHERE workspace_id = :ws AND profile_id = ANY(CAST(:ids AS uuid[])) "
-                    "ORDER BY recorded_at, id"
-                ),
-                _params(subject),
-            )
-        )
+        return await consent_records.export(uow, subject)
 
     async def erase(self, uow: UnitOfWork, subject: Subject) -> int:
-        # The runtime role cannot UPDATE the ledger; this owner function clears
-        # only ip and user agent, in the current workspace.
-        result = await uow.execute(
-            text("SELECT cdp_anonymize_consent_records(CAST(:ids AS uuid[]))"),
-            {"ids": array_literal(subject.profile_ids)},
-        )
-        return int(result.scalar_one())
+        return await consent_records.anonymize(uow, subject)
 
 
 class ConsentConfirmations:
@@ -58,27 +32,10 @@ class ConsentConfirmations:
     retention = "until confirmed or expired; erased on request"
 
     async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
-        return _rows(
-            await uow.execute(
-                text(
-                    "SELECT id, profile_id, purpose, channel, lawful_basis, source, "
-                    "notice_version, ip, user_agent, requested_at, expires_at, confirmed_at "
-                    "FROM consent_confirmations WHERE workspace_id = :ws "
-                    "AND profile_id = ANY(CAST(:ids AS uuid[])) ORDER BY requested_at"
-                ),
-                _params(subject),
-            )
-        )
+        return await confirmations.export(uow, subject)
 
     async def erase(self, uow: UnitOfWork, subject: Subject) -> int:
-        result = await uow.execute(
-            text(
-                "DELETE FROM consent_confirmations WHERE workspace_id = :ws "
-                "AND profile_id = ANY(CAST(:ids AS uuid[]))"
-            ),
-            _params(subject),
-        )
-        return int(result.rowcount or 0)
+        return await confirmations.delete_for(uow, subject)
 
 
 class Suppressions:
@@ -99,13 +56,6 @@ class Suppressions:
         return 0
 
 
-def _request_condition() -> str:
-    return (
-        "workspace_id = :ws AND (profile_id = ANY(CAST(:ids AS uuid[])) "
-        "OR identifier_digest = ANY(:digests))"
-    )
-
-
 class DataSubjectRequests:
     table = "data_subject_requests"
     category = "data-subject requests: notes, corrections asked for, and access exports"
@@ -116,28 +66,10 @@ class DataSubjectRequests:
     )
 
     async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
-        # Earlier exports are left out: they are copies of what this export holds.
-        return _rows(
-            await uow.execute(
-                text(
-                    "SELECT id, type, status, note, corrections, received_at, due_at, "  # noqa: S608 - fixed fragments
-                    "extension_reason, completed_at, rejection_reason FROM data_subject_requests "
-                    f"WHERE {_request_condition()} ORDER BY id"
-                ),
-                {**_params(subject), "digests": list(subject.digests)},
-            )
-        )
+        return await subject_requests.export_for(uow, subject)
 
     async def erase(self, uow: UnitOfWork, subject: Subject) -> int:
-        result = await uow.execute(
-            text(
-                "UPDATE data_subject_requests SET note = NULL, corrections = NULL, export = NULL "  # noqa: S608 - fixed fragments
-                f"WHERE {_request_condition()} "
-                "AND (note IS NOT NULL OR corrections IS NOT NULL OR export IS NOT NULL)"
-            ),
-            {**_params(subject), "digests": list(subject.digests)},
-        )
-        return int(result.rowcount or 0)
+        return await subject_requests.erase_for(uow, subject)
 
 
 for handler in (ConsentRecords(), ConsentConfirmations(), Suppressions(), DataSubjectRequests()):

@@ -1,25 +1,12 @@
 """The suppression list, keyed by keyed hashes of identifiers so that it survives erasure."""
 
 from collections.abc import Sequence
-from typing import Any
-
-from sqlalchemy import text
 
 from consent import audit
 from consent.model import LIFTABLE_REASONS, Suppression, SuppressionReason
+from consent.repository import suppressions
 from domain.errors import ValidationError
 from domain.uow import UnitOfWork
-
-
-def _suppression(row: Any) -> Suppression:
-    return Suppression(
-        identifier_kind=row.identifier_kind,
-        channel=row.channel,
-        purpose=row.purpose,
-        reason=SuppressionReason(row.reason),
-        source=row.source,
-        created_at=row.created_at,
-    )
 
 
 async def add(
@@ -36,26 +23,14 @@ async def add(
     """Suppress each (identifier kind, digest); an entry that exists is kept as it was."""
     if not digests:
         return 0
-    now = uow.clock.now()
-    result = await uow.execute(
-        text(
-            "INSERT INTO suppressions (workspace_id, digest, identifier_kind, channel, purpose, "
-            "reason, source, created_at) VALUES (:ws, :digest, :kind, :channel, :purpose, "
-            ":reason, :source, :now) ON CONFLICT DO NOTHING"
-        ),
-        [
-            {
-                "ws": uow.workspace_id,
-                "digest": digest,
-                "kind": kind,
-                "channel": channel,
-                "purpose": purpose,
-                "reason": reason.value,
-                "source": source,
-                "now": now,
-            }
-            for kind, digest in digests
-        ],
+    added = await suppressions.insert_many(
+        uow,
+        digests,
+        channel=channel,
+        purpose=purpose,
+        reason=reason,
+        source=source,
+        at=uow.clock.now(),
     )
     await audit.record(
         uow,
@@ -71,7 +46,7 @@ async def add(
             "identifier_kinds": sorted({k for k, _ in digests}),
         },
     )
-    return int(result.rowcount or 0)
+    return added
 
 
 async def lift(
@@ -86,14 +61,7 @@ async def lift(
         raise ValidationError(f"a {reason.value!r} suppression cannot be lifted", field="reason")
     if not digests:
         return 0
-    result = await uow.execute(
-        text(
-            "DELETE FROM suppressions WHERE workspace_id = :ws AND reason = :reason "
-            "AND digest = ANY(:digests)"
-        ),
-        {"ws": uow.workspace_id, "reason": reason.value, "digests": list(digests)},
-    )
-    lifted = int(result.rowcount or 0)
+    lifted = await suppressions.delete_for(uow, digests, reason)
     await audit.record(
         uow,
         actor,
@@ -113,23 +81,4 @@ async def entries_for_many(
     uow: UnitOfWork, subjects: Sequence[Sequence[bytes]]
 ) -> list[list[Suppression]]:
     """The entries of each subject (given by its digests), oldest first, in one statement."""
-    holders: dict[bytes, list[int]] = {}
-    for position, digests in enumerate(subjects):
-        for digest in set(digests):
-            holders.setdefault(digest, []).append(position)
-    found: list[list[Suppression]] = [[] for _ in subjects]
-    if not holders:
-        return found
-    rows = await uow.execute(
-        text(
-            "SELECT digest, identifier_kind, channel, purpose, reason, source, created_at "
-            "FROM suppressions WHERE workspace_id = :ws AND digest = ANY(:digests) "
-            "ORDER BY created_at, reason"
-        ),
-        {"ws": uow.workspace_id, "digests": sorted(holders)},
-    )
-    for row in rows:
-        entry = _suppression(row)
-        for position in holders[bytes(row.digest)]:
-            found[position].append(entry)
-    return found
+    return await suppressions.for_many(uow, subjects)

@@ -5,7 +5,6 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import text
 
 from consent import audit, suppression
 from consent.dsr.model import (
@@ -22,6 +21,7 @@ from consent.dsr.model import (
 )
 from consent.keys import Keys
 from consent.model import ANY, MARKETING, SuppressionReason
+from consent.repository import subject_requests
 from domain import subjects
 from domain.errors import NotFoundError, ValidationError
 from domain.ids import new_id
@@ -34,19 +34,6 @@ PROCESS_ACTOR = "process_data_subject_request"
 QUEUE = "compliance"
 MAX_CORRECTIONS_BYTES = 32 * 1024
 WORKER = audit.Actor.system("dsr-worker")
-
-_COLUMNS = (
-    "id, type, status, identifier_kind, identifier_digest, profile_id, note, corrections, received_at, due_at, "
-    "extended_months, extension_reason, completed_at, rejection_reason, actor, updated_at"
-)
-
-
-def _request(row: Any) -> DataSubjectRequest:
-    values = dict(row._mapping)  # noqa: SLF001 - SQLAlchemy's public row mapping
-    values["type"] = RequestType(values["type"])
-    values["status"] = RequestStatus(values["status"])
-    values["identifier_digest"] = bytes(values["identifier_digest"])
-    return DataSubjectRequest(**values)
 
 
 def _check_corrections(kind: RequestType, corrections: Any) -> dict[str, Any] | None:
@@ -90,30 +77,19 @@ async def create(
     subject = await directory.find(uow, kind, value)
     now = uow.clock.now()
     request_id = new_id()
-    row = (
-        await uow.execute(
-            text(
-                "INSERT INTO data_subject_requests (workspace_id, id, type, status, "  # noqa: S608 - fixed fragments
-                "identifier_kind, identifier_digest, profile_id, note, corrections, received_at, "
-                "due_at, actor, updated_at) VALUES (:ws, :id, :type, 'RECEIVED', :kind, :digest, "
-                ":profile_id, :note, CAST(:corrections AS jsonb), :now, :due, :actor, :now) "
-                f"RETURNING {_COLUMNS}"
-            ),
-            {
-                "ws": uow.workspace_id,
-                "id": request_id,
-                "type": request_type.value,
-                "kind": kind,
-                "digest": keys.identifier_digest(uow.workspace_id, kind, value),
-                "profile_id": subject.profile_id if subject else None,
-                "note": note,
-                "corrections": None if checked is None else orjson.dumps(checked).decode(),
-                "now": now,
-                "due": due_at(now),
-                "actor": str(actor),
-            },
-        )
-    ).one()
+    request = await subject_requests.insert_received(
+        uow,
+        request_id,
+        request_type,
+        identifier_kind=kind,
+        identifier_digest=keys.identifier_digest(uow.workspace_id, kind, value),
+        profile_id=subject.profile_id if subject else None,
+        note=note,
+        corrections_json=None if checked is None else orjson.dumps(checked).decode(),
+        at=now,
+        due_at=due_at(now),
+        actor=str(actor),
+    )
     await audit.record(
         uow,
         actor,
@@ -125,63 +101,29 @@ async def create(
     await uow.enqueue(
         Job(PROCESS_ACTOR, (str(uow.workspace_id), str(request_id)), queue_name=QUEUE)
     )
-    return _request(row)
+    return request
 
 
 async def get_many(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, DataSubjectRequest]:
-    rows = await uow.execute(
-        text(
-            f"SELECT {_COLUMNS} FROM data_subject_requests WHERE workspace_id = :ws "  # noqa: S608
-            "AND id = ANY(:ids)"
-        ),
-        {"ws": uow.workspace_id, "ids": ids},
-    )
-    return {r.id: _request(r) for r in rows}
+    return await subject_requests.get_many(uow, ids)
 
 
 async def get(uow: UnitOfWork, request_id: UUID, *, lock: bool = False) -> DataSubjectRequest:
-    row = (
-        await uow.execute(
-            text(
-                f"SELECT {_COLUMNS} FROM data_subject_requests WHERE workspace_id = :ws "  # noqa: S608
-                f"AND id = :id{' FOR UPDATE' if lock else ''}"
-            ),
-            {"ws": uow.workspace_id, "id": request_id},
-        )
-    ).first()
-    if row is None:
+    request = await subject_requests.get(uow, request_id, lock=lock)
+    if request is None:
         raise NotFoundError("no data-subject request with this id", field="id")
-    return _request(row)
+    return request
 
 
 async def list_requests(
     uow: UnitOfWork, *, limit: int, after: UUID | None = None, status: RequestStatus | None = None
 ) -> list[DataSubjectRequest]:
     """Oldest first, so the requests nearest their deadline come first."""
-    rows = await uow.execute(
-        text(
-            f"SELECT {_COLUMNS} FROM data_subject_requests WHERE workspace_id = :ws "  # noqa: S608
-            "AND (CAST(:status AS text) IS NULL OR status = CAST(:status AS text)) "
-            "AND (CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid)) ORDER BY id LIMIT :limit"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "status": status.value if status else None,
-            "after": after,
-            "limit": limit,
-        },
-    )
-    return [_request(r) for r in rows]
+    return await subject_requests.oldest_first(uow, limit=limit, after=after, status=status)
 
 
 async def export_of(uow: UnitOfWork, request_id: UUID) -> dict[str, Any] | None:
-    row = (
-        await uow.execute(
-            text("SELECT export FROM data_subject_requests WHERE workspace_id = :ws AND id = :id"),
-            {"ws": uow.workspace_id, "id": request_id},
-        )
-    ).first()
-    return None if row is None else row.export
+    return await subject_requests.export_of(uow, request_id)
 
 
 async def read_export(
@@ -203,19 +145,8 @@ async def _set_status(
     uow: UnitOfWork, request: DataSubjectRequest, status: RequestStatus, **extra: Any
 ) -> None:
     check_transition(request.status, status)
-    assignments = "".join(f", {column} = :{column}" for column in extra)
-    await uow.execute(
-        text(
-            f"UPDATE data_subject_requests SET status = :status, updated_at = :now{assignments} "  # noqa: S608 - column names are ours
-            "WHERE workspace_id = :ws AND id = :id"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "id": request.id,
-            "status": status.value,
-            "now": uow.clock.now(),
-            **extra,
-        },
+    await subject_requests.update_request(
+        uow, request.id, status=status.value, updated_at=uow.clock.now(), **extra
     )
 
 
@@ -234,19 +165,13 @@ async def extend(
             f"(already {request.extended_months})",
             field="months",
         )
-    await uow.execute(
-        text(
-            "UPDATE data_subject_requests SET extended_months = :total, extension_reason = :reason, "
-            "due_at = :due, updated_at = :now WHERE workspace_id = :ws AND id = :id"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "id": request_id,
-            "total": total,
-            "reason": cleaned,
-            "due": due_at(request.received_at, total),
-            "now": uow.clock.now(),
-        },
+    await subject_requests.update_request(
+        uow,
+        request_id,
+        extended_months=total,
+        extension_reason=cleaned,
+        due_at=due_at(request.received_at, total),
+        updated_at=uow.clock.now(),
     )
     await audit.record(
         uow,
@@ -336,16 +261,8 @@ async def _export(
         },
         "stores": stores,
     }
-    await uow.execute(
-        text(
-            "UPDATE data_subject_requests SET export = CAST(:doc AS jsonb) "
-            "WHERE workspace_id = :ws AND id = :id"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "id": request.id,
-            "doc": orjson.dumps(document, default=_json_default).decode(),
-        },
+    await subject_requests.store_export(
+        uow, request.id, orjson.dumps(document, default=_json_default).decode()
     )
     return {table: len(rows) for table, rows in stores.items()}
 
