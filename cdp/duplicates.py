@@ -57,8 +57,8 @@ from typing import Any
 from uuid import UUID
 
 from rapidfuzz import fuzz
-from sqlalchemy import text
 
+from cdp import repository
 from cdp.identifiers import IdentifierError, normalize_phone
 from cdp.model import ANONYMOUS_ID, EMAIL, PHONE, Identifier
 from cdp.profile_store import merge_rules
@@ -453,48 +453,20 @@ def find_candidates(
 async def _live_fingerprints(
     uow: UnitOfWork,
 ) -> tuple[dict[UUID, Fingerprint], dict[UUID, set[Identifier]]]:
-    # Only the traits the comparison reads leave the database: traits may be 32 KB each.
-    rows = await uow.execute(
-        text(
-            "SELECT p.id, coalesce((SELECT jsonb_object_agg(t.key, t.value) "
-            "FROM jsonb_each(p.traits) AS t WHERE t.key = ANY(CAST(:keys AS text[]))), "
-            "'{}'::jsonb) AS traits FROM profiles p "
-            "WHERE p.workspace_id = :ws AND p.merged_into IS NULL"
-        ),
-        {"ws": uow.workspace_id, "keys": list(TRAIT_KEYS)},
-    )
-    traits = {row.id: row.traits for row in rows}
+    traits = await repository.live_profile_traits(uow, TRAIT_KEYS)
     # Anonymous ids can be many and never limit a merge (see profile_store.load_profiles).
-    held = await uow.execute(
-        text(
-            "SELECT i.profile_id, i.kind, i.value FROM identities i "
-            "JOIN profiles p ON p.workspace_id = i.workspace_id AND p.id = i.profile_id "
-            "WHERE i.workspace_id = :ws AND p.merged_into IS NULL AND i.kind <> :anonymous"
-        ),
-        {"ws": uow.workspace_id, "anonymous": ANONYMOUS_ID},
-    )
     holdings: dict[UUID, set[Identifier]] = defaultdict(set)
-    for row in held:
-        holdings[row.profile_id].add(Identifier(row.kind, row.value))
+    for profile_id, identifier in await repository.live_identities(uow, except_kind=ANONYMOUS_ID):
+        holdings[profile_id].add(identifier)
     fingerprints = {p: fingerprint(t, holdings.get(p, ())) for p, t in traits.items()}
     return fingerprints, holdings
 
 
 async def _conflicting_pairs(uow: UnitOfWork) -> set[tuple[UUID, UUID]]:
     """Pairs of live profiles with a recorded identity conflict, both orders."""
-    rows = await uow.execute(
-        text(
-            "SELECT DISTINCT coalesce(h.merged_into, h.id) AS a, coalesce(c.merged_into, c.id) AS b "
-            "FROM identity_conflicts x "
-            "JOIN profiles h ON h.workspace_id = x.workspace_id AND h.id = x.held_by "
-            "JOIN profiles c ON c.workspace_id = x.workspace_id AND c.id = x.claimed_by "
-            "WHERE x.workspace_id = :ws"
-        ),
-        {"ws": uow.workspace_id},
-    )
     pairs: set[tuple[UUID, UUID]] = set()
-    for row in rows:
-        pairs.update({(row.a, row.b), (row.b, row.a)})
+    for a, b in await repository.conflicting_profiles(uow):
+        pairs.update({(a, b), (b, a)})
     return pairs
 
 

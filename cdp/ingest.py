@@ -8,9 +8,9 @@
 from collections.abc import Sequence
 
 from cdp import identifiers as ids
+from cdp import queries
 from cdp.model import ANONYMOUS_ID, USER_ID, Identifier, Message
 from cdp.profile_store import Operation, read_locked, resolve_and_write
-from domain.sqlparams import json_rows
 from domain.uow import Statement, UnitOfWork
 
 
@@ -62,13 +62,6 @@ def _unique(messages: Sequence[Message]) -> list[Message]:
     return list(unique.values())
 
 
-_CLAIM_MESSAGE_IDS = (
-    "INSERT INTO event_message_ids (workspace_id, message_id) "
-    "SELECT %(ws)s, m FROM jsonb_array_elements_text(%(ids)s::jsonb) AS m "
-    "ON CONFLICT DO NOTHING RETURNING message_id"
-)
-
-
 async def ingest(
     uow: UnitOfWork, messages: Sequence[Message], *, require: Statement | None = None
 ) -> None:
@@ -86,10 +79,7 @@ async def ingest(
     unique = _unique(messages)
     if not unique:
         return
-    claim = Statement(
-        _CLAIM_MESSAGE_IDS,
-        {"ws": uow.workspace_id, "ids": json_rows([m.message_id for m in unique])},
-    )
+    claim = queries.claim_message_ids(uow.workspace_id, [m.message_id for m in unique])
     operations = operations_for(unique)
     before = [claim] if require is None else [require, claim]
     *_, claimed, read = await read_locked(uow, operations, before=before)

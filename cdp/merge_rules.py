@@ -2,9 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
-
-from cdp import identifiers
+from cdp import identifiers, repository
 from cdp.profile_store import merge_rules
 from cdp.resolution import DEFAULT_RULES, KindRule
 from domain.errors import ValidationError
@@ -47,18 +45,6 @@ async def set_rule(
         )
     if not 0 <= priority <= MAX_PRIORITY:
         raise ValidationError(f"priority must be between 0 and {MAX_PRIORITY}", field="priority")
-    await uow.execute(
-        text(
-            "INSERT INTO merge_rules (workspace_id, kind, max_values, priority) "
-            "VALUES (:ws, :kind, :max_values, :priority) ON CONFLICT (workspace_id, kind) "
-            "DO UPDATE SET max_values = EXCLUDED.max_values, priority = EXCLUDED.priority"
-        ),
-        {
-            "ws": uow.workspace_id,
-            "kind": normalized,
-            "max_values": max_values,
-            "priority": priority,
-        },
-    )
+    await repository.upsert_merge_rule(uow, normalized, max_values=max_values, priority=priority)
     rule = KindRule(max_values=max_values, priority=priority)
     return MergeRule(normalized, max_values, priority, DEFAULT_RULES.get(normalized) == rule)

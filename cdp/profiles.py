@@ -7,7 +7,6 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import text
 
 from cdp import identifiers as ids
 from cdp import profile_store, queries
@@ -97,30 +96,14 @@ async def _claim_key(uow: UnitOfWork, key: str, digest: bytes) -> UpsertResult |
     """Claim an idempotency key, or return the first call's result if it was used."""
     if not key.strip() or len(key) > 255:  # noqa: PLR2004
         raise ValidationError("idempotencyKey must be 1 to 255 characters", field="idempotencyKey")
-    claimed = await uow.execute(
-        text(
-            "INSERT INTO idempotency_keys (workspace_id, key, operation, request_hash, response) "
-            "VALUES (:ws, :key, 'upsertProfiles', :hash, '{}'::jsonb) "
-            "ON CONFLICT DO NOTHING RETURNING key"
-        ),
-        {"ws": uow.workspace_id, "key": key, "hash": digest},
-    )
-    if claimed.first() is not None:
+    if await queries.claim_idempotency_key(uow, key, digest):
         return None
-    row = (
-        await uow.execute(
-            text(
-                "SELECT operation, request_hash, response FROM idempotency_keys "
-                "WHERE workspace_id = :ws AND key = :key"
-            ),
-            {"ws": uow.workspace_id, "key": key},
-        )
-    ).one()
-    if row.operation != "upsertProfiles" or bytes(row.request_hash) != digest:
+    used = await queries.idempotency_key(uow, key)
+    if used.operation != "upsertProfiles" or used.request_hash != digest:
         raise ConflictError(
             "this idempotencyKey was used with a different payload", field="idempotencyKey"
         )
-    return _restored(row.response)
+    return _restored(used.response)
 
 
 async def upsert_profiles(
@@ -159,13 +142,7 @@ async def upsert_profiles(
     result.profile_ids = outcome.profile_ids
     result.profiles = outcome.profiles
     if idempotency_key is not None:
-        await uow.execute(
-            text(
-                "UPDATE idempotency_keys SET response = CAST(:response AS jsonb) "
-                "WHERE workspace_id = :ws AND key = :key"
-            ),
-            {"ws": uow.workspace_id, "key": idempotency_key, "response": _stored(result)},
-        )
+        await queries.store_idempotent_response(uow, idempotency_key, _stored(result))
     return result
 
 

@@ -8,8 +8,7 @@ deleting its older events.
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import text
-
+from cdp import repository
 from domain.errors import ValidationError
 from domain.uow import UnitOfWork
 
@@ -23,11 +22,7 @@ async def drop_expired_partitions(uow: UnitOfWork, *, days: int) -> int:
     """Drop event partitions wholly older than `days`; 0 days means keep everything."""
     if days <= 0:
         return 0
-    result = await uow.execute(
-        text("SELECT cdp_drop_event_partitions_before(:cutoff)"),
-        {"cutoff": cutoff_for(uow.clock.now(), days)},
-    )
-    return int(result.scalar_one())
+    return await repository.drop_event_partitions_before(uow, cutoff_for(uow.clock.now(), days))
 
 
 MAX_WORKSPACE_RETENTION_DAYS = 3650
@@ -39,24 +34,16 @@ async def set_workspace_retention(uow: UnitOfWork, days: int | None) -> None:
         raise ValidationError(
             f"days must be between 1 and {MAX_WORKSPACE_RETENTION_DAYS}, or null", field="days"
         )
-    await uow.execute(
-        text("UPDATE workspaces SET event_retention_days = :days WHERE id = :ws"),
-        {"ws": uow.workspace_id, "days": days},
-    )
+    await repository.set_workspace_retention(uow, days)
 
 
 async def workspace_retention(uow: UnitOfWork) -> int | None:
-    result = await uow.execute(
-        text("SELECT event_retention_days FROM workspaces WHERE id = :ws"), {"ws": uow.workspace_id}
-    )
-    value = result.scalar_one_or_none()
-    return None if value is None else int(value)
+    return await repository.workspace_retention(uow)
 
 
 async def retention_periods(uow: UnitOfWork) -> list[tuple[UUID, int]]:
     """Every workspace that set a period (an owner function: the runtime role sees one)."""
-    rows = await uow.execute(text("SELECT workspace_id, days FROM cdp_event_retention_periods()"))
-    return [(r.workspace_id, int(r.days)) for r in rows]
+    return await repository.retention_periods(uow)
 
 
 # A first period set on a long history may cover millions of events: they go
@@ -77,12 +64,4 @@ async def delete_expired_events(
 
     Fewer than `limit` deleted means none are left.
     """
-    result = await uow.execute(
-        text(
-            "DELETE FROM events e USING (SELECT id, timestamp FROM events "
-            "WHERE workspace_id = :ws AND timestamp < :before LIMIT :limit) AS old "
-            "WHERE e.workspace_id = :ws AND e.id = old.id AND e.timestamp = old.timestamp"
-        ),
-        {"ws": uow.workspace_id, "before": before, "limit": limit},
-    )
-    return int(result.rowcount or 0)
+    return await repository.delete_events_before(uow, before, limit=limit)

@@ -4,15 +4,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
-
-from cdp import identifiers, profile_store, queries
+from cdp import identifiers, profile_store, queries, repository
 from cdp.model import Identifier
 from cdp.traits import stamp
 from domain import subjects
 from domain.errors import ConflictError, ValidationError
 from domain.personal_data import Subject
-from domain.sqlparams import array_literal
 from domain.uow import UnitOfWork
 
 
@@ -30,18 +27,7 @@ class ProfileDirectory:
         return None if profile_id is None else await self.of_profile(uow, profile_id)
 
     async def of_profile(self, uow: UnitOfWork, profile_id: UUID) -> Subject | None:
-        rows = (
-            await uow.execute(
-                text(
-                    f"WITH survivor AS (SELECT {queries.survivor('q')} AS id FROM profiles q "  # noqa: S608 - constant SQL
-                    "WHERE q.workspace_id = :ws AND q.id = :id) "
-                    "SELECT p.id, p.merged_into IS NULL AS live FROM profiles p, survivor s "
-                    "WHERE p.workspace_id = :ws AND (p.id = s.id OR p.merged_into = s.id) "
-                    "ORDER BY p.merged_into IS NOT NULL, p.id"
-                ),
-                {"ws": uow.workspace_id, "id": profile_id},
-            )
-        ).all()
+        rows = await repository.subject_profiles(uow, profile_id)
         if not rows or not rows[0].live:
             return None
         ids = tuple(r.id for r in rows)
@@ -74,14 +60,7 @@ class ProfileDirectory:
     async def restrict(self, uow: UnitOfWork, subject: Subject, at: datetime | None) -> int:
         if not subject.profile_ids:
             return 0
-        result = await uow.execute(
-            text(
-                "UPDATE profiles SET restricted_at = CAST(:at AS timestamptz) "
-                "WHERE workspace_id = :ws AND id = ANY(CAST(:ids AS uuid[]))"
-            ),
-            {"ws": uow.workspace_id, "ids": array_literal(subject.profile_ids), "at": at},
-        )
-        return int(result.rowcount or 0)
+        return await repository.restrict_profiles(uow, subject.profile_ids, at)
 
 
 subjects.register(ProfileDirectory())

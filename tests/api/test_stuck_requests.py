@@ -17,7 +17,7 @@ import orjson
 import psycopg
 
 from cdp.model import Identifier
-from cdp.profile_store import lock_key
+from cdp.queries import lock_key
 from domain.workspaces import CreatedWorkspace
 from tests.conftest import make_settings
 from tests.support.server import serving

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from cdp import profile_store, queries
+from cdp import queries
 from cdp.ingest import ingest
 from cdp.model import Message
 from domain.db import create_engine, session_factory, with_role
@@ -323,7 +323,7 @@ def test_identity_probes_stay_index_probes_under_row_level_security(database_url
         conn.execute("SET plan_cache_mode = force_generic_plan")
         for name, sql in (
             ("owners", queries.IDENTIFIER_OWNERS),
-            ("profiles", profile_store._OWNERS_AND_PROFILES),
+            ("profiles", queries.OWNERS_AND_PROFILES),
         ):
             positional = sql.replace("%(wanted)s", "$1").replace("%(ws)s", "$2")
             conn.execute(f"PREPARE {name}(text, uuid) AS {positional}")

@@ -8,7 +8,7 @@ import asyncio
 from uuid import UUID
 
 from cdp.ingest import ingest
-from cdp.profile_store import MAX_IDENTIFIER_LOCKS
+from cdp.queries import MAX_IDENTIFIER_LOCKS
 from domain.db import create_engine, session_factory
 from domain.uow import Statement, UnitOfWork
 from domain.workspaces import CreatedWorkspace
