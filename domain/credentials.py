@@ -4,6 +4,11 @@ Secrets are random, so a SHA-256 digest is enough to store them: there is
 nothing to brute-force. Each credential starts with its workspace id, which
 lets authentication select the workspace first and then look the digest up
 under row-level security, with no privileged bypass.
+
+SQL here is SQLAlchemy Core, except the two checks that head the pipeline of
+every authenticated request (`api_token_check`, `write_key_requirement`):
+they are psycopg `Statement`s, the style of the hot paths, so that they
+travel in the same round trip as BEGIN and the request's own statements.
 """
 
 import hashlib
