@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 
 from cdp.identifiers import MAX_VALUE_LENGTH
-from cdp.model import MESSAGE_TYPES, FieldError, Message, MessageType
+from cdp.model import MESSAGE_TYPES, Message, MessageType
+from domain.errors import FieldError
 
 MAX_MESSAGE_BYTES = 32 * 1024
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)

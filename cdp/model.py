@@ -42,16 +42,3 @@ class Message:
     traits: dict[str, Any] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """Where a message is wrong: `index` in a batch (None for a single call), field path."""
-
-    index: int | None
-    field: str
-    message: str
-
-    def describe(self) -> str:
-        where = f"batch[{self.index}].{self.field}" if self.index is not None else self.field
-        return f"{where}: {self.message}"

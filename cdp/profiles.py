@@ -1,5 +1,6 @@
 """Use cases on profiles: bulk upsert (idempotent) and manual merge."""
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from cdp.model import Identifier
 from cdp.profile_store import Operation
 from cdp.resolution import Resolver
 from consent import audit
-from domain.errors import ConflictError, NotFoundError, ValidationError
+from domain.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from domain.uow import UnitOfWork
 
 MAX_UPSERT = 1000
@@ -28,18 +29,10 @@ class UpsertItem:
     traits: Any = None
 
 
-@dataclass(frozen=True)
-class ItemError:
-    index: int | None
-    field: str
-    code: str
-    message: str
-
-
 @dataclass
 class UpsertResult:
     profile_ids: list[UUID] = field(default_factory=list)
-    errors: list[ItemError] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
     replayed: bool = False
     # Each profile as this call wrote it; empty for a replay, whose profiles may
     # have changed (or merged) since the first call.
@@ -48,23 +41,21 @@ class UpsertResult:
 
 def _validate(
     index: int, item: UpsertItem
-) -> tuple[tuple[Identifier, ...], dict[str, Any]] | list[ItemError]:
-    errors: list[ItemError] = []
+) -> tuple[tuple[Identifier, ...], dict[str, Any]] | list[FieldError]:
+    errors: list[FieldError] = []
     found: list[Identifier] = []
     if not item.identifiers:
-        errors.append(
-            ItemError(index, "identifiers", "INVALID", "at least one identifier is required")
-        )
+        errors.append(FieldError(index, "identifiers", "at least one identifier is required"))
     for j, (kind, value) in enumerate(item.identifiers):
         try:
             found.append(ids.normalize(kind, value))
         except ids.IdentifierError as exc:
-            errors.append(ItemError(index, f"identifiers[{j}]", "INVALID", str(exc)))
+            errors.append(FieldError(index, f"identifiers[{j}]", str(exc)))
     traits = item.traits if item.traits is not None else {}
     if not isinstance(traits, dict):
-        errors.append(ItemError(index, "traits", "INVALID", "traits must be a JSON object"))
+        errors.append(FieldError(index, "traits", "traits must be a JSON object"))
     elif len(orjson.dumps(traits)) > MAX_TRAITS_BYTES:
-        errors.append(ItemError(index, "traits", "INVALID", "traits must be at most 32 KB"))
+        errors.append(FieldError(index, "traits", "traits must be at most 32 KB"))
     return errors or (tuple(found), traits)
 
 
@@ -79,7 +70,7 @@ def _stored(result: UpsertResult) -> str:
     return orjson.dumps(
         {
             "profile_ids": [str(p) for p in result.profile_ids],
-            "errors": [e.__dict__ for e in result.errors],
+            "errors": [dataclasses.asdict(e) for e in result.errors],
         }
     ).decode()
 
@@ -87,7 +78,7 @@ def _stored(result: UpsertResult) -> str:
 def _restored(response: dict[str, Any]) -> UpsertResult:
     return UpsertResult(
         profile_ids=[UUID(p) for p in response["profile_ids"]],
-        errors=[ItemError(**e) for e in response["errors"]],
+        errors=[FieldError(**e) for e in response["errors"]],
         replayed=True,
     )
 

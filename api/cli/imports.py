@@ -36,9 +36,9 @@ from api import embedded
 from api.cli.errors import one_line_errors
 from api.settings import get_settings
 from cdp import identifiers
-from cdp.profiles import MAX_UPSERT, ItemError, UpsertItem, upsert_profiles
+from cdp.profiles import MAX_UPSERT, UpsertItem, upsert_profiles
 from domain.db import create_engine, session_factory
-from domain.errors import DomainError
+from domain.errors import DomainError, FieldError
 from domain.uow import UnitOfWork
 from domain.workspaces import get_workspaces
 
@@ -66,15 +66,14 @@ class CannotImportError(ValueError):
     """The arguments or the file cannot be used, or the file not past a certain line."""
 
 
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    column: str  # blank when the whole row is at fault
-    message: str
+def _line(error: FieldError) -> int:
+    """A row's errors carry its line number as their index."""
+    return error.index or 0
 
-    def __str__(self) -> str:
-        where = f"line {self.line}, column {self.column}" if self.column else f"line {self.line}"
-        return f"{where}: {self.message}"
+
+def _row_text(error: FieldError) -> str:
+    where = f"line {_line(error)}, column {error.field}" if error.field else f"line {_line(error)}"
+    return f"{where}: {error.message}"
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ class Row:
     columns: tuple[str, ...]  # the column each of the item's identifiers came from
 
 
-ReportSink = Callable[[list[RowError]], None]
+ReportSink = Callable[[list[FieldError]], None]
 
 
 @dataclass
@@ -103,7 +102,7 @@ class Outcome:
     imported: int = 0
     rejected: int = 0
     profiles: set[UUID] = field(default_factory=set)
-    shown: list[RowError] = field(default_factory=list)
+    shown: list[FieldError] = field(default_factory=list)
     stopped: str | None = None
     interrupted: bool = False
 
@@ -133,10 +132,10 @@ def read_header(cells: list[str]) -> Header:
     return Header(names, tuple(found_identifiers), tuple(traits))
 
 
-def parse_row(header: Header, line: int, cells: list[str]) -> Row | RowError:
+def parse_row(header: Header, line: int, cells: list[str]) -> Row | FieldError:
     """Turn one record into an upsert item, or say why the row cannot be imported."""
     if len(cells) != len(header.names):
-        return RowError(line, "", f"expected {len(header.names)} cells, found {len(cells)}")
+        return FieldError(line, None, f"expected {len(header.names)} cells, found {len(cells)}")
     found: list[tuple[str, str]] = []
     columns: list[str] = []
     for position, kind in header.identifiers:
@@ -146,11 +145,11 @@ def parse_row(header: Header, line: int, cells: list[str]) -> Row | RowError:
         try:
             identifier = identifiers.normalize(kind, value)
         except identifiers.IdentifierError as exc:
-            return RowError(line, header.names[position], str(exc))
+            return FieldError(line, header.names[position], str(exc))
         found.append((identifier.kind, identifier.value))
         columns.append(header.names[position])
     if not any(kind in PRIMARY_KINDS for kind, _ in found):
-        return RowError(line, "", f"no value in {' or '.join(header.primary_columns)}")
+        return FieldError(line, None, f"no value in {' or '.join(header.primary_columns)}")
     traits = {key: cells[p].strip() for p, key in header.traits if cells[p].strip()}
     return Row(line, UpsertItem(tuple(found), traits or None), tuple(columns))
 
@@ -247,7 +246,7 @@ class Importer:
         self._batch_size = batch_size
         self._report = report
         self._rows: list[Row] = []
-        self._held: list[RowError] = []
+        self._held: list[FieldError] = []
         self.outcome = Outcome()
         self.done_through = 0  # the last line of the last batch written (or rejected)
 
@@ -259,7 +258,7 @@ class Importer:
     def full(self) -> bool:
         return len(self._rows) >= self._batch_size or len(self._held) >= MAX_HELD_ERRORS
 
-    def add(self, checked: Row | RowError) -> None:
+    def add(self, checked: Row | FieldError) -> None:
         if isinstance(checked, Row):
             self._rows.append(checked)
         else:
@@ -273,18 +272,18 @@ class Importer:
             self.outcome.imported += len(rows) - len(refused)
             self.outcome.profiles.update(written)
             errors.extend(refused)
-        errors.sort(key=lambda e: e.line)
+        errors.sort(key=_line)
         if rows:
             self.done_through = rows[-1].line
         if errors:
-            self.done_through = max(self.done_through, errors[-1].line)
+            self.done_through = max(self.done_through, _line(errors[-1]))
         self.outcome.rejected += len(errors)
         room = SHOWN_ERRORS - len(self.outcome.shown)
         self.outcome.shown.extend(errors[: max(room, 0)])
         if self._report is not None:
             self._report(errors)
 
-    async def _write(self, rows: list[Row]) -> tuple[list[UUID], list[RowError]]:
+    async def _write(self, rows: list[Row]) -> tuple[list[UUID], list[FieldError]]:
         async with UnitOfWork(self._sessions, workspace_id=self._workspace_id) as uow:
             result = await upsert_profiles(uow, [r.item for r in rows], trait_source=TRAIT_SOURCE)
             refused = _refusals(rows, result.errors)
@@ -294,18 +293,18 @@ class Importer:
         return result.profile_ids, list(refused.values())
 
 
-def _refusals(rows: list[Row], errors: list[ItemError]) -> dict[int, RowError]:
+def _refusals(rows: list[Row], errors: list[FieldError]) -> dict[int, FieldError]:
     """The upsert's item errors, one per row, mapped back to lines and columns."""
-    refused: dict[int, RowError] = {}
+    refused: dict[int, FieldError] = {}
     for error in errors:
         if error.index is None or error.index in refused:
             continue
         row = rows[error.index]
-        column = ""
-        if error.field.startswith("identifiers["):
+        column = None
+        if error.field and error.field.startswith("identifiers["):
             position = int(error.field.removeprefix("identifiers[").rstrip("]"))
             column = row.columns[position]
-        refused[error.index] = RowError(row.line, column, error.message)
+        refused[error.index] = FieldError(row.line, column, error.message)
     return refused
 
 
@@ -324,7 +323,7 @@ def _report_sink(path: Path | None) -> Iterator[ReportSink | None]:
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(("line", "column", "message"))
-        yield lambda errors: writer.writerows((e.line, e.column, e.message) for e in errors)
+        yield lambda errors: writer.writerows((_line(e), e.field or "", e.message) for e in errors)
 
 
 def _progress(size: int | None) -> tuple[Progress, TaskID]:
@@ -447,7 +446,7 @@ def _encoding(value: str) -> str:
 
 def _finish(outcome: Outcome, report: Path | None) -> None:
     for error in outcome.shown:
-        print(error, file=sys.stderr)
+        print(_row_text(error), file=sys.stderr)
     more = outcome.rejected - len(outcome.shown)
     if more > 0:
         where = f"see {report}" if report else "use --report PATH to list them all"

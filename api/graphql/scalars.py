@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any, NewType
 
 import strawberry
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
 JSON = NewType("JSON", object)
@@ -16,12 +17,22 @@ def _serialize_datetime(value: datetime) -> str:
 
 
 def _parse_datetime(value: Any) -> datetime:
+    # StrawberryInputCoercionError marks the value as the client's mistake
+    # (BAD_USER_INPUT), whichever way it is wrong.
     if not isinstance(value, str):
-        raise TypeError("DateTime must be an ISO-8601 string")
-    parsed = datetime.fromisoformat(value)
+        raise StrawberryInputCoercionError("DateTime must be an ISO-8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise StrawberryInputCoercionError(
+            "DateTime must be an ISO-8601 timestamp, e.g. 2024-05-01T12:00:00Z"
+        ) from None
     if parsed.tzinfo is None:
-        raise ValueError("DateTime must include a time zone offset")
-    return parsed.astimezone(UTC)
+        raise StrawberryInputCoercionError("DateTime must include a time zone offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # a date at the edge of year 1 or 9999, moved past it in UTC
+        raise StrawberryInputCoercionError("DateTime is out of range") from None
 
 
 SCALARS: dict[object, ScalarDefinition] = {

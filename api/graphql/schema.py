@@ -12,7 +12,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from api.graphql import consent_queries, duplicates, profile_queries
+from api.graphql.errors import is_internal
 from api.graphql.hardening import extensions
+from api.graphql.input_checks import check_root_fields
 from api.graphql.mutations import consent as consent_mutations
 from api.graphql.mutations import dsr as dsr_mutations
 from api.graphql.mutations import merge_rules as merge_rule_mutations
@@ -28,7 +30,6 @@ from api.graphql.types.profile import EventNode, IdentityConflictNode, ProfileNo
 from api.graphql.types.workspace import WorkspaceNode
 from api.settings import Settings
 from domain import workspaces
-from domain.errors import DomainError
 
 log = structlog.get_logger("cdp.graphql")
 
@@ -108,9 +109,10 @@ class Schema(strawberry.Schema):
         # Bad documents, auth failures and other expected errors are the client's
         # business; only unexpected ones are logged, with their traceback.
         for error in errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, DomainError):
-                log.error("graphql.unexpected_error", error=str(error), exc_info=original)
+            if is_internal(error):
+                log.error(
+                    "graphql.unexpected_error", error=str(error), exc_info=error.original_error
+                )
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -135,6 +137,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ),
     )
     resolve_node_ids_directly(schema)
+    check_root_fields(schema)
     return schema
 
 

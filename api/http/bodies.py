@@ -1,10 +1,28 @@
-"""Request bodies read under a hard size cap."""
+"""Request bodies: read under a hard size cap, and parsed as JSON exactly as written."""
 
+import json
+import re
+
+import orjson
 from starlette.requests import Request
 
 
 class BodyTooLargeError(Exception):
     pass
+
+
+class MalformedBodyError(ValueError):
+    """A body that is not JSON; `reason` says why, in words fit for the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# orjson reads an integer of 19 digits or more that does not fit in 64 bits
+# as a float; a body with such a run of digits is read by the standard library.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -23,3 +41,36 @@ async def read_capped(request: Request, limit: int) -> bytes:
         if len(received) > limit:
             raise BodyTooLargeError
     return bytes(received)
+
+
+def parse_json(data: bytes | str) -> object:
+    """The JSON value of `data`, every number and string as the client wrote it.
+
+    orjson reads most bodies. It refuses NaN, Infinity and an escaped lone
+    surrogate, and reads an integer beyond 64 bits as a float; such a body is
+    read by the standard library instead, which keeps each value as written,
+    so that the input checks can refuse that one value by name rather than
+    the whole body be refused or the value quietly changed. A body that is not
+    UTF-8, not JSON, or nested deeper than the parser goes raises
+    MalformedBodyError.
+    """
+    long_digits = (
+        _LONG_DIGITS.search(data) if isinstance(data, bytes) else _LONG_DIGITS_TEXT.search(data)
+    )
+    if long_digits is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        text = data.decode() if isinstance(data, bytes) else data
+    except UnicodeDecodeError as error:
+        raise MalformedBodyError(f"the body is not UTF-8 (byte {error.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise MalformedBodyError("the JSON is nested too deeply") from None
+    except json.JSONDecodeError as error:
+        raise MalformedBodyError(f"the body is not JSON: {error}") from None
+    except ValueError:  # an integer of thousands of digits, which Python will not convert
+        raise MalformedBodyError("the body holds a number too long to read") from None

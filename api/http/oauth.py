@@ -4,6 +4,7 @@ import base64
 import binascii
 from urllib.parse import unquote
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -34,12 +35,8 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     return (unquote(user), unquote(password)) if sep else None
 
 
-async def token(request: Request) -> JSONResponse:
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return _error("invalid_request", "the body must be application/x-www-form-urlencoded")
-    form = await request.form()
-    if form.get("grant_type") != "client_credentials":
-        return _error("unsupported_grant_type", "only grant_type=client_credentials is supported")
+def _client_credentials(request: Request, form: FormData) -> tuple[str, str] | JSONResponse:
+    """The client's id and secret, from the Authorization header or else the form."""
     basic = _basic(request.headers.get("authorization"))
     client_id, secret = basic or (
         str(form.get("client_id", "")),
@@ -47,6 +44,27 @@ async def token(request: Request) -> JSONResponse:
     )
     if not client_id or not secret:
         return _error("invalid_client", "client authentication is required", 401)
+    # No client id or secret holds a NUL, and PostgreSQL would refuse to look
+    # one up. RFC 6749 section 5.2: credentials in the Authorization header
+    # that fail are invalid_client (401); a malformed parameter in the form is
+    # invalid_request (400).
+    if "\x00" in client_id or "\x00" in secret:
+        if basic is not None:
+            return _error("invalid_client", "client authentication failed", 401)
+        return _error("invalid_request", "client_id and client_secret must not hold NUL")
+    return client_id, secret
+
+
+async def token(request: Request) -> JSONResponse:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _error("invalid_request", "the body must be application/x-www-form-urlencoded")
+    form = await request.form()
+    if form.get("grant_type") != "client_credentials":
+        return _error("unsupported_grant_type", "only grant_type=client_credentials is supported")
+    credentials_or_error = _client_credentials(request, form)
+    if isinstance(credentials_or_error, JSONResponse):
+        return credentials_or_error
+    client_id, secret = credentials_or_error
     state = request.app.state.cdp
     async with state.uow() as uow:
         try:

@@ -24,9 +24,9 @@ from api.http.bodies import BodyTooLargeError, read_capped
 from api.http.group_commit import GroupCommit
 from cdp import ingest_messages
 from cdp.ingest import ingest
-from cdp.model import MESSAGE_TYPES, FieldError, Message, MessageType
+from cdp.model import MESSAGE_TYPES, Message, MessageType
 from domain import credentials
-from domain.errors import AuthenticationError, ValidationError
+from domain.errors import AuthenticationError, FieldError, ValidationError
 from domain.uow import UnitOfWork
 
 BODY_FIELD = "(body)"

@@ -11,7 +11,7 @@ from cdp.ingest_messages import (
     parse_batch,
     parse_single,
 )
-from cdp.model import FieldError
+from domain.errors import FieldError
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

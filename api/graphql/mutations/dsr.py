@@ -143,7 +143,7 @@ async def lift_restriction(info: Info, identifier: IdentifierInput) -> LiftRestr
     return LiftRestrictionPayload(lifted=lifted)
 
 
-async def set_event_retention(info: Info, days: int | None) -> SetEventRetentionPayload:
+async def set_event_retention(info: Info, days: int | None = None) -> SetEventRetentionPayload:
     """Delete this workspace's events older than `days` (checked hourly); null keeps them."""
     uow = await info.context.require(ADMIN)
     actor = audit.Actor.of(await info.context.principal())

@@ -83,10 +83,7 @@ async def upsert_profiles(
         rows = result.profiles
     return UpsertProfilesPayload(
         profiles=[ProfileNode.from_row(rows[p]) for p in result.profile_ids if p in rows],
-        errors=[
-            InputError(index=e.index, field=e.field, code=e.code, message=e.message)
-            for e in result.errors
-        ],
+        errors=[InputError.of(e) for e in result.errors],
     )
 
 
