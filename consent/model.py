@@ -175,8 +175,23 @@ class Deciding:
 
     @property
     def record(self) -> ConsentRecord | None:
-        """A purpose's own record always wins; without one, the `marketing` record decides."""
-        return self.own or self.general
+        """The purpose's own record, unless a `marketing` refusal is more recent.
+
+        A grant of `marketing` never overrides a purpose's own refusal; a
+        withdrawal of `marketing` (an "unsubscribe from everything") overrides
+        the purposes granted before it, and not those granted after.
+        """
+        own, general = self.own, self.general
+        if own is None:
+            return general
+        if (
+            own.status is ConsentStatus.GRANTED
+            and general is not None
+            and general.status is not ConsentStatus.GRANTED
+            and general.recorded_at > own.recorded_at
+        ):
+            return general
+        return own
 
 
 def deciding(records: Iterable[ConsentRecord], *, channel: str, purpose: str) -> Deciding:
@@ -202,15 +217,17 @@ def _resubscribed(entry: Suppression, purpose: str, records: Deciding) -> bool:
 
     The entry stands for the withdrawal of its purpose, so a later grant of the
     purpose asked for overrides it. An entry for `marketing` asked about another
-    purpose stands for the `marketing` record, which that purpose's own record
-    overrides whatever their order; without an own record, a later `marketing`
-    grant overrides it.
+    purpose stands for the `marketing` withdrawal: a later grant of that purpose
+    or of `marketing` overrides it, and an own refusal decides by itself (so it
+    is the one named).
     """
     if entry.reason is not SuppressionReason.UNSUBSCRIBED:
         return False
     own, general = records.own, records.general
     if entry.purpose == MARKETING and purpose != MARKETING:
-        if own is not None:
+        if own is not None and (
+            own.status is not ConsentStatus.GRANTED or own.recorded_at > entry.created_at
+        ):
             return True
         return (
             general is not None
@@ -235,9 +252,9 @@ def decide(
 
     A suppression that covers the send refuses it (an unsubscribe only until
     the consent rule lets a grant override it, see `_resubscribed`). Otherwise
-    the purpose's own latest record for the channel decides; a non-transactional
-    purpose without one is decided by the latest `marketing` record for the
-    channel. GRANTED allows, DENIED and WITHDRAWN refuse. With neither record,
+    the purpose's own latest record for the channel decides, unless a
+    `marketing` refusal is more recent; a non-transactional purpose without
+    one is decided by the latest `marketing` record for the channel. GRANTED allows, DENIED and WITHDRAWN refuse. With neither record,
     marketing is refused (consent is opt-in) and transactional mail is allowed.
     """
     found = deciding(records, channel=channel, purpose=purpose)

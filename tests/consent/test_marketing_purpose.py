@@ -1,5 +1,6 @@
 """`marketing` as a consent purpose: it stands for every non-transactional purpose
-that has no record of its own on the channel, and a purpose's own record wins."""
+that has no record of its own on the channel; a purpose's own record wins, except
+over a more recent `marketing` withdrawal."""
 
 import asyncio
 import uuid
@@ -140,18 +141,15 @@ def test_a_marketing_withdrawal_refuses_purposes_without_their_own_grant(client,
     assert _gate(client, workspace, email, "marketing")["allowed"] is False
 
 
-def test_an_earlier_own_grant_also_wins_over_a_marketing_withdrawal(client, workspace):
+def test_a_later_marketing_withdrawal_wins_over_an_earlier_own_grant(client, workspace):
     email = _email()
     _record(client, workspace, email, "newsletter", "GRANTED", source="newsletter-form")
     _record(client, workspace, email, "marketing", "WITHDRAWN", source="settings-page")
-    assert _gate(client, workspace, email, "newsletter") == {
-        "allowed": True,
-        "reason": "consent granted (newsletter, source: newsletter-form)",
-    }
-    assert _gate(client, workspace, email, "offers") == {
-        "allowed": False,
-        "reason": "suppressed: unsubscribed (source: settings-page)",
-    }
+    for purpose in ("newsletter", "offers"):
+        assert _gate(client, workspace, email, purpose) == {
+            "allowed": False,
+            "reason": "suppressed: unsubscribed (source: settings-page)",
+        }, purpose
 
 
 def test_a_marketing_grant_again_lifts_only_the_marketing_withdrawal(client, workspace):
@@ -342,7 +340,13 @@ def test_the_rule_without_the_database():
         False,
         "consent withdrawn (marketing, source: marketing-withdrawn)",
     )
-    assert _answer("newsletter", [withdrawn, own_granted])[0] is True
+    # A marketing withdrawal overrides the purposes granted before it, not after.
+    assert _answer("newsletter", [withdrawn, own_granted]) == (
+        False,
+        "consent withdrawn (marketing, source: marketing-withdrawn)",
+    )
+    own_granted_later = _consent("newsletter", ConsentStatus.GRANTED, 3)
+    assert _answer("newsletter", [withdrawn, own_granted_later])[0] is True
     assert _answer("transactional", [withdrawn]) == (True, "transactional")
     assert (
         _answer("transactional", [granted, _consent("transactional", ConsentStatus.DENIED, 1)])[0]
@@ -353,10 +357,11 @@ def test_the_rule_without_the_database():
         False,
         "no consent recorded",
     )
-    # The marketing withdrawal's unsubscribe entry gives way to an own grant, earlier or later,
-    # and to a later marketing grant; a purpose's own unsubscribe does not give way to marketing.
+    # The marketing withdrawal's unsubscribe entry gives way to a later own grant and to a
+    # later marketing grant; a purpose's own unsubscribe does not give way to marketing.
     entry = [_unsubscribed("marketing", 2)]
-    assert _answer("newsletter", [withdrawn, own_granted], entry)[0] is True
+    assert _answer("newsletter", [withdrawn, own_granted], entry)[0] is False
+    assert _answer("newsletter", [withdrawn, own_granted_later], entry)[0] is True
     assert _answer("offers", [withdrawn, own_granted], entry)[0] is False
     assert _answer("offers", [_consent("marketing", ConsentStatus.GRANTED, 3)], entry)[0] is True
     assert _answer("marketing", [_consent("marketing", ConsentStatus.GRANTED, 3)], entry)[0] is True
