@@ -21,8 +21,9 @@ EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)
 MAX_BATCH_BYTES = 500 * 1024
 MESSAGE_FIELD = "(message)"
-# orjson writes JSON nested at most this deep, and reads deeper.
-MAX_DEPTH = 255
+# The deepest nesting a message may have, as in GraphQL inputs: what is stored
+# must stay writable by every reader and export (orjson writes at most 255).
+MAX_DEPTH = 64
 # Ids and message ids are keys, and event names are what events get looked up
 # by; a B-tree entry is limited to about 2.7 KB, so a longer value must be
 # refused here rather than fail in the database.
@@ -161,6 +162,11 @@ def _check_encodable(item: dict[str, Any], problems: _Problems) -> bytes | None:
         encoded = orjson.dumps(item)
     except orjson.JSONEncodeError:
         # The body parser takes deeper nesting than the encoder writes.
+        encoded = None
+    # Fewer brackets than the limit cannot nest past it: the walk is for the rare rest.
+    if encoded is None or (
+        encoded.count(b"{") + encoded.count(b"[") > MAX_DEPTH and _deeper_than(item, MAX_DEPTH)
+    ):
         problems.add(MESSAGE_FIELD, f"message nests deeper than {MAX_DEPTH} levels")
         return None
     # PostgreSQL's text and jsonb refuse NUL; the quick test can be fooled by an
@@ -172,6 +178,17 @@ def _check_encodable(item: dict[str, Any], problems: _Problems) -> bytes | None:
             elif _has_nul(value):
                 problems.add(key, f"{key} must not contain NUL characters")
     return encoded
+
+
+def _deeper_than(value: dict[str, Any], limit: int) -> bool:
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if isinstance(current, dict) else current
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _has_nul(value: Any) -> bool:

@@ -333,5 +333,5 @@ def test_properties_nested_300_deep_are_a_400(client, workspace, database_url):
     # orjson writes at most 255 levels: the standard library writes the body.
     body = json.dumps(track(properties=nested)).encode()
     response = post(client, "/v1/track", body, workspace.write_key)
-    assert_rejected(response, 400, "nests deeper than 255 levels")
+    assert_rejected(response, 400, "nests deeper than 64 levels")
     assert count_events(database_url, workspace.workspace.id) == 0

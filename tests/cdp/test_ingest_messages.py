@@ -312,14 +312,20 @@ def _nested(depth):
     return value
 
 
-@pytest.mark.parametrize("depth", [256, 600, 1023])
-def test_properties_nested_deeper_than_json_is_written_are_refused(depth):
+@pytest.mark.parametrize("depth", [64, 256, 600, 1023])
+def test_a_message_nested_deeper_than_64_levels_is_refused(depth):
     errors = single_errors({"userId": "u", "event": "e", "properties": _nested(depth)})
-    assert errors == [FieldError(None, "(message)", "message nests deeper than 255 levels")]
+    assert errors == [FieldError(None, "(message)", "message nests deeper than 64 levels")]
 
 
-def test_properties_nested_as_deep_as_json_is_written_are_kept():
-    assert single({"userId": "u", "event": "e", "properties": _nested(250)}).properties
+def test_a_message_nested_64_levels_deep_is_kept():
+    # The message is level 1 and the properties object level 2: 63 objects reach 64.
+    assert single({"userId": "u", "event": "e", "properties": _nested(63)}).properties
+
+
+def test_many_brackets_that_do_not_nest_are_kept():
+    wide = {f"k{i}": {"v": [i]} for i in range(100)}
+    assert single({"userId": "u", "event": "e", "properties": wide}).properties
 
 
 # --- batches -----------------------------------------------------------------
