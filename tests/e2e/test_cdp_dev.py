@@ -186,6 +186,28 @@ def create_workspace(env: dict[str, str], name: str) -> dict[str, str]:
     return json.loads(result.stdout)
 
 
+def post_large_batch(base_url: str, write_key: str) -> None:
+    """7,500 events in one request, over the embedded server's Unix socket.
+
+    Its write is larger than the socket's buffers, which once left the server
+    waiting for the rest of the statement while the client waited for an answer.
+    """
+    batch = [{"type": "track", "userId": f"big-{i}", "event": "Seen"} for i in range(7_500)]
+    started = time.monotonic()
+    response = httpx.post(
+        f"{base_url}/v1/batch", json={"batch": batch}, auth=(write_key, ""), timeout=60.0
+    )
+    assert response.status_code == 200, response.text
+    assert time.monotonic() - started < 20
+    small = httpx.post(
+        f"{base_url}/v1/track",
+        json={"userId": "after-the-batch", "event": "Seen"},
+        auth=(write_key, ""),
+        timeout=10.0,
+    )
+    assert small.status_code == 200, small.text
+
+
 def send_mail(port: int, subject: str) -> None:
     message = EmailMessage()
     message["From"] = "sender@example.com"
@@ -241,6 +263,8 @@ def test_cdp_dev_runs_everything_and_stops_cleanly(dev_env: dict[str, str], tmp_
         assert credentials_file.stat().st_mode & 0o777 == 0o600
         assert graphql_workspace(first.base_url, dev_credentials["api_token"])["name"] == "dev"
         first.wait_for_output(dev_credentials["api_token"])
+
+        post_large_batch(first.base_url, dev_credentials["write_key"])
 
         subject = f"cdp dev e2e {time.time_ns()}"
         send_mail(int(dev_env["SMTP_PORT"]), subject)
