@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from cdp import repository
+from consent import audit
 from domain.errors import ValidationError
 from domain.uow import UnitOfWork
 
@@ -28,13 +29,21 @@ async def drop_expired_partitions(uow: UnitOfWork, *, days: int) -> int:
 MAX_WORKSPACE_RETENTION_DAYS = 3650
 
 
-async def set_workspace_retention(uow: UnitOfWork, days: int | None) -> None:
+async def set_workspace_retention(uow: UnitOfWork, actor: audit.Actor, days: int | None) -> None:
     """A workspace's own event retention period in days; None keeps events (up to the server's)."""
     if days is not None and not 1 <= days <= MAX_WORKSPACE_RETENTION_DAYS:
         raise ValidationError(
             f"days must be between 1 and {MAX_WORKSPACE_RETENTION_DAYS}, or null", field="days"
         )
     await repository.set_workspace_retention(uow, days)
+    await audit.record(
+        uow,
+        actor,
+        "workspace.event_retention_set",
+        object_type="workspace",
+        object_id=uow.workspace_id,
+        details={"days": days},
+    )
 
 
 async def workspace_retention(uow: UnitOfWork) -> int | None:

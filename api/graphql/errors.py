@@ -1,8 +1,10 @@
-"""Typed input errors carried by every mutation payload, and the codes of GraphQL errors."""
+"""The codes of GraphQL errors, and how a client is shown them.
+
+The typed error of mutation payloads is `api.graphql.types.input_error.InputError`.
+"""
 
 from collections.abc import Iterator
 
-import strawberry
 from graphql import (
     ArgumentNode,
     GraphQLError,
@@ -14,7 +16,7 @@ from graphql import (
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.relay.types import InvalidGlobalIDError
 
-from domain.errors import DomainError, FieldError
+from domain.errors import DomainError
 
 INTERNAL = "INTERNAL"
 BAD_USER_INPUT = "BAD_USER_INPUT"
@@ -22,23 +24,6 @@ INVALID_ID = "INVALID_ID"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 MASKED_MESSAGE = "Unexpected error."
-
-
-@strawberry.type
-class InputError:
-    index: int | None = None
-    field: str | None = None
-    code: str
-    message: str
-
-    @classmethod
-    def from_domain(cls, error: DomainError, index: int | None = None) -> "InputError":
-        return cls(index=index, field=error.field, code=error.code, message=error.message)
-
-    @classmethod
-    def of(cls, error: FieldError) -> "InputError":
-        """The GraphQL shape of the one error record (`domain.errors.FieldError`)."""
-        return cls(index=error.index, field=error.field, code=error.code, message=error.message)
 
 
 def _chain(error: GraphQLError) -> Iterator[BaseException]:

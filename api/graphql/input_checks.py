@@ -46,7 +46,7 @@ from graphql import (
 )
 from strawberry.types.base import StrawberryList, StrawberryObjectDefinition, StrawberryOptional
 
-from api.graphql.errors import InputError
+from api.graphql.types.input_error import InputError
 from domain.errors import DomainError, FieldError
 
 MAX_DEPTH = 64

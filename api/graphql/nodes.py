@@ -1,11 +1,12 @@
-"""Resolving Relay nodes by id through a per-request DataLoader."""
+"""Resolving Relay nodes by id through the request's loader of their type."""
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 from strawberry.types import Info
 
+from api.graphql import loaders
 from domain.ids import parse_uuid
 from domain.uow import UnitOfWork
 
@@ -24,13 +25,8 @@ async def load_nodes(
 ) -> list[N | None]:
     """Nodes for `node_ids` in order; a malformed, missing or foreign id gives None."""
     uow = await info.context.require(scope)
-
-    async def load(keys: list[UUID]) -> list[D | None]:
-        found = await fetch(uow, keys)
-        return [found.get(key) for key in keys]
-
-    loader = info.context.loader(loader_name, load)
-    results: list[Any] = [
+    loader = loaders.nodes(info, loader_name, uow, fetch)
+    results: list[D | None] = [
         await loader.load(key) if (key := parse_uuid(raw)) else None for raw in node_ids
     ]
     return [to_node(item) if item is not None else None for item in results]

@@ -8,6 +8,7 @@ import psycopg
 from dramatiq.brokers.stub import StubBroker
 
 from cdp import actors, retention
+from consent import audit
 from domain import jobs
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
@@ -77,7 +78,7 @@ async def _retention(database_url: str, workspace_id, days):
     engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
     try:
         async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
-            await retention.set_workspace_retention(uow, days)
+            await retention.set_workspace_retention(uow, audit.Actor.system("test"), days)
             await uow.commit()
         async with UnitOfWork(session_factory(engine)) as uow:
             periods = await retention.retention_periods(uow)

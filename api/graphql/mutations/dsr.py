@@ -1,64 +1,27 @@
-"""Data-subject request mutations, the restriction lift, and the workspace's event retention."""
+"""Data-subject request mutations, and the lift of a restriction that one imposed."""
 
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.graphql.errors import InputError
 from api.graphql.ids import local_id
-from api.graphql.profile_queries import IdentifierInput
-from api.graphql.scalars import JSON
-from api.graphql.types.consent import DataSubjectRequestNode, DataSubjectRequestType
-from cdp import retention
+from api.graphql.types.dsr import DataSubjectRequestInput, DataSubjectRequestNode
+from api.graphql.types.identity import IdentifierInput
+from api.graphql.types.input_error import InputError
+from api.graphql.types.payloads import (
+    CreateDataSubjectRequestPayload,
+    ExtendDataSubjectRequestPayload,
+    LiftRestrictionPayload,
+    RejectDataSubjectRequestPayload,
+)
 from consent import audit
 from consent.dsr import services as dsr
 from consent.dsr.model import DataSubjectRequest
-from domain.credentials import ADMIN, DSR_MANAGE
+from domain.credentials import DSR_MANAGE
 from domain.errors import DomainError
 from domain.uow import UnitOfWork
-
-
-@strawberry.input
-class DataSubjectRequestInput:
-    identifier: IdentifierInput
-    type: DataSubjectRequestType
-    note: str | None = None
-    corrections: JSON | None = strawberry.field(
-        default=None,
-        description="RECTIFICATION only: traits to set; a null value removes the trait.",
-    )
-
-
-@strawberry.type
-class CreateDataSubjectRequestPayload:
-    data_subject_request: DataSubjectRequestNode | None = None
-    errors: list[InputError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class ExtendDataSubjectRequestPayload(CreateDataSubjectRequestPayload):
-    pass
-
-
-@strawberry.type
-class RejectDataSubjectRequestPayload(CreateDataSubjectRequestPayload):
-    pass
-
-
-@strawberry.type
-class LiftRestrictionPayload:
-    lifted: int = strawberry.field(default=0, description="Suppression entries removed.")
-    errors: list[InputError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class SetEventRetentionPayload:
-    days: int | None = None
-    errors: list[InputError] = strawberry.field(default_factory=list)
-
 
 Act = Callable[[UnitOfWork, audit.Actor], Awaitable[DataSubjectRequest]]
 P = TypeVar("P", bound=CreateDataSubjectRequestPayload)
@@ -141,23 +104,3 @@ async def lift_restriction(info: Info, identifier: IdentifierInput) -> LiftRestr
         return LiftRestrictionPayload(errors=[InputError.from_domain(error)])
     await uow.commit()
     return LiftRestrictionPayload(lifted=lifted)
-
-
-async def set_event_retention(info: Info, days: int | None = None) -> SetEventRetentionPayload:
-    """Delete this workspace's events older than `days` (checked hourly); null keeps them."""
-    uow = await info.context.require(ADMIN)
-    actor = audit.Actor.of(await info.context.principal())
-    try:
-        await retention.set_workspace_retention(uow, days)
-    except DomainError as error:
-        return SetEventRetentionPayload(errors=[InputError.from_domain(error)])
-    await audit.record(
-        uow,
-        actor,
-        "workspace.event_retention_set",
-        object_type="workspace",
-        object_id=uow.workspace_id,
-        details={"days": days},
-    )
-    await uow.commit()
-    return SetEventRetentionPayload(days=days)

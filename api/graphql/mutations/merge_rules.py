@@ -1,44 +1,13 @@
-"""setMergeRule, and the MergeRule type."""
+"""setMergeRule."""
 
-import strawberry
 from strawberry.types import Info
 
-from api.graphql.errors import InputError
+from api.graphql.types.input_error import InputError
+from api.graphql.types.merge_rule import MergeRuleInput, MergeRuleType
+from api.graphql.types.payloads import SetMergeRulePayload
 from cdp import merge_rules
 from domain.credentials import ADMIN
 from domain.errors import DomainError
-
-
-@strawberry.type(name="MergeRule")
-class MergeRuleType:
-    kind: str
-    max_values: int | None = strawberry.field(
-        description="How many values of this kind one profile may hold; null for any number."
-    )
-    priority: int = strawberry.field(description="Lower is stronger; the strongest decides.")
-    is_default: bool
-
-    @classmethod
-    def from_domain(cls, rule: merge_rules.MergeRule) -> "MergeRuleType":
-        return cls(
-            kind=rule.kind,
-            max_values=rule.max_values,
-            priority=rule.priority,
-            is_default=rule.is_default,
-        )
-
-
-@strawberry.input
-class MergeRuleInput:
-    kind: str
-    max_values: int | None = None
-    priority: int
-
-
-@strawberry.type
-class SetMergeRulePayload:
-    rule: MergeRuleType | None = None
-    errors: list[InputError] = strawberry.field(default_factory=list)
 
 
 async def set_merge_rule(info: Info, input: MergeRuleInput) -> SetMergeRulePayload:  # noqa: A002 - GraphQL's name

@@ -1,60 +1,20 @@
 """upsertProfiles and mergeProfiles."""
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
-from strawberry.types.arguments import InputContext
-from strawberry.types.base import get_object_definition
 
-from api.graphql.errors import InputError
 from api.graphql.ids import local_id
-from api.graphql.profile_queries import IdentifierInput
-from api.graphql.scalars import JSON
-from api.graphql.types.profile import ProfileNode
+from api.graphql.types.input_error import InputError
+from api.graphql.types.payloads import MergeProfilesPayload, UpsertProfilesPayload
+from api.graphql.types.profile import ProfileNode, ProfileUpsertInput
 from cdp import profiles as profile_service
 from cdp import queries
 from consent import audit
 from domain.credentials import PROFILES_WRITE
 from domain.errors import DomainError
-
-
-@strawberry.input
-class ProfileUpsertInput:
-    identifiers: list[IdentifierInput]
-    traits: JSON | None = None
-
-
-def _upsert_item(
-    cls: type, value: Mapping[str, Any], context: InputContext
-) -> profile_service.UpsertItem:
-    # The contract's input type, built straight into the service's item.
-    # graphql-core has already coerced and checked the value against the schema
-    # (kind and value are non-null strings; JSON passes through as it is), so
-    # nothing is left to convert. Strawberry's generic conversion would walk
-    # every field of every item by reflection, which cost more than the rest of
-    # a 1,000-item call together.
-    return profile_service.UpsertItem(
-        identifiers=[(i["kind"], i["value"]) for i in value["identifiers"]],
-        traits=value.get("traits"),
-    )
-
-
-get_object_definition(ProfileUpsertInput, strict=True).from_input = _upsert_item
-
-
-@strawberry.type
-class UpsertProfilesPayload:
-    profiles: list[ProfileNode]
-    errors: list[InputError]
-
-
-@strawberry.type
-class MergeProfilesPayload:
-    profile: ProfileNode | None = None
-    errors: list[InputError] = strawberry.field(default_factory=list)
 
 
 async def upsert_profiles(

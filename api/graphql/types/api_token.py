@@ -1,4 +1,4 @@
-"""API tokens and OAuth clients as GraphQL nodes."""
+"""API tokens in GraphQL."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -45,35 +45,8 @@ class ApiTokenNode(relay.Node):
         )
 
 
-@strawberry.type(name="OAuthClient")
-class OAuthClientNode(relay.Node):
-    id: relay.NodeID[str]
-    client_id: str
+@strawberry.input
+class CreateApiTokenInput:
     name: str
     scopes: list[str]
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @classmethod
-    def from_domain(cls, client: credentials.OAuthClient) -> "OAuthClientNode":
-        return cls(
-            id=str(client.id),
-            client_id=client.client_id,
-            name=client.name,
-            scopes=sorted(client.scopes),
-            created_at=client.created_at,
-            revoked_at=client.revoked_at,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["OAuthClientNode | None"]:
-        return await load_nodes(
-            info,
-            loader_name="oauth_client",
-            node_ids=node_ids,
-            scope=credentials.ADMIN,
-            fetch=credentials.get_oauth_clients,
-            to_node=cls.from_domain,
-        )
+    expires_at: datetime | None = None

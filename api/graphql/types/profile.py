@@ -1,37 +1,31 @@
-"""Profiles, identities, events, merges and conflicts in GraphQL."""
+"""Profiles in GraphQL: traits, computed traits, merges and consent, and the upsert input."""
 
-import base64
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import strawberry
 from strawberry import relay
-from strawberry.dataloader import DataLoader
 from strawberry.types import Info
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import get_object_definition
 
-from api.graphql import connection
-from api.graphql.grouped import load_by_group
+from api.graphql import connection, loaders
 from api.graphql.nodes import load_nodes
 from api.graphql.scalars import JSON
 from api.graphql.types.consent import Consent, Contactability
+from api.graphql.types.event import EventNode, encode_event_cursor, event_page
 from api.graphql.types.group import ProfileGroup
+from api.graphql.types.identity import IdentifierInput, Identity, IdentityConflictNode
+from cdp import profiles as profile_service
 from cdp import queries
+from cdp.model import Identifier
 from cdp.traits import rfm
-from consent import gate, ledger, links
+from consent import links
 from consent.keys import Keys
-from consent.model import check_name
+from consent.model import ConsentRecord, check_name
 from domain.credentials import CONSENT_READ, PROFILES_READ
-from domain.errors import ValidationError
-from domain.ids import parse_uuid
 from domain.personal_data import Subject
-
-
-@strawberry.type
-class Identity:
-    kind: str
-    value: str
 
 
 @strawberry.type
@@ -82,44 +76,6 @@ def computed_traits(computed: dict[str, Any], now: datetime) -> ComputedTraits:
     )
 
 
-@strawberry.type(name="Event")
-class EventNode(relay.Node):
-    id: relay.NodeID[str]
-    type: str
-    name: str | None
-    timestamp: datetime
-    received_at: datetime
-    message_id: str
-    properties: JSON
-    context: JSON
-
-    @classmethod
-    def from_row(cls, row: queries.EventRow) -> "EventNode":
-        return cls(
-            id=str(row.id),
-            type=row.type,
-            name=row.name,
-            timestamp=row.timestamp,
-            received_at=row.received_at,
-            message_id=row.message_id,
-            properties=JSON(row.properties),
-            context=JSON(row.context),
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["EventNode | None"]:
-        return await load_nodes(
-            info,
-            loader_name="event",
-            node_ids=node_ids,
-            scope=PROFILES_READ,
-            fetch=queries.events_by_id,
-            to_node=cls.from_row,
-        )
-
-
 @strawberry.type
 class ProfileMerge:
     source_profile_id: relay.GlobalID
@@ -127,76 +83,6 @@ class ProfileMerge:
     rule: str
     trigger: str
     merged_at: datetime
-
-
-@strawberry.type(name="IdentityConflict")
-class IdentityConflictNode(relay.Node):
-    id: relay.NodeID[str]
-    kind: str
-    value: str
-    held_by: relay.GlobalID = strawberry.field(description="The profile that keeps the identifier.")
-    claimed_by: relay.GlobalID = strawberry.field(description="The profile that was refused it.")
-    rule: str
-    trigger: str
-    created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: queries.ConflictRow) -> "IdentityConflictNode":
-        return cls(
-            id=str(row.id),
-            kind=row.kind,
-            value=row.value,
-            held_by=relay.GlobalID("Profile", str(row.held_by)),
-            claimed_by=relay.GlobalID("Profile", str(row.claimed_by)),
-            rule=row.rule,
-            trigger=row.trigger,
-            created_at=row.created_at,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list["IdentityConflictNode | None"]:
-        uow = await info.context.require(PROFILES_READ)
-        keys = [parse_uuid(i) for i in node_ids]
-        rows = await queries.list_conflicts_by_id(uow, [k for k in keys if k])
-        return [cls.from_row(rows[k]) if k in rows else None for k in keys]
-
-
-def encode_event_cursor(row: queries.EventRow) -> str:
-    return base64.urlsafe_b64encode(f"event:{row.timestamp.isoformat()}|{row.id}".encode()).decode()
-
-
-def decode_event_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
-        prefix, _, rest = raw.partition(":")
-        stamp, _, key = rest.partition("|")
-        parsed = (datetime.fromisoformat(stamp).astimezone(UTC), UUID(key))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError("malformed cursor", field="after") from exc
-    if prefix != "event":
-        raise ValidationError("malformed cursor", field="after")
-    return parsed
-
-
-def event_page(first: int | None, after: str | None, name: str | None) -> queries.EventPage:
-    """The page that `events(first:, after:, name:)` reads: one event more than it shows,
-    to tell whether there is a next page."""
-    return queries.EventPage(connection.page_size(first) + 1, name, decode_event_cursor(after))
-
-
-def events_loader(info: Info, page: queries.EventPage) -> DataLoader[UUID, list[queries.EventRow]]:
-    """The request's loader of `page` for each profile (a profile lookup may prime it)."""
-
-    async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
-        found = await queries.recent_events(await info.context.uow(), keys, page)
-        return [found.get(k, []) for k in keys]
-
-    loader: DataLoader[UUID, list[queries.EventRow]] = info.context.loader(f"events:{page!r}", load)
-    return loader
 
 
 @strawberry.type(name="Profile")
@@ -230,14 +116,9 @@ class ProfileNode(relay.Node):
             to_node=cls.from_row,
         )
 
-    async def _identities(self, info: Info) -> list[Any]:
+    async def _identities(self, info: Info) -> list[Identifier]:
         uow = await info.context.uow()
-
-        async def load(keys: Sequence[UUID]) -> list[list[Any]]:
-            found = await queries.identities_of(uow, keys)
-            return [found.get(k, []) for k in keys]
-
-        return list(await info.context.loader("identities", load).load(self.row.id))
+        return list(await loaders.identities(info, uow).load(self.row.id))
 
     @strawberry.field
     async def identities(self, info: Info) -> list[Identity]:
@@ -252,7 +133,7 @@ class ProfileNode(relay.Node):
         name: str | None = None,
     ) -> relay.Connection[EventNode]:
         page = event_page(first, after, name)
-        rows: list[queries.EventRow] = await events_loader(info, page).load(self.row.id)
+        rows = await loaders.events(info, page).load(self.row.id)
         return connection.build(
             rows, page.limit - 1, to_node=EventNode.from_row, after=page.before,
             cursor=encode_event_cursor,
@@ -275,23 +156,13 @@ class ProfileNode(relay.Node):
     @strawberry.field(description="The accounts this person belongs to (Segment `group` calls).")
     async def groups(self, info: Info) -> list[ProfileGroup]:
         uow = await info.context.uow()
-
-        async def load(keys: Sequence[UUID]) -> list[list[queries.GroupRow]]:
-            found = await queries.groups_of(uow, keys)
-            return [found.get(k, []) for k in keys]
-
-        rows = await info.context.loader("groups", load).load(self.row.id)
+        rows = await loaders.groups(info, uow).load(self.row.id)
         return [ProfileGroup.from_row(r) for r in rows]
 
     @strawberry.field(description="Profiles merged into this one, oldest first.")
     async def merge_history(self, info: Info) -> list[ProfileMerge]:
         uow = await info.context.uow()
-
-        async def load(keys: Sequence[UUID]) -> list[list[queries.MergeRow]]:
-            found = await queries.merges_of(uow, keys)
-            return [found.get(k, []) for k in keys]
-
-        rows = await info.context.loader("merges", load).load(self.row.id)
+        rows = await loaders.merges(info, uow).load(self.row.id)
         return [
             ProfileMerge(
                 source_profile_id=relay.GlobalID("Profile", str(r.source_profile_id)),
@@ -308,22 +179,12 @@ class ProfileNode(relay.Node):
     )
     async def identity_conflicts(self, info: Info) -> list[IdentityConflictNode]:
         uow = await info.context.uow()
-
-        async def load(keys: Sequence[UUID]) -> list[list[queries.ConflictRow]]:
-            found = await queries.conflicts_of(uow, keys)
-            return [found.get(k, []) for k in keys]
-
-        rows = await info.context.loader("conflicts", load).load(self.row.id)
+        rows = await loaders.conflicts(info, uow).load(self.row.id)
         return [IdentityConflictNode.from_row(r) for r in rows]
 
     async def _subject(self, info: Info, *, with_identifiers: bool) -> Subject:
         uow = await info.context.uow()
-
-        async def load_ids(keys: Sequence[UUID]) -> list[list[UUID]]:
-            found = await queries.merged_ids(uow, keys)
-            return [found.get(k, [k]) for k in keys]
-
-        ids = await info.context.loader("merged_ids", load_ids).load(self.row.id)
+        ids = await loaders.merged_ids(info, uow).load(self.row.id)
         if not with_identifiers:
             return Subject(uow.workspace_id, tuple(ids))
         held = tuple((i.kind, i.value) for i in await self._identities(info))
@@ -340,22 +201,11 @@ class ProfileNode(relay.Node):
         records = await self._consent_records(info, at=None)
         return [Consent.from_record(r) for r in records]
 
-    async def _consent_records(self, info: Info, *, at: datetime | None) -> list[Any]:
+    async def _consent_records(self, info: Info, *, at: datetime | None) -> list[ConsentRecord]:
         """The subject's current consent records as of `at`, loaded with its siblings'."""
         uow = await info.context.require(CONSENT_READ)
         subject = await self._subject(info, with_identifiers=False)
-
-        async def load(keys: Sequence[tuple[tuple[UUID, ...], datetime | None]]) -> list[Any]:
-            return await load_by_group(
-                keys,
-                lambda key: key[1],
-                lambda when, group: ledger.current_for_many(uow, [k[0] for k in group], at=when),
-            )
-
-        records: list[Any] = await info.context.loader("consents", load).load(
-            (subject.profile_ids, at)
-        )
-        return records
+        return await loaders.consents(info, uow).load((subject.profile_ids, at))
 
     @strawberry.field(description="The consent for a purpose and channel as it stood at `at`.")
     async def consent_at(
@@ -372,17 +222,7 @@ class ProfileNode(relay.Node):
         # Checked here, so that a bad name fails this field and not its siblings' batch.
         channel, purpose = check_name(channel, "channel"), check_name(purpose, "purpose")
         subject = await self._subject(info, with_identifiers=True)
-
-        async def load(keys: Sequence[tuple[Subject, str, str]]) -> list[Any]:
-            return await load_by_group(
-                keys,
-                lambda key: (key[1], key[2]),
-                lambda wanted, group: gate.contactability(
-                    uow, [k[0] for k in group], channel=wanted[0], purpose=wanted[1]
-                ),
-            )
-
-        answer = await info.context.loader("contactable", load).load((subject, channel, purpose))
+        answer = await loaders.contactability(info, uow).load((subject, channel, purpose))
         return Contactability.from_domain(answer)
 
     @strawberry.field(
@@ -403,3 +243,27 @@ class ProfileNode(relay.Node):
         uow = await info.context.require(CONSENT_READ)
         token = links.preferences_token(info.context.state.keys, uow.workspace_id, self.row.id)
         return str(info.context.state.link(f"/preferences/{token}"))
+
+
+@strawberry.input
+class ProfileUpsertInput:
+    identifiers: list[IdentifierInput]
+    traits: JSON | None = None
+
+
+def _upsert_item(
+    cls: type, value: Mapping[str, Any], context: InputContext
+) -> profile_service.UpsertItem:
+    # The contract's input type, built straight into the service's item.
+    # graphql-core has already coerced and checked the value against the schema
+    # (kind and value are non-null strings; JSON passes through as it is), so
+    # nothing is left to convert. Strawberry's generic conversion would walk
+    # every field of every item by reflection, which cost more than the rest of
+    # a 1,000-item call together.
+    return profile_service.UpsertItem(
+        identifiers=[(i["kind"], i["value"]) for i in value["identifiers"]],
+        traits=value.get("traits"),
+    )
+
+
+get_object_definition(ProfileUpsertInput, strict=True).from_input = _upsert_item

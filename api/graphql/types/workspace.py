@@ -8,10 +8,11 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.graphql import connection
-from api.graphql.mutations.merge_rules import MergeRuleType
 from api.graphql.nodes import load_nodes
 from api.graphql.permissions import requires
-from api.graphql.types.api_token import ApiTokenNode, OAuthClientNode
+from api.graphql.types.api_token import ApiTokenNode
+from api.graphql.types.merge_rule import MergeRuleType
+from api.graphql.types.oauth_client import OAuthClientNode
 from cdp import merge_rules, retention
 from domain import credentials, workspaces
 

@@ -1,32 +1,22 @@
-"""Query fields over profiles and identity conflicts."""
+"""The `profile` and `profiles` fields."""
 
 from collections.abc import Sequence
 from typing import Any
 
-import strawberry
 from strawberry import relay
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField
 
-from api.graphql import connection
+from api.graphql import connection, loaders
 from api.graphql.ids import local_id
 from api.graphql.scalars import JSON
-from api.graphql.types.profile import (
-    IdentityConflictNode,
-    ProfileNode,
-    event_page,
-    events_loader,
-)
+from api.graphql.types.event import event_page
+from api.graphql.types.identity import IdentifierInput
+from api.graphql.types.profile import ProfileNode
 from cdp import identifiers, queries
 from domain.credentials import PROFILES_READ
 from domain.errors import NotFoundError, ValidationError
 from domain.uow import Statement, UnitOfWork
-
-
-@strawberry.input
-class IdentifierInput:
-    kind: str
-    value: str
 
 
 async def profile(
@@ -57,7 +47,7 @@ async def profile(
         if row is None:
             return None
         if page is not None and events is not None:
-            events_loader(info, page).prime(row.id, events)
+            loaders.events(info, page).prime(row.id, events)
         return ProfileNode.from_row(row)
     await info.context.require(PROFILES_READ)
     if id is None or identifier is not None:
@@ -113,17 +103,4 @@ async def profiles(
     )
     return connection.build(
         rows, limit, key=lambda r: r.id, to_node=ProfileNode.from_row, after=cursor
-    )
-
-
-async def identity_conflicts(
-    info: Info, first: int | None = None, after: str | None = None
-) -> relay.Connection[IdentityConflictNode]:
-    """Identifier collisions the merge rules refused, for a person to review."""
-    uow = await info.context.require(PROFILES_READ)
-    limit = connection.page_size(first)
-    cursor = connection.decode_cursor(after)
-    rows = await queries.list_conflicts(uow, after=cursor, limit=limit + 1)
-    return connection.build(
-        rows, limit, key=lambda r: r.id, to_node=IdentityConflictNode.from_row, after=cursor
     )

@@ -1,23 +1,13 @@
-"""Duplicate candidates in GraphQL, for a person to accept with mergeProfiles."""
+"""The `duplicateCandidates` field, for a person to accept with mergeProfiles."""
 
-import strawberry
 from strawberry.types import Info
 
 from api.graphql import connection
+from api.graphql.types.duplicate import DuplicateCandidate
 from api.graphql.types.profile import ProfileNode
 from cdp import duplicates, queries
 from domain.credentials import PROFILES_READ
 from domain.errors import ValidationError
-
-
-@strawberry.type(description="Two live profiles that are probably one person.")
-class DuplicateCandidate:
-    profile_a: ProfileNode
-    profile_b: ProfileNode
-    score: float = strawberry.field(description="0 to 1: how sure the match is.")
-    reasons: list[str] = strawberry.field(
-        description='The evidence, field by field, e.g. ["name 95", "phone equal"].'
-    )
 
 
 async def duplicate_candidates(

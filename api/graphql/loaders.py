@@ -1,0 +1,162 @@
+"""The request's DataLoaders, one factory each.
+
+A factory returns the loader that the request's context keeps under its
+name, made on first use: every field that asks for the same thing in one
+document shares it, so a page of profiles costs one statement per field, not
+one per profile (rule 3; the query-count tests guard it). A loader made with
+a unit of work keeps the first one it was given, which is the request's own.
+"""
+
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+
+from cdp import queries
+from cdp.model import Identifier
+from consent import gate, ledger
+from consent.model import ConsentRecord, Contactability
+from domain.personal_data import Subject
+from domain.uow import UnitOfWork
+
+D = TypeVar("D")
+K = TypeVar("K", bound=Hashable)
+G = TypeVar("G", bound=Hashable)
+V = TypeVar("V")
+
+# A subject's profile ids, and the moment asked for (None for now).
+ConsentKey = tuple[tuple[UUID, ...], datetime | None]
+# A subject, then the channel and purpose asked for.
+ContactKey = tuple[Subject, str, str]
+
+
+async def _by_group(
+    keys: Sequence[K],
+    group: Callable[[K], G],
+    load: Callable[[G, list[K]], Awaitable[Sequence[V]]],
+) -> list[V]:
+    """One `load` per group of keys (one per distinct argument), answered in key order.
+
+    A page asks the same field with the same arguments of every node, so this is
+    one call in practice; different arguments in one document cost one each.
+    """
+    answers: dict[K, V] = {}
+    for name in dict.fromkeys(group(k) for k in keys):
+        members = [k for k in keys if group(k) == name]
+        answers.update(zip(members, await load(name, members), strict=True))
+    return [answers[k] for k in keys]
+
+
+def nodes(
+    info: Info,
+    name: str,
+    uow: UnitOfWork,
+    fetch: Callable[[UnitOfWork, list[UUID]], Awaitable[Mapping[UUID, D]]],
+) -> DataLoader[UUID, D | None]:
+    """The objects behind one node type's ids; None for an id not found."""
+
+    async def load(keys: list[UUID]) -> list[D | None]:
+        found = await fetch(uow, keys)
+        return [found.get(key) for key in keys]
+
+    loader: DataLoader[UUID, D | None] = info.context.loader(name, load)
+    return loader
+
+
+def identities(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[Identifier]]:
+    """Each profile's identifiers."""
+
+    async def load(keys: Sequence[UUID]) -> list[list[Identifier]]:
+        found = await queries.identities_of(uow, keys)
+        return [found.get(k, []) for k in keys]
+
+    loader: DataLoader[UUID, list[Identifier]] = info.context.loader("identities", load)
+    return loader
+
+
+def events(info: Info, page: queries.EventPage) -> DataLoader[UUID, list[queries.EventRow]]:
+    """Each profile's `page` of events (a profile lookup may prime it)."""
+
+    async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
+        found = await queries.recent_events(await info.context.uow(), keys, page)
+        return [found.get(k, []) for k in keys]
+
+    loader: DataLoader[UUID, list[queries.EventRow]] = info.context.loader(f"events:{page!r}", load)
+    return loader
+
+
+def groups(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[queries.GroupRow]]:
+    """The groups (Segment `group` calls) each profile belongs to."""
+
+    async def load(keys: Sequence[UUID]) -> list[list[queries.GroupRow]]:
+        found = await queries.groups_of(uow, keys)
+        return [found.get(k, []) for k in keys]
+
+    loader: DataLoader[UUID, list[queries.GroupRow]] = info.context.loader("groups", load)
+    return loader
+
+
+def merges(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[queries.MergeRow]]:
+    """The merges into each profile, oldest first."""
+
+    async def load(keys: Sequence[UUID]) -> list[list[queries.MergeRow]]:
+        found = await queries.merges_of(uow, keys)
+        return [found.get(k, []) for k in keys]
+
+    loader: DataLoader[UUID, list[queries.MergeRow]] = info.context.loader("merges", load)
+    return loader
+
+
+def conflicts(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[queries.ConflictRow]]:
+    """The identity conflicts that kept each profile apart from another."""
+
+    async def load(keys: Sequence[UUID]) -> list[list[queries.ConflictRow]]:
+        found = await queries.conflicts_of(uow, keys)
+        return [found.get(k, []) for k in keys]
+
+    loader: DataLoader[UUID, list[queries.ConflictRow]] = info.context.loader("conflicts", load)
+    return loader
+
+
+def merged_ids(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[UUID]]:
+    """Each surviving profile's id with the ids of every profile merged into it."""
+
+    async def load(keys: Sequence[UUID]) -> list[list[UUID]]:
+        found = await queries.merged_ids(uow, keys)
+        return [found.get(k, [k]) for k in keys]
+
+    loader: DataLoader[UUID, list[UUID]] = info.context.loader("merged_ids", load)
+    return loader
+
+
+def consents(info: Info, uow: UnitOfWork) -> DataLoader[ConsentKey, list[ConsentRecord]]:
+    """Each subject's current consent records as of a moment: one read per moment asked."""
+
+    async def load(keys: Sequence[ConsentKey]) -> list[list[ConsentRecord]]:
+        return await _by_group(
+            keys,
+            lambda key: key[1],
+            lambda when, group: ledger.current_for_many(uow, [k[0] for k in group], at=when),
+        )
+
+    loader: DataLoader[ConsentKey, list[ConsentRecord]] = info.context.loader("consents", load)
+    return loader
+
+
+def contactability(info: Info, uow: UnitOfWork) -> DataLoader[ContactKey, Contactability]:
+    """The contact gate's answer for each subject: one check per channel and purpose asked."""
+
+    async def load(keys: Sequence[ContactKey]) -> list[Contactability]:
+        return await _by_group(
+            keys,
+            lambda key: (key[1], key[2]),
+            lambda wanted, group: gate.contactability(
+                uow, [k[0] for k in group], channel=wanted[0], purpose=wanted[1]
+            ),
+        )
+
+    loader: DataLoader[ContactKey, Contactability] = info.context.loader("contactable", load)
+    return loader

@@ -1,0 +1,107 @@
+"""What each mutation answers: its result, or the typed errors that explain why not.
+
+Every payload has `errors`, and a payload can be built with `errors` alone
+(api.graphql.input_checks answers a refused input so). They live together
+because they join aggregates: recordConsent answers a consent and a profile.
+"""
+
+import strawberry
+
+from api.graphql.types.api_token import ApiTokenNode
+from api.graphql.types.consent import Consent
+from api.graphql.types.dsr import DataSubjectRequestNode
+from api.graphql.types.input_error import InputError
+from api.graphql.types.merge_rule import MergeRuleType
+from api.graphql.types.oauth_client import OAuthClientNode
+from api.graphql.types.profile import ProfileNode
+
+
+@strawberry.type
+class CreateApiTokenPayload:
+    api_token: ApiTokenNode | None = None
+    token: str | None = strawberry.field(
+        default=None, description="The secret. It is shown once and never stored."
+    )
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RevokeApiTokenPayload:
+    api_token: ApiTokenNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class CreateOAuthClientPayload:
+    client: OAuthClientNode | None = None
+    client_secret: str | None = strawberry.field(
+        default=None, description="The secret. It is shown once and never stored."
+    )
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RevokeOAuthClientPayload:
+    client: OAuthClientNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UpsertProfilesPayload:
+    profiles: list[ProfileNode]
+    errors: list[InputError]
+
+
+@strawberry.type
+class MergeProfilesPayload:
+    profile: ProfileNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SetMergeRulePayload:
+    rule: MergeRuleType | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RecordConsentPayload:
+    consent: Consent | None = None
+    profile: ProfileNode | None = None
+    confirmation_url: str | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PublishConsentNoticePayload:
+    purpose: str | None = None
+    version: str | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class CreateDataSubjectRequestPayload:
+    data_subject_request: DataSubjectRequestNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ExtendDataSubjectRequestPayload(CreateDataSubjectRequestPayload):
+    pass
+
+
+@strawberry.type
+class RejectDataSubjectRequestPayload(CreateDataSubjectRequestPayload):
+    pass
+
+
+@strawberry.type
+class LiftRestrictionPayload:
+    lifted: int = strawberry.field(default=0, description="Suppression entries removed.")
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SetEventRetentionPayload:
+    days: int | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
