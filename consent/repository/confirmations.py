@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import any_, delete, insert, select, update
 
 from consent.model import ConsentChange
-from consent.repository.params import uuid_array
+from consent.repository.params import change_columns, uuid_array
 from consent.repository.rows import as_dicts
 from consent.tables import consent_confirmations
 from domain.personal_data import Subject
@@ -44,14 +44,7 @@ async def insert_pending(
             workspace_id=uow.workspace_id,
             id=confirmation_id,
             profile_id=profile_id,
-            purpose=change.purpose,
-            channel=change.channel,
-            lawful_basis=change.lawful_basis.value,
-            source=change.source,
-            notice_version=change.notice_version,
-            ip=change.ip,
-            user_agent=change.user_agent,
-            actor=actor,
+            **change_columns(change, actor=actor),
             requested_at=at,
             expires_at=expires_at,
         )

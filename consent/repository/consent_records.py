@@ -9,7 +9,7 @@ from sqlalchemy import Integer, any_, column, func, insert, select
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from consent.model import ConsentChange, ConsentRecord, ConsentStatus
-from consent.repository.params import UUID_TYPE, int_array, uuid_array
+from consent.repository.params import UUID_TYPE, change_columns, int_array, uuid_array
 from consent.repository.rows import as_dicts
 from consent.tables import consent_records
 from domain.personal_data import Subject
@@ -61,15 +61,8 @@ async def insert_record(
                 workspace_id=uow.workspace_id,
                 id=record_id,
                 profile_id=profile_id,
-                purpose=change.purpose,
-                channel=change.channel,
                 status=change.status.value,
-                lawful_basis=change.lawful_basis.value,
-                source=change.source,
-                notice_version=change.notice_version,
-                ip=change.ip,
-                user_agent=change.user_agent,
-                actor=actor,
+                **change_columns(change, actor=actor),
                 recorded_at=at,
             )
             .returning(*_RECORD)

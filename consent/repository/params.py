@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, Integer, LargeBinary, Text, any_, cast, li
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
+from consent.model import ConsentChange
 from domain.sqlparams import array_literal
 
 UUID_TYPE = PG_UUID(as_uuid=True)
@@ -38,3 +39,17 @@ def jsonb(document: str | None) -> ColumnElement[Any]:
     The JSONB type would serialize it again, as a JSON string.
     """
     return cast(literal(document, Text), JSONB)
+
+
+def change_columns(change: ConsentChange, *, actor: str) -> dict[str, Any]:
+    """The columns a ledger record and a pending double opt-in grant both take from a change."""
+    return {
+        "purpose": change.purpose,
+        "channel": change.channel,
+        "lawful_basis": change.lawful_basis.value,
+        "source": change.source,
+        "notice_version": change.notice_version,
+        "ip": change.ip,
+        "user_agent": change.user_agent,
+        "actor": actor,
+    }
