@@ -66,59 +66,46 @@ def nodes(
     return loader
 
 
-def identities(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[Identifier]]:
-    """Each profile's identifiers."""
+def _per_profile(
+    info: Info, name: str, read: Callable[[Sequence[UUID]], Awaitable[Mapping[UUID, list[V]]]]
+) -> DataLoader[UUID, list[V]]:
+    """A loader of each profile's list of `read` rows, empty for a profile with none."""
 
-    async def load(keys: Sequence[UUID]) -> list[list[Identifier]]:
-        found = await queries.identities_of(uow, keys)
+    async def load(keys: Sequence[UUID]) -> list[list[V]]:
+        found = await read(keys)
         return [found.get(k, []) for k in keys]
 
-    loader: DataLoader[UUID, list[Identifier]] = info.context.loader("identities", load)
+    loader: DataLoader[UUID, list[V]] = info.context.loader(name, load)
     return loader
+
+
+def identities(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[Identifier]]:
+    """Each profile's identifiers."""
+    return _per_profile(info, "identities", lambda keys: queries.identities_of(uow, keys))
 
 
 def events(info: Info, page: queries.EventPage) -> DataLoader[UUID, list[queries.EventRow]]:
     """Each profile's `page` of events (a profile lookup may prime it)."""
 
-    async def load(keys: Sequence[UUID]) -> list[list[queries.EventRow]]:
-        found = await queries.recent_events(await info.context.uow(), keys, page)
-        return [found.get(k, []) for k in keys]
+    async def read(keys: Sequence[UUID]) -> dict[UUID, list[queries.EventRow]]:
+        return await queries.recent_events(await info.context.uow(), keys, page)
 
-    loader: DataLoader[UUID, list[queries.EventRow]] = info.context.loader(f"events:{page!r}", load)
-    return loader
+    return _per_profile(info, f"events:{page!r}", read)
 
 
 def groups(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[queries.GroupRow]]:
     """The groups (Segment `group` calls) each profile belongs to."""
-
-    async def load(keys: Sequence[UUID]) -> list[list[queries.GroupRow]]:
-        found = await queries.groups_of(uow, keys)
-        return [found.get(k, []) for k in keys]
-
-    loader: DataLoader[UUID, list[queries.GroupRow]] = info.context.loader("groups", load)
-    return loader
+    return _per_profile(info, "groups", lambda keys: queries.groups_of(uow, keys))
 
 
 def merges(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[queries.MergeRow]]:
     """The merges into each profile, oldest first."""
-
-    async def load(keys: Sequence[UUID]) -> list[list[queries.MergeRow]]:
-        found = await queries.merges_of(uow, keys)
-        return [found.get(k, []) for k in keys]
-
-    loader: DataLoader[UUID, list[queries.MergeRow]] = info.context.loader("merges", load)
-    return loader
+    return _per_profile(info, "merges", lambda keys: queries.merges_of(uow, keys))
 
 
 def conflicts(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[queries.ConflictRow]]:
     """The identity conflicts that kept each profile apart from another."""
-
-    async def load(keys: Sequence[UUID]) -> list[list[queries.ConflictRow]]:
-        found = await queries.conflicts_of(uow, keys)
-        return [found.get(k, []) for k in keys]
-
-    loader: DataLoader[UUID, list[queries.ConflictRow]] = info.context.loader("conflicts", load)
-    return loader
+    return _per_profile(info, "conflicts", lambda keys: queries.conflicts_of(uow, keys))
 
 
 def merged_ids(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[UUID]]:
