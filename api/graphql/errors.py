@@ -6,7 +6,6 @@ The typed error of mutation payloads is `api.graphql.types.input_error.InputErro
 from collections.abc import Iterator
 
 from graphql import (
-    ArgumentNode,
     GraphQLError,
     GraphQLSyntaxError,
     ValueNode,
@@ -46,8 +45,9 @@ def _located_at(error: GraphQLError, *kinds: type) -> bool:
 def _at_a_value(error: GraphQLError) -> bool:
     # graphql-core locates an error in an argument's value at that value (a
     # literal, not a variable), and an error of a field's result at the field.
+    # An unknown argument is located at the argument itself: a validation failure.
     return any(
-        isinstance(node, ValueNode | ArgumentNode) and not isinstance(node, VariableNode)
+        isinstance(node, ValueNode) and not isinstance(node, VariableNode)
         for node in error.nodes or ()
     )
 
