@@ -423,12 +423,15 @@ def _workspace_lock_key(workspace: bytes) -> int:
 # A transaction locks its identifiers one by one while they are few, under a
 # shared lock of the workspace; past `MAX_IDENTIFIER_LOCKS` it takes the
 # workspace's lock alone, exclusively. Either way a transaction holds a bounded
-# number of locks, far below the server's shared lock table
+# number of locks, below the server's shared lock table
 # (max_locks_per_transaction x max_connections), which a batch of thousands of
 # identifiers would otherwise fill for every workspace. Any two transactions
 # that may share an identifier still exclude each other: two small ones
-# through the identifier, a large one through the workspace.
-MAX_IDENTIFIER_LOCKS = 1000
+# through the identifier, a large one through the workspace. The limit lets a
+# full upsertProfiles call (1,000 items of an email and a user id) and a full
+# ingest group keep their own locks, so that they do not serialize the
+# workspace (bench/README.md).
+MAX_IDENTIFIER_LOCKS = 2000
 _LOCK = (
     "WITH w AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(%(workspace)s)) "
     "SELECT pg_advisory_xact_lock(k) FROM w, unnest(%(keys)s::bigint[]) AS k"
