@@ -555,9 +555,7 @@ def test_documents_that_do_not_parse_or_validate_keep_their_codes(client, worksp
     ]
     # An argument the field does not have is a document error, not a bad value.
     unknown = '{ profile(id: "x", colour: "red") { id } }'
-    assert _codes(gql(client, unknown, token=workspace.api_token)) == [
-        "GRAPHQL_VALIDATION_FAILED"
-    ]
+    assert _codes(gql(client, unknown, token=workspace.api_token)) == ["GRAPHQL_VALIDATION_FAILED"]
 
 
 def test_a_real_fault_of_ours_is_still_internal(client, workspace, monkeypatch):
