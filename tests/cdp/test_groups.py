@@ -8,7 +8,7 @@ import pytest
 
 from cdp.model import Message
 from domain.db import with_role
-from tests.cdp.test_ingest import profile_of, q, run
+from tests.cdp.test_ingest import msg, profile_of, q, run
 from tests.conftest import new_workspace
 from tests.support.database import APP_ROLE
 
@@ -23,28 +23,11 @@ def group(
     user: str | None = None,
     anon: str | None = None,
 ) -> Message:
-    return Message(
-        type="group",
-        message_id=uuid.uuid4().hex,
-        timestamp=at,
-        received_at=at,
-        user_id=user,
-        anonymous_id=anon,
-        group_id=group_id,
-        traits=traits,
-    )
+    return msg("group", at=at, user=user, anon=anon, traits=traits, group_id=group_id)
 
 
 def identify(*, at: datetime = T0, user=None, anon=None, email=None) -> Message:
-    return Message(
-        type="identify",
-        message_id=uuid.uuid4().hex,
-        timestamp=at,
-        received_at=at,
-        user_id=user,
-        anonymous_id=anon,
-        traits={"email": email} if email else {},
-    )
+    return msg("identify", at=at, user=user, anon=anon, traits={"email": email} if email else {})
 
 
 def groups_of(database_url, ws, profile_id) -> dict[str, tuple[dict, datetime]]:

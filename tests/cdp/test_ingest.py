@@ -27,6 +27,7 @@ def msg(
     props=None,
     previous=None,
     mid=None,
+    group_id=None,
 ) -> Message:
     return Message(
         type=type_,
@@ -36,6 +37,7 @@ def msg(
         user_id=user,
         anonymous_id=anon,
         previous_id=previous,
+        group_id=group_id,
         name=name,
         traits=traits or {},
         properties=props or {},
