@@ -15,6 +15,7 @@ from dramatiq.asyncio import get_event_loop_thread
 
 import api.contexts  # noqa: F401 - registrations the actors rely on
 import cdp.actors
+import cdp.segments.actors
 import consent.dsr.actors  # noqa: F401 - declares its actors
 import domain.maintenance
 from api import embedded

@@ -129,6 +129,24 @@ class ProfileMerges(_Handler):
     )
 
 
+class SegmentMembers(_Handler):
+    table = "segment_members"
+    category = "the segments a person is in now"
+    purpose = "choosing who receives which message"
+    retention = "while the profile and the segment exist; erased on request"
+    subject_columns = ("profile_id",)
+    export_columns = ("segment_id", "profile_id", "since")
+
+
+class SegmentMembershipHistory(_Handler):
+    table = "segment_membership_history"
+    category = "when a person entered and left each segment"
+    purpose = "explaining and triggering messages on segment changes"
+    retention = "while the profile and the segment exist; erased on request"
+    subject_columns = ("profile_id",)
+    export_columns = ("segment_id", "profile_id", "entered", "at", "change_id")
+
+
 for handler in (
     Profiles(),
     Identities(),
@@ -136,5 +154,7 @@ for handler in (
     Events(),
     ProfileGroups(),
     ProfileMerges(),
+    SegmentMembers(),
+    SegmentMembershipHistory(),
 ):
     registry.register(handler)

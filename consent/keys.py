@@ -41,6 +41,15 @@ class Keys:
         message = f"{kind}\x00{value}".encode()
         return hmac.new(self._workspace_key(workspace_id), message, hashlib.sha256).digest()
 
+    def digest_pads(self, workspace_id: UUID) -> tuple[bytes, bytes]:
+        """The workspace key's HMAC inner and outer pads (RFC 2104).
+
+        With them, SQL computes `identifier_digest` as two SHA-256 calls
+        (`cdp_identifier_digest`, migration 0014) without holding the key.
+        """
+        key = self._workspace_key(workspace_id).ljust(hashlib.sha256().block_size, b"\0")
+        return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
     def digests(
         self, workspace_id: UUID, identifiers: tuple[tuple[str, str], ...]
     ) -> tuple[bytes, ...]:

@@ -46,10 +46,18 @@ PROFILES_WRITE = "profiles:write"
 CONSENT_READ = "consent:read"
 CONSENT_WRITE = "consent:write"
 DSR_MANAGE = "dsr:manage"
+SEGMENTS_READ = "segments:read"
+SEGMENTS_WRITE = "segments:write"
+# Templates, campaigns, journeys and sending domains.
+MESSAGES_READ = "messages:read"
+MESSAGES_WRITE = "messages:write"
 ADMIN = "admin"
 ALL_SCOPES = frozenset(
-    {PROFILES_READ, PROFILES_WRITE, CONSENT_READ, CONSENT_WRITE, DSR_MANAGE, ADMIN}
-)
+    {
+        PROFILES_READ, PROFILES_WRITE, CONSENT_READ, CONSENT_WRITE, DSR_MANAGE, SEGMENTS_READ,
+        SEGMENTS_WRITE, MESSAGES_READ, MESSAGES_WRITE, ADMIN,
+    }
+)  # fmt: skip
 
 API_TOKEN_PREFIX = "cdp_at"  # noqa: S105 - a public prefix, not a secret
 WRITE_KEY_PREFIX = "cdp_wk"

@@ -54,6 +54,12 @@ class ConflictError(DomainError):
     code = "CONFLICT"
 
 
+class InUseError(ConflictError):
+    """The object is referenced by another and cannot be deleted while it is."""
+
+    code = "IN_USE"
+
+
 class AuthenticationError(DomainError):
     code = "UNAUTHENTICATED"
 

@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from cdp import queries
 from cdp.model import Identifier
+from cdp.segments import repository as segment_store
 from consent import gate, ledger
 from consent.model import ConsentRecord, Contactability
 from domain.personal_data import Subject
@@ -147,3 +148,30 @@ def contactability(info: Info, uow: UnitOfWork) -> DataLoader[ContactKey, Contac
 
     loader: DataLoader[ContactKey, Contactability] = info.context.loader("contactable", load)
     return loader
+
+
+def segment_sizes(info: Info, uow: UnitOfWork) -> DataLoader[UUID, int]:
+    """Each segment's current number of members."""
+
+    async def load(keys: Sequence[UUID]) -> list[int]:
+        found = await segment_store.size(uow, keys)
+        return [found[k] for k in keys]
+
+    loader: DataLoader[UUID, int] = info.context.loader("segment_sizes", load)
+    return loader
+
+
+def profile_segments(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[UUID]]:
+    """The segments each profile is a member of now."""
+    return _per_profile(info, "profile_segments", lambda keys: segment_store.segments_of(uow, keys))
+
+
+def segment_history(
+    info: Info, uow: UnitOfWork, limit: int
+) -> DataLoader[UUID, list[segment_store.HistoryRow]]:
+    """Each profile's latest `limit` segment entries and exits, newest first."""
+    return _per_profile(
+        info,
+        f"segment_history:{limit}",
+        lambda keys: segment_store.history(uow, keys, limit=limit),
+    )

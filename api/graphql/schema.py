@@ -16,6 +16,7 @@ from api.graphql.mutations import merge_rules as merge_rule_mutations
 from api.graphql.mutations import oauth_clients as oauth_client_mutations
 from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations import retention as retention_mutations
+from api.graphql.mutations import segments as segment_mutations
 from api.graphql.node_ids import resolve_node_ids_directly
 from api.graphql.permissions import requires
 from api.graphql.queries import audit_log as audit_log_queries
@@ -24,6 +25,7 @@ from api.graphql.queries import duplicates as duplicate_queries
 from api.graphql.queries import identity_conflicts as identity_conflict_queries
 from api.graphql.queries import node as node_queries
 from api.graphql.queries import profiles as profile_queries
+from api.graphql.queries import segments as segment_queries
 from api.graphql.queries import suppressions as suppression_queries
 from api.graphql.queries import workspace as workspace_queries
 from api.graphql.scalars import SCALARS
@@ -34,6 +36,7 @@ from api.graphql.types.event import EventNode
 from api.graphql.types.identity import IdentityConflictNode
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
+from api.graphql.types.segment import SegmentNode
 from api.graphql.types.workspace import WorkspaceNode
 from api.settings import Settings
 
@@ -63,6 +66,10 @@ class Query:
     data_subject_requests = strawberry.field(resolver=dsr_queries.data_subject_requests)
     audit_log = strawberry.field(resolver=audit_log_queries.audit_log)
     suppressions = strawberry.field(resolver=suppression_queries.suppressions)
+    segment = strawberry.field(resolver=segment_queries.segment)
+    segments = strawberry.field(resolver=segment_queries.segments)
+    preview_segment = strawberry.field(resolver=segment_queries.preview_segment)
+    segment_definition_schema = strawberry.field(resolver=segment_queries.segment_definition_schema)
 
     workspace = strawberry.field(
         resolver=workspace_queries.workspace,
@@ -91,6 +98,9 @@ class Mutation:
     )
     lift_restriction = strawberry.mutation(resolver=dsr_mutations.lift_restriction)
     set_event_retention = strawberry.mutation(resolver=retention_mutations.set_event_retention)
+    create_segment = strawberry.mutation(resolver=segment_mutations.create_segment)
+    update_segment = strawberry.mutation(resolver=segment_mutations.update_segment)
+    delete_segment = strawberry.mutation(resolver=segment_mutations.delete_segment)
     create_oauth_client = strawberry.mutation(
         resolver=oauth_client_mutations.create_oauth_client, name="createOAuthClient"
     )
@@ -121,6 +131,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             ApiTokenNode,
             OAuthClientNode,
             ProfileNode,
+            SegmentNode,
             EventNode,
             IdentityConflictNode,
             DataSubjectRequestNode,

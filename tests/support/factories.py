@@ -79,6 +79,13 @@ _SUPPRESSION = (
     " VALUES (%(ws)s, %(digest)s, %(kind)s, %(channel)s, %(purpose)s, %(reason)s, %(source)s,"
     " %(at)s)"
 )
+_SEGMENT_MEMBERS = (
+    "INSERT INTO segment_members (workspace_id, segment_id, profile_id, since)"
+    " SELECT %(ws)s, %(segment)s, p, %(at)s FROM unnest(%(ids)s::uuid[]) AS p"
+)
+_RESTRICT = (
+    "UPDATE profiles SET restricted_at = %(at)s WHERE workspace_id = %(ws)s AND id = ANY(%(ids)s)"
+)
 _OUTBOX = (
     "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options, created_at, sent_at)"
     " VALUES (%(id)s, %(actor)s, %(queue)s, %(args)s::jsonb, %(kwargs)s::jsonb,"
@@ -342,6 +349,32 @@ def suppression(
     }
     _write(db, Statement(_SUPPRESSION, params))
     return digest
+
+
+def segment_members(
+    db: Target,
+    workspace_id: UUID,
+    segment_id: UUID,
+    profile_ids: Sequence[UUID],
+    *,
+    since: datetime | None = None,
+) -> None:
+    """Memberships as a segment's evaluation would have left them (the segment row need not exist)."""
+    params = {
+        "ws": workspace_id,
+        "segment": segment_id,
+        "ids": list(profile_ids),
+        "at": _utc(since or datetime.now(UTC)),
+    }
+    _write(db, Statement(_SEGMENT_MEMBERS, params))
+
+
+def restricted(
+    db: Target, workspace_id: UUID, profile_ids: Sequence[UUID], *, at: datetime | None = None
+) -> None:
+    """Mark profiles as restricted (GDPR Art. 18) since `at`."""
+    params = {"ws": workspace_id, "ids": list(profile_ids), "at": _utc(at or datetime.now(UTC))}
+    _write(db, Statement(_RESTRICT, params))
 
 
 def outbox_job(

@@ -6,6 +6,7 @@ because they join aggregates: recordConsent answers a consent and a profile.
 """
 
 import strawberry
+from strawberry import relay
 
 from api.graphql.types.api_token import ApiTokenNode
 from api.graphql.types.consent import Consent
@@ -14,6 +15,7 @@ from api.graphql.types.input_error import InputError
 from api.graphql.types.merge_rule import MergeRuleType
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
+from api.graphql.types.segment import SegmentNode
 
 
 @strawberry.type
@@ -104,4 +106,16 @@ class LiftRestrictionPayload:
 @strawberry.type
 class SetEventRetentionPayload:
     days: int | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SegmentPayload:
+    segment: SegmentNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteSegmentPayload:
+    deleted_id: relay.GlobalID | None = None
     errors: list[InputError] = strawberry.field(default_factory=list)

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -24,8 +24,14 @@ from cdp.traits import rfm
 from consent import links
 from consent.keys import Keys
 from consent.model import ConsentRecord, check_name
-from domain.credentials import CONSENT_READ, PROFILES_READ
+from domain.credentials import CONSENT_READ, PROFILES_READ, SEGMENTS_READ
 from domain.personal_data import Subject
+
+if TYPE_CHECKING:
+    from api.graphql.types.segment import SegmentMembershipChange, SegmentNode
+
+Segment = Annotated["SegmentNode", strawberry.lazy("api.graphql.types.segment")]
+SegmentChange = Annotated["SegmentMembershipChange", strawberry.lazy("api.graphql.types.segment")]
 
 
 @strawberry.type
@@ -181,6 +187,32 @@ class ProfileNode(relay.Node):
         uow = await info.context.uow()
         rows = await loaders.conflicts(info, uow).load(self.row.id)
         return [IdentityConflictNode.from_row(r) for r in rows]
+
+    @strawberry.field(description="The segments this profile is a member of now.")
+    async def segments(self, info: Info) -> list[Segment]:
+        from api.graphql.types.segment import SegmentNode  # noqa: PLC0415 - the types refer to each other
+
+        uow = await info.context.require(SEGMENTS_READ)
+        ids = await loaders.profile_segments(info, uow).load(self.row.id)
+        nodes = await SegmentNode.resolve_nodes(info=info, node_ids=[str(i) for i in ids])
+        return [n for n in nodes if n is not None]
+
+    @strawberry.field(description="This profile's latest segment entries and exits, newest first.")
+    async def segment_history(self, info: Info, first: int | None = None) -> list[SegmentChange]:
+        from api.graphql.types.segment import SegmentMembershipChange, SegmentNode  # noqa: PLC0415 - the types refer to each other
+
+        uow = await info.context.require(SEGMENTS_READ)
+        rows = await loaders.segment_history(info, uow, connection.page_size(first)).load(
+            self.row.id
+        )
+        nodes = await SegmentNode.resolve_nodes(
+            info=info, node_ids=[str(r.segment_id) for r in rows]
+        )
+        return [
+            SegmentMembershipChange(segment=node, entered=r.entered, at=r.at)
+            for r, node in zip(rows, nodes, strict=True)
+            if node is not None
+        ]
 
     async def _subject(self, info: Info, *, with_identifiers: bool) -> Subject:
         uow = await info.context.uow()

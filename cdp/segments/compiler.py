@@ -1,0 +1,318 @@
+"""A segment definition compiled to one SQL statement: the segments context's query builder.
+
+The statement selects the ids of the live, unrestricted profiles that match.
+Every value travels as a parameter; the SQL text is made only of the fixed
+fragments below, so a definition cannot inject SQL. Every condition is
+written so that it is true or false, never NULL, which gives `not` the
+two-valued meaning of `evaluate` (model.py states the shared rules).
+
+Event, segment and identifier conditions select a set of profile ids once
+(`p.id IN (...)`), not a subquery per profile, so a full evaluation hashes
+each set; given `profile_ids`, every such set is limited to those profiles,
+so that keeping one profile's memberships up to date reads only its rows.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from cdp.segments import model as m
+from consent.model import MARKETING, is_marketing
+
+_STRING, _NUMBER, _ARRAY = "'string'", "'number'", "'array'"
+
+
+@dataclass
+class CompiledQuery:
+    """SQL with psycopg named placeholders, and its parameters."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+@dataclass
+class _Builder:
+    workspace_id: UUID
+    now: datetime
+    profile_ids: list[UUID] | None
+    digest_pads: tuple[bytes, bytes] | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def param(self, value: Any, cast: str = "") -> str:
+        name = f"v{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s{cast}"
+
+    def json(self, value: Any) -> str:
+        return self.param(orjson.dumps(value).decode(), "::jsonb")
+
+    def since(self, window: timedelta) -> str:
+        return self.param(self.now - window, "::timestamptz")
+
+    # --- nodes ------------------------------------------------------------
+
+    def node(self, node: m.Node) -> str:  # noqa: PLR0911 - one branch per kind of node
+        if isinstance(node, m.All):
+            return "(" + " AND ".join(self.node(c) for c in node.children) + ")"
+        if isinstance(node, m.AnyOf):
+            return "(" + " OR ".join(self.node(c) for c in node.children) + ")"
+        if isinstance(node, m.Not):
+            return f"(NOT {self.node(node.child)})"
+        if isinstance(node, m.TraitCondition):
+            return self.at_path("p.traits", node.path, node.comparison)
+        if isinstance(node, m.ComputedCondition):
+            return self.computed(node)
+        if isinstance(node, m.EventCondition):
+            return self.event(node)
+        if isinstance(node, m.SegmentCondition):
+            return self.profile_set(
+                "SELECT s.profile_id FROM segment_members s WHERE s.workspace_id = %(ws)s "
+                f"AND s.segment_id = {self.param(node.segment_id)}",
+                "s.profile_id",
+            )
+        if isinstance(node, m.IdentifierCondition):
+            return self.profile_set(
+                "SELECT i.profile_id FROM identities i WHERE i.workspace_id = %(ws)s "
+                f"AND i.kind = {self.param(node.kind)}",
+                "i.profile_id",
+            )
+        return self.contactable(node)
+
+    def profile_set(self, select: str, column: str, *, negate: bool = False) -> str:
+        if self.profile_ids is not None:
+            select += f" AND {column} = ANY(%(ids)s)"
+        return f"(p.id {'NOT IN' if negate else 'IN'} ({select}))"
+
+    # --- values at a path -------------------------------------------------
+
+    def at_path(self, document: str, path: tuple[str, ...], c: m.Comparison) -> str:
+        found = f"({document} #> {self.param(list(path), '::text[]')})"
+        if c.op in (m.EQ, m.IN):
+            values = [c.value] if c.op == m.EQ else list(c.value)
+            return "(" + " OR ".join(self.equals(document, path, found, v) for v in values) + ")"
+        return self.compare(found, c)
+
+    def equals(self, document: str, path: tuple[str, ...], found: str, value: Any) -> str:
+        exact = f"COALESCE({found} = {self.json(value)}, false)"
+        if any(m.is_index(step) for step in path):
+            return exact
+        # Containment says the same for a path of object keys, and lets the
+        # GIN index on traits find the candidates.
+        nested: Any = value
+        for step in reversed(path):
+            nested = {step: nested}
+        return f"({document} @> {self.json(nested)} AND {exact})"
+
+    def compare(self, found: str, c: m.Comparison) -> str:  # noqa: PLR0911 - one branch per operator
+        present = f"({found} IS NOT NULL AND jsonb_typeof({found}) <> 'null')"
+        if c.op == m.EXISTS:
+            return present
+        if c.op == m.NOT_EXISTS:
+            return f"(NOT {present})"
+        if c.op == m.NEQ:
+            return f"({present} AND {found} <> {self.json(c.value)})"
+        if c.op == m.NOT_IN:
+            values = self.param([orjson.dumps(v).decode() for v in c.value], "::jsonb[]")
+            return f"({present} AND NOT ({found} = ANY({values})))"
+        if c.op in m.ORDERING:
+            return self.ordering(found, c.op, c.value)
+        if c.op == m.BETWEEN:
+            low, high = c.value
+            return f"({self.ordering(found, m.GTE, low)} AND {self.ordering(found, m.LTE, high)})"
+        if c.op == m.CONTAINS:
+            array = f"WHEN {_ARRAY} THEN {found} @> jsonb_build_array({self.json(c.value)})"
+            text = (
+                f"WHEN {_STRING} THEN strpos({found} #>> '{{}}', {self.param(c.value)}) > 0"
+                if isinstance(c.value, str)
+                else ""
+            )
+            return f"(CASE jsonb_typeof({found}) {text} {array} ELSE false END)"
+        if c.op == m.STARTS_WITH:
+            return (
+                f"(CASE WHEN jsonb_typeof({found}) = {_STRING} "
+                f"THEN starts_with({found} #>> '{{}}', {self.param(c.value)}) ELSE false END)"
+            )
+        instant = (
+            f"cdp_instant(CASE WHEN jsonb_typeof({found}) = {_STRING} THEN {found} #>> '{{}}' END)"
+        )
+        return self.window(instant, c)
+
+    def ordering(self, found: str, op: str, value: Any) -> str:
+        sign = {m.GT: ">", m.GTE: ">=", m.LT: "<", m.LTE: "<="}[op]
+        if isinstance(value, str):
+            return (
+                f"(CASE WHEN jsonb_typeof({found}) = {_STRING} THEN ({found} #>> '{{}}') "
+                f'COLLATE "C" {sign} {self.param(value)} COLLATE "C" ELSE false END)'
+            )
+        return (
+            f"(CASE WHEN jsonb_typeof({found}) = {_NUMBER} "
+            f"THEN ({found})::numeric {sign} {self.param(repr(value), '::numeric')} ELSE false END)"
+        )
+
+    def window(self, instant: str, c: m.Comparison) -> str:
+        since = self.since(c.value)
+        if c.op == m.WITHIN:
+            now = self.param(self.now, "::timestamptz")
+            return f"COALESCE({instant} >= {since} AND {instant} <= {now}, false)"
+        return f"COALESCE({instant} < {since}, false)"
+
+    # --- computed traits ----------------------------------------------------
+
+    def computed(self, node: m.ComputedCondition) -> str:
+        f, c = node.field, node.comparison
+        found = f"(p.computed -> {self.param(f.key)})"
+        if f.default is not None:
+            found = f"COALESCE({found}, {self.json(f.default)})"
+        if f.kind == "number":
+            if c.op in (m.EQ, m.IN):
+                values = [c.value] if c.op == m.EQ else list(c.value)
+                return (
+                    "("
+                    + " OR ".join(f"COALESCE({found} = {self.json(v)}, false)" for v in values)
+                    + ")"
+                )
+            return self.compare(found, c)
+        instant = (
+            f"cdp_instant(CASE WHEN jsonb_typeof({found}) = {_STRING} THEN {found} #>> '{{}}' END)"
+        )
+        if c.op in (m.EXISTS, m.NOT_EXISTS):
+            return f"({instant} IS {'NOT ' if c.op == m.EXISTS else ''}NULL)"
+        if c.op in (m.WITHIN, m.BEFORE):
+            return self.window(instant, c)
+        if c.op == m.BETWEEN:
+            low, high = (self.param(v, "::timestamptz") for v in c.value)
+            return f"COALESCE({instant} BETWEEN {low} AND {high}, false)"
+        sign = {m.GT: ">", m.GTE: ">=", m.LT: "<", m.LTE: "<="}[c.op]
+        return f"COALESCE({instant} {sign} {self.param(c.value, '::timestamptz')}, false)"
+
+    # --- events -------------------------------------------------------------
+
+    def event(self, node: m.EventCondition) -> str:
+        conditions = ["e.workspace_id = %(ws)s", f"e.name = {self.param(node.name)}"]
+        if node.window is not None:
+            conditions.append(f"e.timestamp >= {self.since(node.window)}")
+        conditions.extend(self.at_path("e.properties", f.path, f.comparison) for f in node.where)
+        if self.profile_ids is not None:
+            conditions.append("e.profile_id = ANY(%(ids)s)")
+        sign = {m.EQ: "=", m.NEQ: "<>", m.GT: ">", m.GTE: ">=", m.LT: "<", m.LTE: "<="}
+        holds = f"count(*) {sign[node.count.op]} {self.param(node.count.value, '::bigint')}"
+        # A profile with no such event is absent from the grouped set. When a
+        # count of zero satisfies the condition, the set is that of the
+        # profiles whose count fails it, and the condition is not being in it.
+        zero_holds = m.count_matches(node.count.op, 0, node.count.value)
+        if node.count in (m.Comparison(m.GTE, 1), m.Comparison(m.GT, 0)):
+            where = " AND ".join(conditions)
+            return f"(p.id IN (SELECT e.profile_id FROM events e WHERE {where}))"
+        select = (
+            f"SELECT e.profile_id FROM events e WHERE {' AND '.join(conditions)} "
+            f"GROUP BY e.profile_id HAVING {'NOT ' if zero_holds else ''}({holds})"
+        )
+        return f"(p.id {'NOT IN' if zero_holds else 'IN'} ({select}))"
+
+    # --- the contact gate -----------------------------------------------------
+
+    def contactable(self, node: m.ContactableCondition) -> str:
+        """`consent.model.decide` in SQL, for the channel and purpose of the node."""
+        if self.digest_pads is None:
+            raise ValueError("a contactable condition needs the workspace's digest keys")
+        channel, purpose = self.param(node.channel), self.param(node.purpose)
+        # The gate reads the ledger and the suppression list as of now.
+        now = self.param(self.now, "::timestamptz")
+        general = is_marketing(node.purpose) and node.purpose != MARKETING
+        latest = (
+            "SELECT r.status, r.recorded_at FROM consent_records r WHERE r.workspace_id = %(ws)s "
+            "AND r.profile_id = ANY(subject.ids) AND r.purpose = {} AND r.channel = {} "
+            "AND r.recorded_at <= {} ORDER BY r.recorded_at DESC, r.id DESC LIMIT 1"
+        )
+        own = latest.format(purpose, channel, now)
+        gen = (
+            latest.format(self.param(MARKETING), channel, now)
+            if general
+            else "SELECT NULL::text AS status, NULL::timestamptz AS recorded_at"
+        )
+        status = (
+            "(CASE WHEN own.status IS NULL THEN gen.status "
+            "WHEN own.status = 'GRANTED' AND gen.status <> 'GRANTED' "
+            "AND gen.recorded_at > own.recorded_at THEN gen.status ELSE own.status END)"
+        )
+        default = "false" if is_marketing(node.purpose) else "true"
+        covers = (
+            f"s.purpose IN ('*', {purpose}, {self.param(MARKETING)})"
+            if is_marketing(node.purpose)
+            else f"s.purpose IN ('*', {purpose})"
+        )
+        marketing_entry = (
+            "(own.status IS NOT NULL AND (own.status <> 'GRANTED' OR own.recorded_at > s.created_at))"
+            " OR (gen.status = 'GRANTED' AND gen.recorded_at > s.created_at)"
+        )
+        own_entry = "own.status = 'GRANTED' AND own.recorded_at > s.created_at"
+        resubscribed = (
+            f"(CASE WHEN s.purpose = {self.param(MARKETING)} THEN {marketing_entry} ELSE {own_entry} END)"
+            if general
+            else f"({own_entry})"
+        )
+        inner_pad, outer_pad = self.digest_pads
+        digest = f"cdp_identifier_digest({self.param(inner_pad)}, {self.param(outer_pad)}, i.kind, i.value)"
+        suppressed = (
+            "EXISTS (SELECT 1 FROM identities i JOIN suppressions s ON s.workspace_id = %(ws)s "
+            f"AND s.digest = {digest} WHERE i.workspace_id = %(ws)s "
+            f"AND i.profile_id = ANY(subject.ids) AND s.channel IN ('*', {channel}) AND {covers} "
+            f"AND s.created_at <= {now} "
+            f"AND NOT COALESCE(s.reason = 'unsubscribed' AND {resubscribed}, false))"
+        )
+        conditions = [
+            "q.workspace_id = %(ws)s",
+            "q.merged_into IS NULL",
+            f"COALESCE({status} = 'GRANTED', {default})",
+            f"NOT {suppressed}",
+        ]
+        if self.profile_ids is not None:
+            conditions.append("q.id = ANY(%(ids)s)")
+        if is_marketing(node.purpose):
+            # Only a profile with a record can be allowed: start from those.
+            purposes = [node.purpose, MARKETING] if general else [node.purpose]
+            conditions.append(
+                "q.id IN (SELECT COALESCE(x.merged_into, x.id) FROM consent_records r "
+                "JOIN profiles x ON x.workspace_id = r.workspace_id AND x.id = r.profile_id "
+                f"WHERE r.workspace_id = %(ws)s AND r.channel = {channel} AND r.recorded_at <= {now} "
+                f"AND r.purpose = ANY({self.param(purposes, '::text[]')}))"
+            )
+        select = (
+            "SELECT q.id FROM profiles q "
+            "CROSS JOIN LATERAL (SELECT array_agg(x.id) AS ids FROM (SELECT q.id UNION ALL "
+            "SELECT y.id FROM profiles y WHERE y.workspace_id = %(ws)s AND y.merged_into = q.id"
+            ") x) subject "
+            f"LEFT JOIN LATERAL ({own}) own ON true LEFT JOIN LATERAL ({gen}) gen ON true "
+            f"WHERE {' AND '.join(conditions)}"
+        )
+        return f"(p.id IN ({select}))"
+
+
+def members_query(
+    node: m.Node,
+    *,
+    workspace_id: UUID,
+    now: datetime,
+    profile_ids: list[UUID] | None = None,
+    digest_pads: tuple[bytes, bytes] | None = None,
+) -> CompiledQuery:
+    """The ids of the live, unrestricted profiles that match `node` at `now`.
+
+    `profile_ids` limits the answer, and every read behind it, to those
+    profiles. `digest_pads` are the workspace's identifier-hash keys
+    (`Keys.digest_pads`), needed by a contactable condition.
+    """
+    builder = _Builder(workspace_id, now, profile_ids, digest_pads)
+    condition = builder.node(node)
+    scope = "" if profile_ids is None else " AND p.id = ANY(%(ids)s)"
+    sql = (
+        "SELECT p.id FROM profiles p WHERE p.workspace_id = %(ws)s AND p.merged_into IS NULL "
+        f"AND p.restricted_at IS NULL{scope} AND {condition}"
+    )
+    params = {"ws": workspace_id, **builder.params}
+    if profile_ids is not None:
+        params["ids"] = profile_ids
+    return CompiledQuery(sql, params)

@@ -1,0 +1,378 @@
+"""The segments' SQL: definitions and references in SQLAlchemy Core, memberships as raw statements.
+
+A membership change is one statement: the compiled definition selects the
+members, and the same statement adds the new ones, removes the ones that
+left, and writes both to the history. Raw, because the compiled selection is
+raw SQL (cdp/segments/compiler.py).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, delete, func, insert, select, update
+
+from cdp.segments.compiler import CompiledQuery
+from cdp.segments.tables import (
+    segment_members,
+    segment_membership_history,
+    segment_references,
+    segments,
+)
+from cdp.tables import events, profiles
+from domain.uow import Statement, UnitOfWork
+
+# Hashed sets of profile ids (the compiled `IN` and `NOT IN`) stay in memory
+# for a segment of a million members only with this much working memory.
+EVALUATION_WORK_MEM = "256MB"
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    id: UUID
+    name: str
+    description: str | None
+    definition: dict[str, Any]
+    version: int
+    computed_version: int
+    computed_at: datetime | None
+    uses_time: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def _row(row: Row[Any]) -> SegmentRow:
+    return SegmentRow(**row._asdict())
+
+
+_COLUMNS = [segments.c[name] for name in SegmentRow.__dataclass_fields__]
+
+
+async def get(uow: UnitOfWork, segment_id: UUID, *, for_update: bool = False) -> SegmentRow | None:
+    query = select(*_COLUMNS).where(
+        segments.c.workspace_id == uow.workspace_id, segments.c.id == segment_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    row = (await uow.execute(query)).one_or_none()
+    return None if row is None else _row(row)
+
+
+async def get_many(uow: UnitOfWork, segment_ids: Sequence[UUID]) -> dict[UUID, SegmentRow]:
+    rows = await uow.execute(
+        select(*_COLUMNS).where(
+            segments.c.workspace_id == uow.workspace_id, segments.c.id.in_(list(segment_ids))
+        )
+    )
+    return {row.id: _row(row) for row in rows}
+
+
+async def page(uow: UnitOfWork, *, after: UUID | None, limit: int) -> list[SegmentRow]:
+    query = select(*_COLUMNS).where(segments.c.workspace_id == uow.workspace_id)
+    if after is not None:
+        query = query.where(segments.c.id > after)
+    rows = await uow.execute(query.order_by(segments.c.id).limit(limit))
+    return [_row(row) for row in rows]
+
+
+async def name_taken(uow: UnitOfWork, name: str, *, other_than: UUID | None) -> bool:
+    query = select(segments.c.id).where(
+        segments.c.workspace_id == uow.workspace_id, segments.c.name == name
+    )
+    if other_than is not None:
+        query = query.where(segments.c.id != other_than)
+    return (await uow.execute(query)).first() is not None
+
+
+async def insert_segment(uow: UnitOfWork, row: SegmentRow) -> None:
+    await uow.execute(insert(segments).values(workspace_id=uow.workspace_id, **row.__dict__))
+
+
+async def update_definition(
+    uow: UnitOfWork,
+    segment_id: UUID,
+    *,
+    name: str,
+    description: str | None,
+    definition: dict[str, Any],
+    uses_time: bool,
+    at: datetime,
+) -> SegmentRow:
+    row = (
+        await uow.execute(
+            update(segments)
+            .where(segments.c.workspace_id == uow.workspace_id, segments.c.id == segment_id)
+            .values(
+                name=name,
+                description=description,
+                definition=definition,
+                uses_time=uses_time,
+                version=segments.c.version + 1,
+                updated_at=at,
+            )
+            .returning(*_COLUMNS)
+        )
+    ).one()
+    return _row(row)
+
+
+async def mark_computed(uow: UnitOfWork, segment_id: UUID, version: int, at: datetime) -> None:
+    await uow.execute(
+        update(segments)
+        .where(
+            segments.c.workspace_id == uow.workspace_id,
+            segments.c.id == segment_id,
+            segments.c.computed_version < version,
+        )
+        .values(computed_version=version, computed_at=at)
+    )
+
+
+async def delete_segment(uow: UnitOfWork, segment_id: UUID) -> None:
+    ws = uow.workspace_id
+    for table, column in (
+        (segment_members, segment_members.c.segment_id),
+        (segment_membership_history, segment_membership_history.c.segment_id),
+        (segment_references, segment_references.c.segment_id),
+        (segments, segments.c.id),
+    ):
+        await uow.execute(delete(table).where(table.c.workspace_id == ws, column == segment_id))
+
+
+# References
+
+
+async def replace_references(uow: UnitOfWork, segment_id: UUID, referenced: set[UUID]) -> None:
+    ws = uow.workspace_id
+    await uow.execute(
+        delete(segment_references).where(
+            segment_references.c.workspace_id == ws, segment_references.c.segment_id == segment_id
+        )
+    )
+    if referenced:
+        await uow.execute(
+            insert(segment_references),
+            [
+                {"workspace_id": ws, "segment_id": segment_id, "referenced_id": r}
+                for r in referenced
+            ],
+        )
+
+
+async def referenced_by(uow: UnitOfWork, segment_id: UUID) -> list[UUID]:
+    """The segments whose definitions name this one."""
+    rows = await uow.execute(
+        select(segment_references.c.segment_id).where(
+            segment_references.c.workspace_id == uow.workspace_id,
+            segment_references.c.referenced_id == segment_id,
+        )
+    )
+    return sorted(row.segment_id for row in rows)
+
+
+async def reference_graph(uow: UnitOfWork) -> dict[UUID, set[UUID]]:
+    """Each segment of the workspace and the segments its definition names."""
+    graph: dict[UUID, set[UUID]] = {}
+    rows = await uow.execute(
+        select(segment_references.c.segment_id, segment_references.c.referenced_id).where(
+            segment_references.c.workspace_id == uow.workspace_id
+        )
+    )
+    for row in rows:
+        graph.setdefault(row.segment_id, set()).add(row.referenced_id)
+    return graph
+
+
+async def lock_segments(uow: UnitOfWork, segment_ids: Sequence[UUID]) -> None:
+    """Serialize membership writes per segment, in a fixed order so that they never deadlock."""
+    for segment_id in sorted(set(segment_ids)):
+        await uow.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"segment:{segment_id}", 0)))
+        )
+
+
+# Members
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    entered: int
+    exited: int
+
+
+_APPLY = (
+    "WITH target AS MATERIALIZED ({members}), "
+    "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
+    " SELECT %(ws)s, %(segment)s, t.id, %(at)s FROM target t ON CONFLICT DO NOTHING "
+    " RETURNING profile_id), "
+    "exited AS (DELETE FROM segment_members m WHERE m.workspace_id = %(ws)s "
+    " AND m.segment_id = %(segment)s{scope} AND m.profile_id NOT IN (SELECT id FROM target) "
+    " RETURNING profile_id), "
+    "logged AS (INSERT INTO segment_membership_history "
+    " (workspace_id, change_id, segment_id, profile_id, entered, at) "
+    " SELECT %(ws)s, %(change)s, %(segment)s, profile_id, true, %(at)s FROM entered "
+    " UNION ALL SELECT %(ws)s, %(change)s, %(segment)s, profile_id, false, %(at)s FROM exited) "
+    "SELECT (SELECT count(*) FROM entered) AS entered, (SELECT count(*) FROM exited) AS exited"
+)
+
+
+async def apply_members(
+    uow: UnitOfWork,
+    segment_id: UUID,
+    members: CompiledQuery,
+    *,
+    change_id: UUID,
+    at: datetime,
+    profile_ids: Sequence[UUID] | None,
+) -> MembershipChange:
+    """Make the segment's members those `members` selects (among `profile_ids`, if given)."""
+    scope = "" if profile_ids is None else " AND m.profile_id = ANY(%(ids)s)"
+    sql = _APPLY.format(members=members.sql, scope=scope)
+    params = {**members.params, "segment": segment_id, "change": change_id, "at": at}
+    if profile_ids is not None:
+        params["ids"] = list(profile_ids)
+    [_, rows] = await uow.pipeline(
+        Statement("SELECT set_config('work_mem', %(mem)s, true)", {"mem": EVALUATION_WORK_MEM}),
+        Statement(sql, params, prepare=False),
+    )
+    return MembershipChange(entered=int(rows[0].entered), exited=int(rows[0].exited))
+
+
+async def preview(uow: UnitOfWork, members: CompiledQuery, sample: int) -> tuple[int, list[UUID]]:
+    """How many profiles `members` selects, and the first `sample` of them by id."""
+    sql = f"SELECT id, count(*) OVER () AS total FROM ({members.sql}) AS t ORDER BY id LIMIT %(n)s"  # noqa: S608 - compiled from fixed fragments
+    [_, rows] = await uow.pipeline(
+        Statement("SELECT set_config('work_mem', %(mem)s, true)", {"mem": EVALUATION_WORK_MEM}),
+        Statement(sql, {**members.params, "n": max(sample, 1)}, prepare=False),
+    )
+    total = int(rows[0].total) if rows else 0
+    return total, [row.id for row in rows[:sample]]
+
+
+async def size(uow: UnitOfWork, segment_ids: Sequence[UUID]) -> dict[UUID, int]:
+    rows = await uow.execute(
+        select(segment_members.c.segment_id, func.count())
+        .where(
+            segment_members.c.workspace_id == uow.workspace_id,
+            segment_members.c.segment_id.in_(list(segment_ids)),
+        )
+        .group_by(segment_members.c.segment_id)
+    )
+    found = {row[0]: int(row[1]) for row in rows}
+    return {segment_id: found.get(segment_id, 0) for segment_id in segment_ids}
+
+
+async def member_page(
+    uow: UnitOfWork, segment_id: UUID, *, after: UUID | None, limit: int
+) -> list[UUID]:
+    query = select(segment_members.c.profile_id).where(
+        segment_members.c.workspace_id == uow.workspace_id,
+        segment_members.c.segment_id == segment_id,
+    )
+    if after is not None:
+        query = query.where(segment_members.c.profile_id > after)
+    rows = await uow.execute(query.order_by(segment_members.c.profile_id).limit(limit))
+    return [row.profile_id for row in rows]
+
+
+async def segments_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[UUID]]:
+    rows = await uow.execute(
+        select(segment_members.c.profile_id, segment_members.c.segment_id)
+        .where(
+            segment_members.c.workspace_id == uow.workspace_id,
+            segment_members.c.profile_id.in_(list(profile_ids)),
+        )
+        .order_by(segment_members.c.profile_id, segment_members.c.segment_id)
+    )
+    found: dict[UUID, list[UUID]] = {pid: [] for pid in profile_ids}
+    for row in rows:
+        found[row.profile_id].append(row.segment_id)
+    return found
+
+
+@dataclass(frozen=True)
+class EventFactRow:
+    name: str | None
+    timestamp: datetime
+    properties: dict[str, Any]
+
+
+async def profile_events(
+    uow: UnitOfWork, profile_id: UUID, names: Sequence[str], *, limit: int
+) -> list[EventFactRow]:
+    """The profile's latest events with these names."""
+    if not names:
+        return []
+    rows = await uow.execute(
+        select(events.c.name, events.c.timestamp, events.c.properties)
+        .where(
+            events.c.workspace_id == uow.workspace_id,
+            events.c.profile_id == profile_id,
+            events.c.name.in_(list(names)),
+        )
+        .order_by(events.c.timestamp.desc())
+        .limit(limit)
+    )
+    return [EventFactRow(r.name, r.timestamp, r.properties) for r in rows]
+
+
+async def is_restricted(uow: UnitOfWork, profile_id: UUID) -> bool:
+    row = (
+        await uow.execute(
+            select(profiles.c.restricted_at).where(
+                profiles.c.workspace_id == uow.workspace_id, profiles.c.id == profile_id
+            )
+        )
+    ).one_or_none()
+    return row is not None and row.restricted_at is not None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    segment_id: UUID
+    profile_id: UUID
+    entered: bool
+    at: datetime
+
+
+async def history(
+    uow: UnitOfWork, profile_ids: Sequence[UUID], *, limit: int
+) -> dict[UUID, list[HistoryRow]]:
+    """Each profile's latest `limit` entries and exits, newest first."""
+    h = segment_membership_history
+    ranked = (
+        select(
+            h.c.segment_id,
+            h.c.profile_id,
+            h.c.entered,
+            h.c.at,
+            func.row_number()
+            .over(partition_by=h.c.profile_id, order_by=(h.c.at.desc(), h.c.change_id.desc()))
+            .label("n"),
+        )
+        .where(h.c.workspace_id == uow.workspace_id, h.c.profile_id.in_(list(profile_ids)))
+        .subquery()
+    )
+    rows = await uow.execute(
+        select(ranked.c.segment_id, ranked.c.profile_id, ranked.c.entered, ranked.c.at)
+        .where(ranked.c.n <= limit)
+        .order_by(ranked.c.profile_id, ranked.c.n)
+    )
+    found: dict[UUID, list[HistoryRow]] = {pid: [] for pid in profile_ids}
+    for row in rows:
+        found[row.profile_id].append(
+            HistoryRow(row.segment_id, row.profile_id, row.entered, row.at)
+        )
+    return found
+
+
+async def change_rows(uow: UnitOfWork, change_id: UUID) -> list[HistoryRow]:
+    h = segment_membership_history
+    rows = await uow.execute(
+        select(h.c.segment_id, h.c.profile_id, h.c.entered, h.c.at).where(
+            h.c.workspace_id == uow.workspace_id, h.c.change_id == change_id
+        )
+    )
+    return [HistoryRow(r.segment_id, r.profile_id, r.entered, r.at) for r in rows]

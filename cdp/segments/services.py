@@ -1,0 +1,321 @@
+"""Segment use cases: define, edit, delete, evaluate in full, preview.
+
+A segment's members are always those of its last full evaluation, kept up to
+date per profile since (cdp/segments/upkeep.py). Saving a definition writes a
+job that evaluates it in full in the background; until that job ends, the
+segment reports `computing` and keeps the members it had.
+"""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from cdp.segments import compiler, definition, repository
+from cdp.segments import model as m
+from cdp.segments.repository import MembershipChange, SegmentRow
+from consent import audit
+from consent.keys import Keys
+from domain.errors import ConflictError, FieldError, InUseError, NotFoundError, ValidationError
+from domain.ids import new_id, parse_uuid
+from domain.outbox import Job
+from domain.uow import UnitOfWork
+
+QUEUE = "segments"
+RECOMPUTE_ACTOR = "recompute_segment"
+CHANGED_ACTOR = "segment_membership_changed"
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 2000
+SEGMENT_TYPE = "Segment"
+MAX_PREVIEW_SAMPLE = 100
+
+
+def global_id(segment_id: UUID) -> str:
+    """The segment's id as the API shows it (a Relay global id)."""
+    return base64.b64encode(f"{SEGMENT_TYPE}:{segment_id}".encode()).decode()
+
+
+def segment_id_of(value: str) -> UUID | None:
+    """A segment id from its global id, or from the bare UUID."""
+    found = parse_uuid(value)
+    if found is not None:
+        return found
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    kind, _, raw = decoded.partition(":")
+    return parse_uuid(raw) if kind == SEGMENT_TYPE else None
+
+
+@dataclass(frozen=True)
+class SegmentInput:
+    name: str
+    description: str | None
+    definition: Any
+
+
+@dataclass(frozen=True)
+class Parsed:
+    node: m.Node
+    canonical: dict[str, Any]
+
+
+def parse(raw: Any) -> Parsed:
+    """The definition's tree and its canonical JSON; raises DefinitionError when invalid."""
+    node = definition.parse(raw, segment_id=segment_id_of)
+    return Parsed(node, definition.to_json(node, segment_ref=global_id))
+
+
+def _checked_text(data: SegmentInput) -> tuple[str, str | None]:
+    name = data.name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise ValidationError(f"name must be 1 to {MAX_NAME_LENGTH} characters", field="name")
+    description = (data.description or "").strip() or None
+    if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationError(
+            f"description must be at most {MAX_DESCRIPTION_LENGTH} characters",
+            field="description",
+        )
+    return name, description
+
+
+def _segment_paths(node: Any, path: str = "definition") -> list[tuple[str, str]]:
+    """Where the canonical JSON names another segment: (JSON path, id) pairs."""
+    if not isinstance(node, dict):
+        return []
+    if "segment" in node:
+        return [(f"{path}.segment", str(node["segment"]))]
+    found: list[tuple[str, str]] = []
+    for key in ("all", "any"):
+        for index, child in enumerate(node.get(key, [])):
+            found.extend(_segment_paths(child, f"{path}.{key}[{index}]"))
+    if "not" in node:
+        found.extend(_segment_paths(node["not"], f"{path}.not"))
+    return found
+
+
+async def _check_references(uow: UnitOfWork, segment_id: UUID, parsed: Parsed) -> set[UUID]:
+    """The segments the definition names; refused when one is missing or names this one back."""
+    referenced = m.referenced_segments(parsed.node)
+    if not referenced:
+        return referenced
+    existing = await repository.get_many(uow, sorted(referenced))
+    graph = await repository.reference_graph(uow)
+    graph[segment_id] = referenced
+    errors = []
+    for path, ref in _segment_paths(parsed.canonical):
+        target = segment_id_of(ref)
+        if target is None or target not in existing:
+            errors.append(FieldError(None, path, f"there is no segment {ref}"))
+        elif _reaches(graph, target, segment_id):
+            name = existing[target].name
+            errors.append(
+                FieldError(
+                    None,
+                    path,
+                    f'segment "{name}" depends on this segment, so this would be a cycle',
+                )
+            )
+    if errors:
+        raise definition.DefinitionError(errors)
+    return referenced
+
+
+def _reaches(graph: dict[UUID, set[UUID]], start: UUID, goal: UUID) -> bool:
+    seen: set[UUID] = set()
+    stack = [start]
+    while stack:
+        current = stack.pop()
+        if current == goal:
+            return True
+        if current not in seen:
+            seen.add(current)
+            stack.extend(graph.get(current, ()))
+    return False
+
+
+async def _schedule(uow: UnitOfWork, row: SegmentRow) -> None:
+    await uow.enqueue(
+        Job(
+            RECOMPUTE_ACTOR,
+            (str(uow.workspace_id), str(row.id), row.version),
+            queue_name=QUEUE,
+        )
+    )
+
+
+async def create(uow: UnitOfWork, actor: audit.Actor, data: SegmentInput) -> SegmentRow:
+    name, description = _checked_text(data)
+    parsed = parse(data.definition)
+    if await repository.name_taken(uow, name, other_than=None):
+        raise ConflictError(f'a segment named "{name}" exists', field="name")
+    segment_id = new_id()
+    referenced = await _check_references(uow, segment_id, parsed)
+    now = uow.clock.now()
+    row = SegmentRow(
+        id=segment_id,
+        name=name,
+        description=description,
+        definition=parsed.canonical,
+        version=1,
+        computed_version=0,
+        computed_at=None,
+        uses_time=m.uses_time(parsed.node),
+        created_at=now,
+        updated_at=now,
+    )
+    await repository.insert_segment(uow, row)
+    await repository.replace_references(uow, segment_id, referenced)
+    await audit.record(
+        uow, actor, "segment.created", object_type="segment", object_id=segment_id,
+        details={"name": name, "definition": parsed.canonical},
+    )  # fmt: skip
+    await _schedule(uow, row)
+    return row
+
+
+async def update(
+    uow: UnitOfWork, actor: audit.Actor, segment_id: UUID, data: SegmentInput
+) -> SegmentRow:
+    name, description = _checked_text(data)
+    parsed = parse(data.definition)
+    current = await repository.get(uow, segment_id, for_update=True)
+    if current is None:
+        raise NotFoundError("no such segment", field="id")
+    if await repository.name_taken(uow, name, other_than=segment_id):
+        raise ConflictError(f'a segment named "{name}" exists', field="name")
+    referenced = await _check_references(uow, segment_id, parsed)
+    row = await repository.update_definition(
+        uow,
+        segment_id,
+        name=name,
+        description=description,
+        definition=parsed.canonical,
+        uses_time=m.uses_time(parsed.node),
+        at=uow.clock.now(),
+    )
+    await repository.replace_references(uow, segment_id, referenced)
+    await audit.record(
+        uow, actor, "segment.updated", object_type="segment", object_id=segment_id,
+        details={"name": name, "definition": parsed.canonical, "version": row.version},
+    )  # fmt: skip
+    if parsed.canonical != current.definition:
+        await _schedule(uow, row)
+    return row
+
+
+async def delete(uow: UnitOfWork, actor: audit.Actor, segment_id: UUID) -> None:
+    current = await repository.get(uow, segment_id, for_update=True)
+    if current is None:
+        raise NotFoundError("no such segment", field="id")
+    users = await repository.referenced_by(uow, segment_id)
+    if users:
+        names = sorted(row.name for row in (await repository.get_many(uow, users)).values())
+        listed = ", ".join(f'"{n}"' for n in names)
+        raise InUseError(f"segment is used by the segments {listed}; remove it from them first")
+    await repository.lock_segments(uow, [segment_id])
+    await repository.delete_segment(uow, segment_id)
+    await audit.record(
+        uow, actor, "segment.deleted", object_type="segment", object_id=segment_id,
+        details={"name": current.name},
+    )  # fmt: skip
+
+
+def members_query(
+    uow: UnitOfWork, keys: Keys, node: m.Node, profile_ids: Sequence[UUID] | None = None
+) -> compiler.CompiledQuery:
+    return compiler.members_query(
+        node,
+        workspace_id=uow.workspace_id,
+        now=uow.clock.now(),
+        profile_ids=None if profile_ids is None else list(profile_ids),
+        digest_pads=keys.digest_pads(uow.workspace_id),
+    )
+
+
+async def recompute(
+    uow: UnitOfWork, keys: Keys, segment_id: UUID, *, version: int | None = None
+) -> MembershipChange | None:
+    """Evaluate the segment in full and write the difference; None if it is gone or newer.
+
+    `version` is the definition version the job was written for: a job for an
+    older version has been overtaken by the job of the newer one.
+    """
+    await repository.lock_segments(uow, [segment_id])
+    row = await repository.get(uow, segment_id)
+    if row is None or (version is not None and row.version != version):
+        return None
+    node = parse(row.definition).node
+    change = await apply(uow, keys, row.id, node, profile_ids=None)
+    await repository.mark_computed(uow, row.id, row.version, uow.clock.now())
+    return change
+
+
+async def apply(
+    uow: UnitOfWork,
+    keys: Keys,
+    segment_id: UUID,
+    node: m.Node,
+    *,
+    profile_ids: Sequence[UUID] | None,
+) -> MembershipChange:
+    """Write the segment's new members (among `profile_ids`, if given) and announce the change.
+
+    The caller holds the segment's lock (`repository.lock_segments`).
+    """
+    change_id = new_id()
+    change = await repository.apply_members(
+        uow,
+        segment_id,
+        members_query(uow, keys, node, profile_ids),
+        change_id=change_id,
+        at=uow.clock.now(),
+        profile_ids=profile_ids,
+    )
+    if change.entered or change.exited:
+        await uow.enqueue(
+            Job(
+                CHANGED_ACTOR,
+                (str(uow.workspace_id), str(segment_id), str(change_id)),
+                queue_name=QUEUE,
+            )
+        )
+    return change
+
+
+async def follow_change(uow: UnitOfWork, keys: Keys, segment_id: UUID, change_id: UUID) -> int:
+    """Re-evaluate, for the profiles a change moved, the segments that name the changed one.
+
+    Returns how many segments were re-evaluated. Their own changes are
+    announced in turn, so a chain of references settles segment by segment.
+    """
+    moved = sorted({row.profile_id for row in await repository.change_rows(uow, change_id)})
+    dependents = await repository.referenced_by(uow, segment_id)
+    if not moved or not dependents:
+        return 0
+    await repository.lock_segments(uow, dependents)
+    rows = await repository.get_many(uow, dependents)
+    for row in rows.values():
+        await apply(uow, keys, row.id, parse(row.definition).node, profile_ids=moved)
+    return len(rows)
+
+
+async def preview(uow: UnitOfWork, keys: Keys, raw: Any, *, sample: int) -> tuple[int, list[UUID]]:
+    """How many profiles an unsaved definition selects now, and a sample of them; writes nothing."""
+    if not 0 <= sample <= MAX_PREVIEW_SAMPLE:
+        raise ValidationError(f"sample must be 0 to {MAX_PREVIEW_SAMPLE}", field="sample")
+    parsed = parse(raw)
+    referenced = m.referenced_segments(parsed.node)
+    if referenced:
+        existing = await repository.get_many(uow, sorted(referenced))
+        missing = [
+            FieldError(None, path, f"there is no segment {ref}")
+            for path, ref in _segment_paths(parsed.canonical)
+            if segment_id_of(ref) not in existing
+        ]
+        if missing:
+            raise definition.DefinitionError(missing)
+    return await repository.preview(uow, members_query(uow, keys, parsed.node), sample)
