@@ -1,6 +1,7 @@
 """Loads every context's tables, personal-data registrations and ports, in one place."""
 
 import cdp.personal_data
+import cdp.segments.upkeep
 import cdp.subjects
 import cdp.tables  # noqa: F401 - declares tables
 import consent.personal_data

@@ -29,6 +29,8 @@ from domain.failures import RecordFailedJobs
 log = structlog.get_logger("cdp.worker")
 
 MAINTENANCE_INTERVAL = 3600.0
+# Time-window segments move at least this often (and queued upkeep is caught up).
+SEGMENT_SWEEP_INTERVAL = 60.0
 
 
 class PeriodicTasks(dramatiq.Middleware):
@@ -54,7 +56,7 @@ class PeriodicTasks(dramatiq.Middleware):
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        next_maintenance = time.monotonic()
+        next_maintenance = next_sweep = time.monotonic()
         while not self._stop.wait(self._relay_interval):
             loop = get_event_loop_thread()
             if loop is None:
@@ -63,6 +65,12 @@ class PeriodicTasks(dramatiq.Middleware):
                 loop.run_coroutine(jobs.runtime().outbox_relay().relay_pending())
             except Exception as exc:  # noqa: BLE001 - keep relaying through outages
                 log.warning("outbox.relay_failed", error=repr(exc))
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SEGMENT_SWEEP_INTERVAL
+                try:
+                    cdp.segments.actors.segment_sweep.send()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("segments.sweep_schedule_failed", error=repr(exc))
             if time.monotonic() >= next_maintenance:
                 next_maintenance = time.monotonic() + self._maintenance_interval
                 try:

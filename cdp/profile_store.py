@@ -21,6 +21,7 @@ from cdp.model import Identifier, Message
 from cdp.resolution import KindRule, Resolver, Rules
 from cdp.traits import ProfileState, stamp
 from consent import audit
+from domain import changes
 from domain.ids import id_supply, new_id, new_ids_text
 from domain.sqlparams import json_rows
 from domain.uow import Statement, UnitOfWork
@@ -223,6 +224,27 @@ def _group_rows(groups: dict[tuple[UUID, str], _GroupFold]) -> str:
     )
 
 
+def _changed(
+    resolver: Resolver,
+    events: list[tuple[UUID, Message]],
+    identities: list[dict[str, Any]],
+    states: dict[UUID, ProfileState],
+) -> dict[UUID, frozenset[str]]:
+    """What the batch changed of each profile, for `domain.changes`."""
+    found: dict[UUID, set[str]] = {}
+    for merge in resolver.plan.merges:
+        found.setdefault(merge.source, set()).add(changes.MERGE)
+        found.setdefault(resolver.survivor(merge.target), set()).add(changes.MERGE)
+    for profile_id, message in events:
+        found.setdefault(profile_id, set()).add(changes.event(message.name))
+    for identity in identities:
+        found.setdefault(identity["pid"], set()).add(changes.IDENTITY)
+    for profile_id, state in states.items():
+        if state.traits_changed:
+            found.setdefault(resolver.survivor(profile_id), set()).add(changes.TRAITS)
+    return {profile_id: frozenset(why) for profile_id, why in found.items()}
+
+
 async def _write_batch(
     uow: UnitOfWork,
     resolver: Resolver,
@@ -277,6 +299,10 @@ async def _write_batch(
         updated=_state_rows(states, survivors),
     )
     statements = [queries.ensure_partitions(events), write] if events else [write]
+    notices = changes.statements(uow.workspace_id, _changed(resolver, events, identities, states))
+    if notices:
+        statements.extend(notices)
+        uow.expect_jobs()
     if not answer:
         uow.defer(*statements)
         return {}

@@ -15,6 +15,7 @@ from cdp.model import Identifier
 from cdp.profile_store import Operation
 from cdp.resolution import Resolver
 from consent import audit
+from domain import changes
 from domain.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from domain.uow import UnitOfWork
 
@@ -171,4 +172,5 @@ async def merge_profiles(
         uow, sources=[source], targets=[target], rules=["manual"], triggers=[trigger], actor=actor
     )
     await profile_store.save_states(uow, states, [target])
+    changes.touched(uow, [target, source], changes.MERGE)
     return target

@@ -31,6 +31,9 @@ def stamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_ABSENT = object()
+
+
 @dataclass
 class ProfileState:
     traits: dict[str, Any] = field(default_factory=dict)
@@ -39,12 +42,18 @@ class ProfileState:
     # A data subject's restriction of processing (GDPR Art. 18): what arrives is
     # stored, but traits and computed traits stay as they were until it is lifted.
     restricted: bool = False
+    # Whether `apply_traits` changed a value, so that derived state (segments) is told.
+    traits_changed: bool = field(default=False, compare=False)
 
     def apply_traits(self, traits: dict[str, Any], at: datetime, source: str) -> None:
         when = stamp(at)
         for key, value in traits.items():
             current = self.meta.get(key)
             if current is None or current.get("at", "") <= when:
+                if not self.traits_changed and (
+                    key not in self.traits or self.traits[key] != value
+                ):
+                    self.traits_changed = True
                 self.traits[key] = value
                 self.meta[key] = {"at": when, "source": source}
 

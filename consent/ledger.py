@@ -23,6 +23,7 @@ from consent.model import (
     check_source,
 )
 from consent.repository import consent_records, notices
+from domain import changes
 from domain.errors import ValidationError
 from domain.ids import new_id
 from domain.uow import UnitOfWork
@@ -122,6 +123,7 @@ async def append(
     record = await consent_records.insert_record(
         uow, record_id, profile_id, change, actor=str(actor), at=now
     )
+    changes.touched(uow, [profile_id], changes.CONSENT)
     await audit.record(
         uow,
         actor,

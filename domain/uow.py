@@ -190,6 +190,10 @@ class UnitOfWork:
             self._jobs_written = True
         return job_id
 
+    def expect_jobs(self) -> None:
+        """Wake the outbox relay after commit: raw statements of this unit may write jobs."""
+        self._jobs_written = True
+
     def defer(self, *statements: Statement) -> None:
         """Send raw statements with this unit of work's next round trip; their rows are not kept.
 

@@ -15,6 +15,7 @@ from api import embedded
 from api.cli.compliance import compliance_app, dsr_app
 from api.cli.errors import one_line_errors
 from api.cli.imports import import_app
+from api.cli.segments import segments_app
 from api.logging import configure as configure_logging
 from api.serving import Supervisor
 from api.settings import get_settings
@@ -33,6 +34,7 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(import_app, name="import")
 app.add_typer(dsr_app, name="dsr")
 app.add_typer(compliance_app, name="compliance")
+app.add_typer(segments_app, name="segments")
 
 
 @app.command()

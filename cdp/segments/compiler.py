@@ -316,3 +316,61 @@ def members_query(
     if profile_ids is not None:
         params["ids"] = profile_ids
     return CompiledQuery(sql, params)
+
+
+def _band(builder: _Builder, instant: str, low: datetime, high: datetime) -> str:
+    return (
+        f"COALESCE({instant} >= {builder.param(low, '::timestamptz')} "
+        f"AND {instant} < {builder.param(high, '::timestamptz')}, false)"
+    )
+
+
+def crossing_query(
+    node: m.Node, *, workspace_id: UUID, since: datetime, now: datetime
+) -> CompiledQuery | None:
+    """The profiles whose verdict may differ between `since` and `now` by time alone.
+
+    A window's edge moves with the clock: an event or a date leaves a
+    `within` window (and enters a `before` one) when it falls in
+    [edge at since, edge at now), and a future date enters a `within` window
+    when now passes it. Only profiles with such a value can change; the
+    others keep their verdict. None when a time rule sits where this cannot
+    be told cheaply (a date filter on event properties): evaluate in full.
+    """
+    builder = _Builder(workspace_id, now, None, None)
+    parts: list[str] = []
+    for leaf in m.walk(node):
+        if isinstance(leaf, m.EventCondition):
+            if any(f.comparison.op in (m.WITHIN, m.BEFORE) for f in leaf.where):
+                return None
+            if leaf.window is not None:
+                parts.append(
+                    "SELECT e.profile_id AS id FROM events e WHERE e.workspace_id = %(ws)s "
+                    f"AND e.name = {builder.param(leaf.name)} AND "
+                    + _band(builder, "e.timestamp", since - leaf.window, now - leaf.window)
+                )
+        elif isinstance(leaf, m.TraitCondition | m.ComputedCondition):
+            c = leaf.comparison
+            if c.op not in (m.WITHIN, m.BEFORE):
+                continue
+            if isinstance(leaf, m.TraitCondition):
+                found = f"(p.traits #> {builder.param(list(leaf.path), '::text[]')})"
+            else:
+                found = f"(p.computed -> {builder.param(leaf.field.key)})"
+            instant = (
+                f"cdp_instant(CASE WHEN jsonb_typeof({found}) = {_STRING} "
+                f"THEN {found} #>> '{{}}' END)"
+            )
+            crossing = [_band(builder, instant, since - c.value, now - c.value)]
+            if c.op == m.WITHIN:
+                crossing.append(
+                    f"COALESCE({instant} > {builder.param(since, '::timestamptz')} "
+                    f"AND {instant} <= {builder.param(now, '::timestamptz')}, false)"
+                )
+            parts.append(
+                "SELECT p.id FROM profiles p WHERE p.workspace_id = %(ws)s "
+                f"AND p.merged_into IS NULL AND ({' OR '.join(crossing)})"
+            )
+    if not parts:
+        return CompiledQuery("SELECT NULL::uuid AS id WHERE false", {})
+    return CompiledQuery(" UNION ".join(parts), {"ws": workspace_id, **builder.params})

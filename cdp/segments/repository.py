@@ -18,7 +18,9 @@ from cdp.segments.compiler import CompiledQuery
 from cdp.segments.tables import (
     segment_members,
     segment_membership_history,
+    segment_pending,
     segment_references,
+    segment_upkeep_requests,
     segments,
 )
 from cdp.tables import events, profiles
@@ -39,6 +41,7 @@ class SegmentRow:
     computed_version: int
     computed_at: datetime | None
     uses_time: bool
+    evaluated_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -119,15 +122,98 @@ async def update_definition(
 
 
 async def mark_computed(uow: UnitOfWork, segment_id: UUID, version: int, at: datetime) -> None:
+    """The full evaluation of `version` ended at `at`, and evaluated the members as of `at`."""
     await uow.execute(
         update(segments)
         .where(
             segments.c.workspace_id == uow.workspace_id,
             segments.c.id == segment_id,
-            segments.c.computed_version < version,
+            segments.c.computed_version <= version,
         )
-        .values(computed_version=version, computed_at=at)
+        .values(computed_version=version, computed_at=at, evaluated_at=at)
     )
+
+
+async def mark_evaluated(uow: UnitOfWork, segment_id: UUID, at: datetime) -> None:
+    await uow.execute(
+        update(segments)
+        .where(segments.c.workspace_id == uow.workspace_id, segments.c.id == segment_id)
+        .values(evaluated_at=at)
+    )
+
+
+async def all_segments(uow: UnitOfWork) -> list[SegmentRow]:
+    rows = await uow.execute(
+        select(*_COLUMNS).where(segments.c.workspace_id == uow.workspace_id).order_by(segments.c.id)
+    )
+    return [_row(row) for row in rows]
+
+
+# Upkeep
+
+_QUEUE_CHANGES = (
+    "WITH queued AS ("
+    " INSERT INTO segment_pending (workspace_id, profile_id, reasons)"
+    " SELECT %(ws)s, r.pid, r.reasons"
+    " FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(pid uuid, reasons text[])"
+    " WHERE EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = %(ws)s)"
+    " ON CONFLICT (workspace_id, profile_id) DO UPDATE SET reasons = ARRAY("
+    "  SELECT DISTINCT unnest(segment_pending.reasons || excluded.reasons))"
+    " RETURNING 1), "
+    "requested AS ("
+    " INSERT INTO segment_upkeep_requests (workspace_id)"
+    " SELECT %(ws)s WHERE EXISTS (SELECT 1 FROM queued)"
+    " ON CONFLICT DO NOTHING RETURNING workspace_id) "
+    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
+    " SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}'"
+    " FROM requested"
+)
+
+
+def queue_changes(
+    workspace_id: UUID, rows: str, *, job_id: UUID, actor: str, queue: str
+) -> Statement:
+    """Queue profiles for upkeep (`rows`: JSON of {pid, reasons}), and the workspace's job if none is queued.
+
+    Nothing is queued in a workspace without segments.
+    """
+    params = {
+        "ws": workspace_id, "rows": rows, "job": job_id, "actor": actor, "queue": queue,
+    }  # fmt: skip
+    return Statement(_QUEUE_CHANGES, params)
+
+
+async def take_upkeep_request(uow: UnitOfWork) -> None:
+    await uow.execute(
+        delete(segment_upkeep_requests).where(
+            segment_upkeep_requests.c.workspace_id == uow.workspace_id
+        )
+    )
+
+
+async def claim_pending(uow: UnitOfWork, limit: int) -> dict[UUID, frozenset[str]]:
+    """Take up to `limit` queued profiles, oldest first; a concurrent claim takes others."""
+    p = segment_pending
+    oldest = (
+        select(p.c.profile_id)
+        .where(p.c.workspace_id == uow.workspace_id)
+        .order_by(p.c.queued_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = await uow.execute(
+        delete(p)
+        .where(p.c.workspace_id == uow.workspace_id, p.c.profile_id.in_(oldest.scalar_subquery()))
+        .returning(p.c.profile_id, p.c.reasons)
+    )
+    return {row.profile_id: frozenset(row.reasons) for row in rows}
+
+
+async def segment_work(uow: UnitOfWork) -> list[tuple[UUID, bool]]:
+    """Each workspace with queued upkeep or time-window segments, and whether it has the latter."""
+    work = func.cdp_segment_work().table_valued("workspace_id", "timed")
+    rows = await uow.execute(select(work.c.workspace_id, work.c.timed))
+    return [(row.workspace_id, bool(row.timed)) for row in rows]
 
 
 async def delete_segment(uow: UnitOfWork, segment_id: UUID) -> None:
@@ -238,6 +324,11 @@ async def apply_members(
         Statement(sql, params, prepare=False),
     )
     return MembershipChange(entered=int(rows[0].entered), exited=int(rows[0].exited))
+
+
+async def profile_ids(uow: UnitOfWork, query: CompiledQuery) -> list[UUID]:
+    rows = await uow.fetch(query.sql, query.params)
+    return sorted({row.id for row in rows})
 
 
 async def preview(uow: UnitOfWork, members: CompiledQuery, sample: int) -> tuple[int, list[UUID]]:

@@ -164,6 +164,7 @@ async def create(uow: UnitOfWork, actor: audit.Actor, data: SegmentInput) -> Seg
         computed_version=0,
         computed_at=None,
         uses_time=m.uses_time(parsed.node),
+        evaluated_at=None,
         created_at=now,
         updated_at=now,
     )

@@ -13,7 +13,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain.db import metadata
@@ -37,6 +37,10 @@ segments = Table(
     Column("computed_version", Integer, nullable=False, server_default=text("0")),
     Column("computed_at", TS),
     Column("uses_time", Boolean, nullable=False, server_default=text("false")),
+    # The moment the members were last evaluated for (in full or by the sweep):
+    # a time-window rule's members change only for the profiles whose values
+    # crossed a window's edge since.
+    Column("evaluated_at", TS),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "id"),
@@ -79,4 +83,27 @@ segment_membership_history = Table(
     Column("at", TS, nullable=False),
     PrimaryKeyConstraint("workspace_id", "change_id", "segment_id", "profile_id"),
     Index("ix_segment_membership_history_profile", "workspace_id", "profile_id", "at"),
+)
+
+# Profiles changed since their memberships were last evaluated, with what
+# changed (`cdp.segments.upkeep.Reason`), written in the transaction of the
+# change; the upkeep job claims and deletes them.
+segment_pending = Table(
+    "segment_pending",
+    metadata,
+    workspace_id_column(checked_per_statement=True),
+    Column("profile_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("reasons", ARRAY(Text), nullable=False),
+    Column("queued_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("workspace_id", "profile_id"),
+)
+
+# One row while a workspace's upkeep job is queued, so that a burst of changes
+# queues one job, not one per change.
+segment_upkeep_requests = Table(
+    "segment_upkeep_requests",
+    metadata,
+    workspace_id_column(),
+    Column("requested_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("workspace_id"),
 )

@@ -22,7 +22,7 @@ from consent.dsr.model import (
 from consent.keys import Keys
 from consent.model import ANY, MARKETING, SuppressionReason
 from consent.repository import subject_requests
-from domain import subjects
+from domain import changes, subjects
 from domain.errors import NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.outbox import Job
@@ -315,6 +315,8 @@ async def carry_out(uow: UnitOfWork, keys: Keys, request_id: UUID) -> DataSubjec
             details["restricted_profiles"] = await subjects.directory().restrict(
                 uow, subject, uow.clock.now()
             )
+    if request.type not in EXPORTING:
+        changes.touched(uow, subject.profile_ids, changes.PROFILE)
     await _set_status(uow, request, RequestStatus.COMPLETED, completed_at=uow.clock.now())
     await audit.record(
         uow,
@@ -337,6 +339,7 @@ async def lift_restriction(
     digests = keys.digests(uow.workspace_id, pairs)
     if subject is not None:
         await directory.restrict(uow, subject, None)
+        changes.touched(uow, subject.profile_ids, changes.PROFILE)
     return await suppression.lift(
         uow,
         actor,

@@ -32,7 +32,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _CHECKED_BEFORE = ("profiles", "identities", "events", "event_message_ids", "profile_groups")
-_PER_STATEMENT = ("segment_members", "segment_membership_history")
+_PER_STATEMENT = ("segment_members", "segment_membership_history", "segment_pending")
 _UUID = pg.UUID(as_uuid=True)
 _TS = sa.DateTime(timezone=True)
 # cdp.segments.model.INSTANT_PATTERN as it was when this migration was written
@@ -77,6 +77,7 @@ def _tables() -> None:
         sa.Column("computed_version", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("computed_at", _TS),
         sa.Column("uses_time", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        sa.Column("evaluated_at", _TS),
         sa.Column("created_at", _TS, server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", _TS, server_default=sa.text("now()"), nullable=False),
         _workspace_fk("segments"),
@@ -125,6 +126,21 @@ def _tables() -> None:
             name="pk_segment_membership_history",
         ),
     )
+    op.create_table(
+        "segment_pending",
+        sa.Column("workspace_id", _UUID, nullable=False),
+        sa.Column("profile_id", _UUID, nullable=False),
+        sa.Column("reasons", pg.ARRAY(sa.Text()), nullable=False),
+        sa.Column("queued_at", _TS, server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("workspace_id", "profile_id", name="pk_segment_pending"),
+    )
+    op.create_table(
+        "segment_upkeep_requests",
+        sa.Column("workspace_id", _UUID, nullable=False),
+        sa.Column("requested_at", _TS, server_default=sa.text("now()"), nullable=False),
+        _workspace_fk("segment_upkeep_requests"),
+        sa.PrimaryKeyConstraint("workspace_id", name="pk_segment_upkeep_requests"),
+    )
     op.create_index(
         "ix_segment_membership_history_profile",
         "segment_membership_history",
@@ -165,14 +181,35 @@ def _functions() -> None:
         $$
         """
     )
-    for signature in ("cdp_instant(text)", "cdp_identifier_digest(bytea, bytea, text, text)"):
+    # The worker's catch-up looks across workspaces, which row-level security
+    # hides from the runtime role: an owner function lists only ids.
+    op.execute(
+        """
+        CREATE FUNCTION cdp_segment_work() RETURNS TABLE (workspace_id uuid, timed boolean)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+            SELECT workspace_id, bool_or(timed) FROM (
+                SELECT workspace_id, false AS timed FROM segment_pending
+                UNION ALL SELECT workspace_id, false FROM segment_upkeep_requests
+                UNION ALL SELECT workspace_id, uses_time FROM segments WHERE uses_time
+            ) AS w GROUP BY workspace_id ORDER BY workspace_id
+        $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION cdp_segment_work() FROM PUBLIC")
+    for signature in (
+        "cdp_instant(text)",
+        "cdp_identifier_digest(bytea, bytea, text, text)",
+        "cdp_segment_work()",
+    ):
         op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {app_role()}")
 
 
 def upgrade() -> None:
     _tables()
-    for table in ("segments", "segment_references", *_PER_STATEMENT):
+    for table in ("segments", "segment_references", "segment_upkeep_requests", *_PER_STATEMENT):
         tenant_rls(table)
+    grant("segment_pending", "SELECT, INSERT, UPDATE, DELETE")
+    grant("segment_upkeep_requests", "SELECT, INSERT, DELETE")
     grant("segments", "SELECT, INSERT, UPDATE, DELETE")
     grant("segment_references", "SELECT, INSERT, DELETE")
     grant("segment_members", "SELECT, INSERT, DELETE")
@@ -189,9 +226,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION cdp_segment_work()")
     op.execute("DROP FUNCTION cdp_identifier_digest(bytea, bytea, text, text)")
     op.execute("DROP FUNCTION cdp_instant(text)")
     op.execute(_delete_workspace_rows(_CHECKED_BEFORE))
-    for table in ("segment_membership_history", "segment_members", "segment_references"):
+    for table in (
+        "segment_upkeep_requests",
+        "segment_pending",
+        "segment_membership_history",
+        "segment_members",
+        "segment_references",
+    ):
         op.drop_table(table)
     op.drop_table("segments")

@@ -2,16 +2,17 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy import select
 
-from cdp.segments import services
+from cdp.segments import repository, services, upkeep
 from cdp.segments.repository import MembershipChange
 from cdp.segments.tables import segments
 from consent.keys import Keys
-from domain.clock import Clock
+from domain.clock import Clock, FrozenClock
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE, SECRET
@@ -60,3 +61,37 @@ def recompute_pending(
         }
 
     return in_uow(database_url, workspace_id, work, clock=clock)
+
+
+def run_upkeep(database_url: str, workspace_id: UUID, *, clock: Clock | None = None) -> int:
+    """Run the workspace's upkeep job body, as a worker would; how many profiles it took."""
+    from dramatiq.brokers.stub import StubBroker
+
+    from cdp.segments import actors
+    from domain import jobs
+
+    runtime = jobs.configure(
+        database_url=database_url, role=APP_ROLE, broker=StubBroker(), clock=clock, secret=SECRET
+    )
+
+    async def run() -> int:
+        try:
+            return await actors.run_upkeep(workspace_id)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        jobs._runtime = None
+
+
+def sweep(database_url: str, workspace_id: UUID, segment_id: UUID, now: datetime) -> None:
+    """Move one time-window segment to `now`, as the worker's sweep does."""
+
+    async def work(uow: UnitOfWork) -> None:
+        row = await repository.get(uow, segment_id)
+        assert row is not None
+        await upkeep.sweep_segment(uow, Keys(SECRET), row)
+
+    in_uow(database_url, workspace_id, work, clock=FrozenClock(now))

@@ -1,0 +1,137 @@
+"""Keeping memberships exact: changed profiles re-evaluated after commit, and the time sweep.
+
+1. A change to a profile (`domain.changes.touched`, or the profile store's
+   batch write) queues the profile in `segment_pending` with what changed,
+   in the change's own transaction, and queues the workspace's upkeep job
+   unless one is queued already.
+2. The job (`run` here, in a worker) claims the queued profiles in batches
+   and re-evaluates, for those profiles only, the segments whose rules read
+   what changed. A batch is one transaction: its claim and its memberships
+   commit together, or neither does and the job is retried.
+3. Time moves memberships too ("within 30 days"). The sweep (`sweep`), run
+   by the worker every minute, re-evaluates each such segment for the
+   profiles whose values crossed a window's edge since the segment was last
+   evaluated (`compiler.crossing_query`).
+"""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from uuid import UUID
+
+import orjson
+
+from cdp.segments import compiler, repository, services
+from cdp.segments import model as m
+from cdp.segments.repository import SegmentRow
+from consent.keys import Keys
+from domain import changes
+from domain.ids import new_id
+from domain.uow import Statement, UnitOfWork
+
+UPKEEP_ACTOR = "segment_upkeep"
+CLAIM_BATCH = 1000
+# A sweep longer after the last evaluation than this evaluates in full: the
+# band of crossing values would be most of the data anyway.
+MAX_SWEEP_GAP = timedelta(days=1)
+
+
+def watched(node: m.Node) -> frozenset[str]:
+    """The reasons (`domain.changes`) that can change this definition's verdict for a profile."""
+    found = {changes.MERGE, changes.PROFILE}
+    for leaf in m.walk(node):
+        if isinstance(leaf, m.TraitCondition):
+            found.add(changes.TRAITS)
+        elif isinstance(leaf, m.ComputedCondition):
+            # Computed traits move with events (first and last seen with any).
+            found.add(changes.TRAITS)
+            found.add(changes.EVENT_PREFIX)
+        elif isinstance(leaf, m.EventCondition):
+            found.add(changes.event(leaf.name))
+        elif isinstance(leaf, m.ContactableCondition):
+            found.update((changes.CONSENT, changes.IDENTITY))
+        elif isinstance(leaf, m.IdentifierCondition):
+            found.add(changes.IDENTITY)
+    return frozenset(found)
+
+
+def _reads(watch: frozenset[str], reasons: frozenset[str]) -> bool:
+    if watch & reasons:
+        return True
+    # Any event moves computed traits.
+    return changes.EVENT_PREFIX in watch and any(
+        r.startswith(changes.EVENT_PREFIX) for r in reasons
+    )
+
+
+class PendingListener:
+    """Turns `domain.changes` notices into `segment_pending` rows and the upkeep job."""
+
+    def statements(
+        self, workspace_id: UUID, touched: Mapping[UUID, frozenset[str]]
+    ) -> list[Statement]:
+        rows = orjson.dumps(
+            [{"pid": str(pid), "reasons": sorted(reasons)} for pid, reasons in touched.items()]
+        ).decode()
+        return [
+            repository.queue_changes(
+                workspace_id, rows, job_id=new_id(), actor=UPKEEP_ACTOR, queue=services.QUEUE
+            )
+        ]
+
+
+changes.register(PendingListener())
+
+
+def _in_dependency_order(rows: list[SegmentRow]) -> list[tuple[SegmentRow, m.Node]]:
+    """Segments with those they reference first, so a reference reads fresh memberships."""
+    parsed = {row.id: (row, services.parse(row.definition).node) for row in rows}
+    ordered: list[tuple[SegmentRow, m.Node]] = []
+    done: set[UUID] = set()
+
+    def visit(segment_id: UUID) -> None:
+        if segment_id in done or segment_id not in parsed:
+            return
+        done.add(segment_id)
+        row, node = parsed[segment_id]
+        for referenced in sorted(m.referenced_segments(node)):
+            visit(referenced)
+        ordered.append((row, node))
+
+    for segment_id in sorted(parsed):
+        visit(segment_id)
+    return ordered
+
+
+async def refresh(uow: UnitOfWork, keys: Keys, touched: Mapping[UUID, frozenset[str]]) -> int:
+    """Re-evaluate, for the touched profiles, each segment that reads what changed; how many."""
+    segments = _in_dependency_order(await repository.all_segments(uow))
+    plan: list[tuple[SegmentRow, m.Node, list[UUID]]] = []
+    for row, node in segments:
+        watch = watched(node)
+        profile_ids = sorted(pid for pid, why in touched.items() if _reads(watch, why))
+        if profile_ids:
+            plan.append((row, node, profile_ids))
+    if not plan:
+        return 0
+    await repository.lock_segments(uow, [row.id for row, _, _ in plan])
+    for row, node, profile_ids in plan:
+        await services.apply(uow, keys, row.id, node, profile_ids=profile_ids)
+    return len(plan)
+
+
+async def sweep_segment(uow: UnitOfWork, keys: Keys, row: SegmentRow) -> None:
+    """Bring a time-window segment to now: only the profiles that crossed an edge, if possible."""
+    now = uow.clock.now()
+    node = services.parse(row.definition).node
+    since = row.evaluated_at
+    await repository.lock_segments(uow, [row.id])
+    query = None
+    if since is not None and timedelta(0) <= now - since <= MAX_SWEEP_GAP:
+        query = compiler.crossing_query(node, workspace_id=uow.workspace_id, since=since, now=now)
+    if query is None:
+        await services.apply(uow, keys, row.id, node, profile_ids=None)
+    else:
+        candidates = await repository.profile_ids(uow, query)
+        if candidates:
+            await services.apply(uow, keys, row.id, node, profile_ids=candidates)
+    await repository.mark_evaluated(uow, row.id, now)
