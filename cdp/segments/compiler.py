@@ -92,19 +92,9 @@ class _Builder:
         found = f"({document} #> {self.param(list(path), '::text[]')})"
         if c.op in (m.EQ, m.IN):
             values = [c.value] if c.op == m.EQ else list(c.value)
-            return "(" + " OR ".join(self.equals(document, path, found, v) for v in values) + ")"
+            equal = (f"COALESCE({found} = {self.json(v)}, false)" for v in values)
+            return "(" + " OR ".join(equal) + ")"
         return self.compare(found, c)
-
-    def equals(self, document: str, path: tuple[str, ...], found: str, value: Any) -> str:
-        exact = f"COALESCE({found} = {self.json(value)}, false)"
-        if any(m.is_index(step) for step in path):
-            return exact
-        # Containment says the same for a path of object keys, and lets the
-        # GIN index on traits find the candidates.
-        nested: Any = value
-        for step in reversed(path):
-            nested = {step: nested}
-        return f"({document} @> {self.json(nested)} AND {exact})"
 
     def compare(self, found: str, c: m.Comparison) -> str:  # noqa: PLR0911 - one branch per operator
         present = f"({found} IS NOT NULL AND jsonb_typeof({found}) <> 'null')"
