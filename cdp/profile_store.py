@@ -306,7 +306,8 @@ async def _write_batch(
     if not answer:
         uow.defer(*statements)
         return {}
-    *_, rows = await uow.pipeline(*statements)
+    results = await uow.pipeline(*statements)
+    rows = results[statements.index(write)]
     return {row.id: row.created_at for row in rows}
 
 

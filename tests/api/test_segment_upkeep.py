@@ -172,3 +172,26 @@ def test_the_sweep_removes_a_member_whose_event_left_the_window(client, workspac
     history = _profile(client, token, "sw-1", "segmentHistory { entered }")
     assert history is not None
     assert [h["entered"] for h in history["segmentHistory"]] == [False, True]
+
+
+def test_an_upsert_queues_changed_traits_and_still_answers_each_profiles_creation(
+    client, workspace, database_url
+):
+    ws, token = workspace.workspace.id, workspace.api_token
+    _create(client, token, "Pro", {"trait": "plan", "op": "eq", "value": "pro"})
+    upsert = (
+        "mutation($input: [ProfileUpsertInput!]!) { upsertProfiles(input: $input) "
+        "{ profiles { createdAt } errors { message } } }"
+    )
+    item = {"identifiers": [{"kind": "user_id", "value": "ups-1"}], "traits": {"plan": "free"}}
+    first = gql(client, upsert, {"input": [item]}, token=token)["data"]["upsertProfiles"]
+    run_upkeep(database_url, ws)
+    item["traits"] = {"plan": "pro"}
+    again = gql(client, upsert, {"input": [item]}, token=token)["data"]["upsertProfiles"]
+    assert again["profiles"][0]["createdAt"] == first["profiles"][0]["createdAt"]
+    assert _pending(database_url, ws) == {"ups-1": ["traits"]}
+    run_upkeep(database_url, ws)
+    assert _names(client, token, "ups-1") == {"Pro"}
+    # The same traits again change nothing, and queue nothing.
+    gql(client, upsert, {"input": [item]}, token=token)
+    assert _pending(database_url, ws) == {}
