@@ -232,6 +232,9 @@ def _changed(
 ) -> dict[UUID, frozenset[str]]:
     """What the batch changed of each profile, for `domain.changes`."""
     found: dict[UUID, set[str]] = {}
+    # A new profile may match rules that hold for an empty one ("never ordered").
+    for profile_id in resolver.plan.new_profiles:
+        found.setdefault(resolver.survivor(profile_id), set()).add(changes.PROFILE)
     for merge in resolver.plan.merges:
         found.setdefault(merge.source, set()).add(changes.MERGE)
         found.setdefault(resolver.survivor(merge.target), set()).add(changes.MERGE)

@@ -78,14 +78,22 @@ async def segment_sweep() -> None:
     async with runtime.uow() as uow:
         work = await repository.segment_work(uow)
     for workspace_id, timed in work:
-        await run_upkeep(workspace_id)
-        if not timed:
-            continue
-        async with runtime.uow(workspace_id) as uow:
-            rows = await repository.all_segments(uow)
-        for row in rows:
-            if not row.uses_time or row.computed_version < row.version:
-                continue
+        # One workspace's failure must not hold up the others' upkeep and windows.
+        try:
+            await _sweep_workspace(workspace_id, keys, timed=timed)
+        except Exception:  # logged; the next sweep tries again
+            log.exception("segments.sweep_failed", workspace_id=str(workspace_id))
+
+
+async def _sweep_workspace(workspace_id: UUID, keys: Keys, *, timed: bool) -> None:
+    runtime = jobs.runtime()
+    await run_upkeep(workspace_id)
+    if not timed:
+        return
+    async with runtime.uow(workspace_id) as uow:
+        rows = await repository.all_segments(uow)
+    for row in rows:
+        if row.uses_time:
             async with runtime.uow(workspace_id) as uow:
                 await upkeep.sweep_segment(uow, keys, row)
                 await uow.commit()

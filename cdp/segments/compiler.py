@@ -89,15 +89,25 @@ class _Builder:
     # --- values at a path -------------------------------------------------
 
     def at_path(self, document: str, path: tuple[str, ...], c: m.Comparison) -> str:
-        found = f"({document} #> {self.param(list(path), '::text[]')})"
-        if c.op in (m.EQ, m.IN):
-            values = [c.value] if c.op == m.EQ else list(c.value)
-            equal = (f"COALESCE({found} = {self.json(v)}, false)" for v in values)
-            return "(" + " OR ".join(equal) + ")"
+        # Traits and properties are objects, where one key reads the same with
+        # `->` as with `#>`, and `->` is cheaper.
+        found = (
+            f"({document} -> {self.param(path[0])})"
+            if len(path) == 1
+            else f"({document} #> {self.param(list(path), '::text[]')})"
+        )
         return self.compare(found, c)
+
+    def equals_any(self, found: str, values: list[Any]) -> str:
+        if len(values) == 1:
+            return f"COALESCE({found} = {self.json(values[0])}, false)"
+        listed = self.param([orjson.dumps(v).decode() for v in values], "::jsonb[]")
+        return f"COALESCE({found} = ANY({listed}), false)"
 
     def compare(self, found: str, c: m.Comparison) -> str:  # noqa: PLR0911 - one branch per operator
         present = f"({found} IS NOT NULL AND jsonb_typeof({found}) <> 'null')"
+        if c.op in (m.EQ, m.IN):
+            return self.equals_any(found, [c.value] if c.op == m.EQ else list(c.value))
         if c.op == m.EXISTS:
             return present
         if c.op == m.NOT_EXISTS:
@@ -157,13 +167,6 @@ class _Builder:
         if f.default is not None:
             found = f"COALESCE({found}, {self.json(f.default)})"
         if f.kind == "number":
-            if c.op in (m.EQ, m.IN):
-                values = [c.value] if c.op == m.EQ else list(c.value)
-                return (
-                    "("
-                    + " OR ".join(f"COALESCE({found} = {self.json(v)}, false)" for v in values)
-                    + ")"
-                )
             return self.compare(found, c)
         instant = (
             f"cdp_instant(CASE WHEN jsonb_typeof({found}) = {_STRING} THEN {found} #>> '{{}}' END)"
@@ -196,6 +199,11 @@ class _Builder:
         if node.count in (m.Comparison(m.GTE, 1), m.Comparison(m.GT, 0)):
             where = " AND ".join(conditions)
             return f"(p.id IN (SELECT e.profile_id FROM events e WHERE {where}))"
+        if node.count in (m.Comparison(m.EQ, 0), m.Comparison(m.LT, 1), m.Comparison(m.LTE, 0)):
+            # "Did not": an anti-join, which lets the planner start from the
+            # other conditions and probe each candidate's events by index.
+            where = " AND ".join([*conditions, "e.profile_id = p.id"])
+            return f"(NOT EXISTS (SELECT 1 FROM events e WHERE {where}))"
         select = (
             f"SELECT e.profile_id FROM events e WHERE {' AND '.join(conditions)} "
             f"GROUP BY e.profile_id HAVING {'NOT ' if zero_holds else ''}({holds})"

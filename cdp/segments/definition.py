@@ -474,7 +474,7 @@ class _Reader:
         self.unknown_keys(raw, path, _COUNT_KEYS, "a count")
         op = self.op(raw, path, COUNT_OPS, " in a count")
         value = raw.get("value")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
             self.refuse(f"{path}.value", '"value" of a count must be a whole number, 0 or more')
             return None
         if op is None:

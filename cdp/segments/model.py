@@ -308,5 +308,13 @@ def parse_instant(value: Any) -> datetime | None:
     return moment
 
 
+_INT64 = 2**63
+
+
 def finite(value: Any) -> bool:
-    return not (isinstance(value, float) and not math.isfinite(value))
+    """Whether a number can be stored and compared as given: a finite float, a 64-bit integer."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -_INT64 <= value < _INT64
+    return True

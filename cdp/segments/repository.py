@@ -29,6 +29,12 @@ from domain.uow import Statement, UnitOfWork
 # Hashed sets of profile ids (the compiled `IN` and `NOT IN`) stay in memory
 # for a segment of a million members only with this much working memory.
 EVALUATION_WORK_MEM = "256MB"
+# An evaluation's estimated cost crosses PostgreSQL's JIT thresholds, and JIT
+# then costs more than it saves, per statement (bench/README.md, "Segments").
+_EVALUATION_SETTINGS = Statement(
+    "SELECT set_config('work_mem', %(mem)s, true) AS work_mem, set_config('jit', 'off', true) AS jit",
+    {"mem": EVALUATION_WORK_MEM},
+)
 
 
 @dataclass(frozen=True)
@@ -271,6 +277,12 @@ async def reference_graph(uow: UnitOfWork) -> dict[UUID, set[UUID]]:
     return graph
 
 
+async def lock_reference_graph(uow: UnitOfWork) -> None:
+    """Serialize the workspace's segment edits, so that two of them cannot make a cycle together."""
+    key = f"segment-graph:{uow.workspace_id}"
+    await uow.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
 async def lock_segments(uow: UnitOfWork, segment_ids: Sequence[UUID]) -> None:
     """Serialize membership writes per segment, in a fixed order so that they never deadlock."""
     for segment_id in sorted(set(segment_ids)):
@@ -320,7 +332,7 @@ async def apply_members(
     if profile_ids is not None:
         params["ids"] = list(profile_ids)
     [_, rows] = await uow.pipeline(
-        Statement("SELECT set_config('work_mem', %(mem)s, true)", {"mem": EVALUATION_WORK_MEM}),
+        _EVALUATION_SETTINGS,
         Statement(sql, params, prepare=False),
     )
     return MembershipChange(entered=int(rows[0].entered), exited=int(rows[0].exited))
@@ -335,7 +347,7 @@ async def preview(uow: UnitOfWork, members: CompiledQuery, sample: int) -> tuple
     """How many profiles `members` selects, and the first `sample` of them by id."""
     sql = f"SELECT id, count(*) OVER () AS total FROM ({members.sql}) AS t ORDER BY id LIMIT %(n)s"  # noqa: S608 - compiled from fixed fragments
     [_, rows] = await uow.pipeline(
-        Statement("SELECT set_config('work_mem', %(mem)s, true)", {"mem": EVALUATION_WORK_MEM}),
+        _EVALUATION_SETTINGS,
         Statement(sql, {**members.params, "n": max(sample, 1)}, prepare=False),
     )
     total = int(rows[0].total) if rows else 0

@@ -10,6 +10,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -150,6 +151,7 @@ async def _schedule(uow: UnitOfWork, row: SegmentRow) -> None:
 async def create(uow: UnitOfWork, actor: audit.Actor, data: SegmentInput) -> SegmentRow:
     name, description = _checked_text(data)
     parsed = parse(data.definition)
+    await repository.lock_reference_graph(uow)
     if await repository.name_taken(uow, name, other_than=None):
         raise ConflictError(f'a segment named "{name}" exists', field="name")
     segment_id = new_id()
@@ -183,6 +185,7 @@ async def update(
 ) -> SegmentRow:
     name, description = _checked_text(data)
     parsed = parse(data.definition)
+    await repository.lock_reference_graph(uow)
     current = await repository.get(uow, segment_id, for_update=True)
     if current is None:
         raise NotFoundError("no such segment", field="id")
@@ -209,6 +212,10 @@ async def update(
 
 
 async def delete(uow: UnitOfWork, actor: audit.Actor, segment_id: UUID) -> None:
+    # The references first, then the segment's own lock, in the order every
+    # writer takes them, and only then its row.
+    await repository.lock_reference_graph(uow)
+    await repository.lock_segments(uow, [segment_id])
     current = await repository.get(uow, segment_id, for_update=True)
     if current is None:
         raise NotFoundError("no such segment", field="id")
@@ -217,7 +224,6 @@ async def delete(uow: UnitOfWork, actor: audit.Actor, segment_id: UUID) -> None:
         names = sorted(row.name for row in (await repository.get_many(uow, users)).values())
         listed = ", ".join(f'"{n}"' for n in names)
         raise InUseError(f"segment is used by the segments {listed}; remove it from them first")
-    await repository.lock_segments(uow, [segment_id])
     await repository.delete_segment(uow, segment_id)
     await audit.record(
         uow, actor, "segment.deleted", object_type="segment", object_id=segment_id,
@@ -226,12 +232,17 @@ async def delete(uow: UnitOfWork, actor: audit.Actor, segment_id: UUID) -> None:
 
 
 def members_query(
-    uow: UnitOfWork, keys: Keys, node: m.Node, profile_ids: Sequence[UUID] | None = None
+    uow: UnitOfWork,
+    keys: Keys,
+    node: m.Node,
+    profile_ids: Sequence[UUID] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> compiler.CompiledQuery:
     return compiler.members_query(
         node,
         workspace_id=uow.workspace_id,
-        now=uow.clock.now(),
+        now=now or uow.clock.now(),
         profile_ids=None if profile_ids is None else list(profile_ids),
         digest_pads=keys.digest_pads(uow.workspace_id),
     )
@@ -250,8 +261,10 @@ async def recompute(
     if row is None or (version is not None and row.version != version):
         return None
     node = parse(row.definition).node
-    change = await apply(uow, keys, row.id, node, profile_ids=None)
-    await repository.mark_computed(uow, row.id, row.version, uow.clock.now())
+    # The members are those as of `now`: the sweep moves them on from there.
+    now = uow.clock.now()
+    change = await apply(uow, keys, row.id, node, profile_ids=None, now=now)
+    await repository.mark_computed(uow, row.id, row.version, now)
     return change
 
 
@@ -262,18 +275,21 @@ async def apply(
     node: m.Node,
     *,
     profile_ids: Sequence[UUID] | None,
+    now: datetime | None = None,
 ) -> MembershipChange:
-    """Write the segment's new members (among `profile_ids`, if given) and announce the change.
+    """Write the segment's new members (among `profile_ids`, if given) as of `now`, and announce
+    the change.
 
     The caller holds the segment's lock (`repository.lock_segments`).
     """
     change_id = new_id()
+    at = now or uow.clock.now()
     change = await repository.apply_members(
         uow,
         segment_id,
-        members_query(uow, keys, node, profile_ids),
+        members_query(uow, keys, node, profile_ids, now=at),
         change_id=change_id,
-        at=uow.clock.now(),
+        at=at,
         profile_ids=profile_ids,
     )
     if change.entered or change.exited:

@@ -102,18 +102,33 @@ def _in_dependency_order(rows: list[SegmentRow]) -> list[tuple[SegmentRow, m.Nod
     return ordered
 
 
-async def refresh(uow: UnitOfWork, keys: Keys, touched: Mapping[UUID, frozenset[str]]) -> int:
-    """Re-evaluate, for the touched profiles, each segment that reads what changed; how many."""
-    segments = _in_dependency_order(await repository.all_segments(uow))
-    plan: list[tuple[SegmentRow, m.Node, list[UUID]]] = []
-    for row, node in segments:
+def _plan(
+    rows: list[SegmentRow], touched: Mapping[UUID, frozenset[str]]
+) -> list[tuple[SegmentRow, m.Node, list[UUID]]]:
+    plan = []
+    for row, node in _in_dependency_order(rows):
         watch = watched(node)
         profile_ids = sorted(pid for pid, why in touched.items() if _reads(watch, why))
         if profile_ids:
             plan.append((row, node, profile_ids))
-    if not plan:
+    return plan
+
+
+async def refresh(uow: UnitOfWork, keys: Keys, touched: Mapping[UUID, frozenset[str]]) -> int:
+    """Re-evaluate, for the touched profiles, each segment that reads what changed; how many.
+
+    The segments are read again once locked: an edit or a deletion may have
+    committed while the locks were awaited. A segment whose new definition is
+    not yet computed is left to its full evaluation, which has not started
+    (it would hold the lock) and so will see these changes.
+    """
+    wanted = _plan(await repository.all_segments(uow), touched)
+    if not wanted:
         return 0
-    await repository.lock_segments(uow, [row.id for row, _, _ in plan])
+    await repository.lock_segments(uow, [row.id for row, _, _ in wanted])
+    current = await repository.get_many(uow, [row.id for row, _, _ in wanted])
+    ready = [r for r in current.values() if r.computed_version == r.version]
+    plan = _plan(ready, touched)
     for row, node, profile_ids in plan:
         await services.apply(uow, keys, row.id, node, profile_ids=profile_ids)
     return len(plan)
@@ -121,17 +136,21 @@ async def refresh(uow: UnitOfWork, keys: Keys, touched: Mapping[UUID, frozenset[
 
 async def sweep_segment(uow: UnitOfWork, keys: Keys, row: SegmentRow) -> None:
     """Bring a time-window segment to now: only the profiles that crossed an edge, if possible."""
+    await repository.lock_segments(uow, [row.id])
+    found = await repository.get(uow, row.id)
+    if found is None or found.computed_version < found.version:
+        return  # deleted, or its full evaluation is still to come
+    row = found
     now = uow.clock.now()
     node = services.parse(row.definition).node
     since = row.evaluated_at
-    await repository.lock_segments(uow, [row.id])
     query = None
     if since is not None and timedelta(0) <= now - since <= MAX_SWEEP_GAP:
         query = compiler.crossing_query(node, workspace_id=uow.workspace_id, since=since, now=now)
     if query is None:
-        await services.apply(uow, keys, row.id, node, profile_ids=None)
+        await services.apply(uow, keys, row.id, node, profile_ids=None, now=now)
     else:
         candidates = await repository.profile_ids(uow, query)
         if candidates:
-            await services.apply(uow, keys, row.id, node, profile_ids=candidates)
+            await services.apply(uow, keys, row.id, node, profile_ids=candidates, now=now)
     await repository.mark_evaluated(uow, row.id, now)

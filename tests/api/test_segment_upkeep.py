@@ -73,6 +73,8 @@ def test_an_event_queues_its_profile_and_the_upkeep_makes_it_a_member(
     ws, token = workspace.workspace.id, workspace.api_token
     _create(client, token, "Buyers", {"event": "Order Completed"})
     _create(client, token, "Pro", {"trait": "plan", "op": "eq", "value": "pro"})
+    _create(client, token, "Never ordered",
+            {"event": "Order Completed", "count": {"op": "eq", "value": 0}})  # fmt: skip
     recompute_pending(database_url, ws)
     jobs_before = _upkeep_jobs(database_url)
     track_batch(client, workspace.write_key, [
@@ -80,9 +82,10 @@ def test_an_event_queues_its_profile_and_the_upkeep_makes_it_a_member(
         {"type": "track", "userId": "up-2", "event": "Page Viewed"},
         {"type": "identify", "userId": "up-2", "traits": {"plan": "pro"}},
     ])  # fmt: skip
+    # New profiles are queued for every segment: "never ordered" holds for an empty one.
     assert _pending(database_url, ws) == {
-        "up-1": ["event:Order Completed", "identity"],
-        "up-2": ["event:", "event:Page Viewed", "identity", "traits"],
+        "up-1": ["event:Order Completed", "identity", "profile"],
+        "up-2": ["event:", "event:Page Viewed", "identity", "profile", "traits"],
     }
     # One job for the burst: a second change before the job runs queues no other.
     track_batch(
@@ -93,7 +96,7 @@ def test_an_event_queues_its_profile_and_the_upkeep_makes_it_a_member(
 
     assert run_upkeep(database_url, ws) == 2
     assert _names(client, token, "up-1") == {"Buyers"}
-    assert _names(client, token, "up-2") == {"Pro"}
+    assert _names(client, token, "up-2") == {"Pro", "Never ordered"}
     assert _pending(database_url, ws) == {}
     history = _profile(client, token, "up-1", "segmentHistory { segment { name } entered }")
     assert history is not None
@@ -179,6 +182,7 @@ def test_an_upsert_queues_changed_traits_and_still_answers_each_profiles_creatio
 ):
     ws, token = workspace.workspace.id, workspace.api_token
     _create(client, token, "Pro", {"trait": "plan", "op": "eq", "value": "pro"})
+    recompute_pending(database_url, ws)
     upsert = (
         "mutation($input: [ProfileUpsertInput!]!) { upsertProfiles(input: $input) "
         "{ profiles { createdAt } errors { message } } }"
