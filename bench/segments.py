@@ -23,6 +23,8 @@ import asyncio
 import random
 import resource
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -39,7 +41,7 @@ import psutil
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bench.common import create_workspace, fresh_database, machine_reference
+from bench.common import ROOT, create_workspace, fresh_database, machine_reference
 from cdp.segments import compiler, services
 from cdp.segments.repository import EVALUATION_WORK_MEM, MembershipChange
 from consent import audit
@@ -607,13 +609,13 @@ async def evaluate(database_url: str, workspace_id: UUID, *, explain: bool) -> N
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# PLACEHOLDER: incremental upkeep (keeping memberships fresh per profile as events arrive) is
-# not measured yet. Someone else fills this in; it receives the loaded database.
-# ---------------------------------------------------------------------------------------------
-def incremental_upkeep(database_url: str, workspace_id: UUID) -> None:
-    del database_url, workspace_id
-    print("incremental upkeep: not measured yet")
+def incremental_upkeep(events: int) -> None:
+    """Ingest with 20 live segments against none, in a database of its own (bench.segment_upkeep)."""
+    print("incremental upkeep (python -m bench.segment_upkeep):", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "bench.segment_upkeep", "--events", str(events)],
+        cwd=ROOT, check=True,
+    )  # fmt: skip
 
 
 # --- running --------------------------------------------------------------------------------
@@ -655,6 +657,10 @@ def main() -> None:
         "--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of each query"
     )
     parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
+    parser.add_argument(
+        "--upkeep-events", type=int, default=100_000,
+        help="events of the ingest-with-segments run (bench.segment_upkeep); 0 skips it",
+    )  # fmt: skip
     args = parser.parse_args()
     print(machine_reference(), flush=True)
     started = time.perf_counter()
@@ -662,7 +668,8 @@ def main() -> None:
         workspace_id = UUID(create_workspace(url)["workspace_id"])
         load(url, str(workspace_id), args.profiles, args.events)
         asyncio.run(evaluate(url, workspace_id, explain=args.explain))
-        incremental_upkeep(url, workspace_id)
+    if args.upkeep_events:
+        incremental_upkeep(args.upkeep_events)
     print(f"whole run: {time.perf_counter() - started:.0f} s")
 
 

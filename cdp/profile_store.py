@@ -234,7 +234,7 @@ def _changed(
     found: dict[UUID, set[str]] = {}
     # A new profile may match rules that hold for an empty one ("never ordered").
     for profile_id in resolver.plan.new_profiles:
-        found.setdefault(resolver.survivor(profile_id), set()).add(changes.PROFILE)
+        found.setdefault(resolver.survivor(profile_id), set()).add(changes.NEW)
     for merge in resolver.plan.merges:
         found.setdefault(merge.source, set()).add(changes.MERGE)
         found.setdefault(resolver.survivor(merge.target), set()).add(changes.MERGE)

@@ -20,6 +20,8 @@ CONSENT = "consent"
 MERGE = "merge"
 # Anything about the profile, such as an erasure or a restriction.
 PROFILE = "profile"
+# The profile was made by this change: it was in no segment before.
+NEW = "new"
 EVENT_PREFIX = "event:"
 
 

@@ -81,10 +81,11 @@ class _Builder:
             )
         return self.contactable(node)
 
-    def profile_set(self, select: str, column: str, *, negate: bool = False) -> str:
+    def profile_set(self, select: str, column: str) -> str:
         if self.profile_ids is not None:
-            select += f" AND {column} = ANY(%(ids)s)"
-        return f"(p.id {'NOT IN' if negate else 'IN'} ({select}))"
+            # A few profiles: a probe per profile through the profile index.
+            return f"(EXISTS ({select} AND {column} = p.id))"
+        return f"(p.id IN ({select}))"
 
     # --- values at a path -------------------------------------------------
 

@@ -163,8 +163,6 @@ _QUEUE_CHANGES = (
     " SELECT %(ws)s, r.pid, r.reasons"
     " FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(pid uuid, reasons text[])"
     " WHERE EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = %(ws)s)"
-    " ON CONFLICT (workspace_id, profile_id) DO UPDATE SET reasons = ARRAY("
-    "  SELECT DISTINCT unnest(segment_pending.reasons || excluded.reasons))"
     " RETURNING 1), "
     "requested AS ("
     " INSERT INTO segment_upkeep_requests (workspace_id)"
@@ -198,21 +196,26 @@ async def take_upkeep_request(uow: UnitOfWork) -> None:
 
 
 async def claim_pending(uow: UnitOfWork, limit: int) -> dict[UUID, frozenset[str]]:
-    """Take up to `limit` queued profiles, oldest first; a concurrent claim takes others."""
+    """Take up to `limit` queued changes and fold them per profile; a concurrent claim takes others.
+
+    A change queued while this runs is a row of its own, left for the next claim.
+    """
     p = segment_pending
-    oldest = (
-        select(p.c.profile_id)
+    some = (
+        select(p.c.id)
         .where(p.c.workspace_id == uow.workspace_id)
-        .order_by(p.c.queued_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     rows = await uow.execute(
         delete(p)
-        .where(p.c.workspace_id == uow.workspace_id, p.c.profile_id.in_(oldest.scalar_subquery()))
+        .where(p.c.workspace_id == uow.workspace_id, p.c.id.in_(some.scalar_subquery()))
         .returning(p.c.profile_id, p.c.reasons)
     )
-    return {row.profile_id: frozenset(row.reasons) for row in rows}
+    folded: dict[UUID, set[str]] = {}
+    for row in rows:
+        folded.setdefault(row.profile_id, set()).update(row.reasons)
+    return {profile_id: frozenset(why) for profile_id, why in folded.items()}
 
 
 async def segment_work(uow: UnitOfWork) -> list[tuple[UUID, bool]]:

@@ -86,16 +86,18 @@ segment_membership_history = Table(
 )
 
 # Profiles changed since their memberships were last evaluated, with what
-# changed (`cdp.segments.upkeep.Reason`), written in the transaction of the
-# change; the upkeep job claims and deletes them.
+# changed (`domain.changes`), written in the transaction of the change; the
+# upkeep job claims and deletes them. Append-only, a row per change: a key per
+# profile would make a change wait for the upkeep that holds its row.
 segment_pending = Table(
     "segment_pending",
     metadata,
     workspace_id_column(checked_per_statement=True),
+    Column("id", PG_UUID(as_uuid=True), nullable=False, server_default=func.gen_random_uuid()),
     Column("profile_id", PG_UUID(as_uuid=True), nullable=False),
     Column("reasons", ARRAY(Text), nullable=False),
     Column("queued_at", TS, nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("workspace_id", "profile_id"),
+    PrimaryKeyConstraint("workspace_id", "id"),
 )
 
 # One row while a workspace's upkeep job is queued, so that a burst of changes

@@ -15,15 +15,16 @@
 """
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import orjson
 
-from cdp.segments import compiler, repository, services
+from cdp.segments import compiler, evaluate, repository, services
 from cdp.segments import model as m
 from cdp.segments.repository import SegmentRow
 from consent.keys import Keys
+from consent.model import Contactability, decide
 from domain import changes
 from domain.ids import new_id
 from domain.uow import Statement, UnitOfWork
@@ -35,9 +36,26 @@ CLAIM_BATCH = 1000
 MAX_SWEEP_GAP = timedelta(days=1)
 
 
+def _holds_for_an_empty_profile(node: m.Node) -> bool:
+    """Whether a profile with nothing (no traits, events, identifiers or consent) matches."""
+
+    def contact(channel: str, purpose: str) -> Contactability:
+        return decide(channel=channel, purpose=purpose, records=(), suppressions=())
+
+    empty = evaluate.ProfileFacts({}, {}, frozenset(), (), frozenset(), contact)
+    # No event and no date is in or out of a window, so the moment does not matter.
+    return evaluate.evaluate(node, empty, datetime.now(UTC))
+
+
 def watched(node: m.Node) -> frozenset[str]:
-    """The reasons (`domain.changes`) that can change this definition's verdict for a profile."""
+    """The reasons (`domain.changes`) that can change this definition's verdict for a profile.
+
+    A new profile was a member of nothing: only the changes that made it, or
+    a rule that an empty profile already matches, can put it in a segment.
+    """
     found = {changes.MERGE, changes.PROFILE}
+    if _holds_for_an_empty_profile(node):
+        found.add(changes.NEW)
     for leaf in m.walk(node):
         if isinstance(leaf, m.TraitCondition):
             found.add(changes.TRAITS)

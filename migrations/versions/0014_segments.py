@@ -129,10 +129,11 @@ def _tables() -> None:
     op.create_table(
         "segment_pending",
         sa.Column("workspace_id", _UUID, nullable=False),
+        sa.Column("id", _UUID, server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("profile_id", _UUID, nullable=False),
         sa.Column("reasons", pg.ARRAY(sa.Text()), nullable=False),
         sa.Column("queued_at", _TS, server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("workspace_id", "profile_id", name="pk_segment_pending"),
+        sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_segment_pending"),
     )
     op.create_table(
         "segment_upkeep_requests",
@@ -150,24 +151,23 @@ def _tables() -> None:
 
 def _functions() -> None:
     pattern = INSTANT_PATTERN.replace("'", "''")
+    # One expression, no FROM: PostgreSQL can inline it into the statement
+    # that calls it. A string the pattern accepts has its date at fixed
+    # places, so only the day of the month is checked apart; PostgreSQL's own
+    # reading then agrees with `parse_instant`, a zone-less time being UTC.
     op.execute(
         f"""
         CREATE FUNCTION cdp_instant(value text) RETURNS timestamptz
-        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        LANGUAGE sql STABLE PARALLEL SAFE AS $$
             SELECT CASE
-                WHEN m IS NULL THEN NULL
-                WHEN m[3]::int > extract(day FROM make_date(m[1]::int, m[2]::int, 1)
-                                 + interval '1 month' - interval '1 day') THEN NULL
-                ELSE make_timestamptz(
-                        m[1]::int, m[2]::int, m[3]::int, coalesce(m[4]::int, 0),
-                        coalesce(m[5]::int, 0),
-                        coalesce(m[6]::int, 0) + coalesce(('0.' || m[7])::numeric, 0)::float8,
-                        'UTC')
-                     - CASE m[9] WHEN '+' THEN 1 WHEN '-' THEN -1 ELSE 0 END
-                       * make_interval(hours => coalesce(m[10]::int, 0),
-                                       mins => coalesce(m[11]::int, 0))
+                WHEN value !~ '{pattern}' THEN NULL
+                WHEN substr(value, 9, 2)::int > extract(day FROM
+                        make_date(substr(value, 1, 4)::int, substr(value, 6, 2)::int, 1)
+                        + interval '1 month' - interval '1 day') THEN NULL
+                WHEN length(value) > 10 AND value ~ '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$'
+                    THEN value::timestamptz
+                ELSE value::timestamp AT TIME ZONE 'UTC'
             END
-            FROM regexp_match(value, '{pattern}') AS m
         $$
         """
     )
@@ -208,6 +208,7 @@ def upgrade() -> None:
     _tables()
     for table in ("segments", "segment_references", "segment_upkeep_requests", *_PER_STATEMENT):
         tenant_rls(table)
+    # UPDATE for the claim's FOR UPDATE SKIP LOCKED; rows are never changed.
     grant("segment_pending", "SELECT, INSERT, UPDATE, DELETE")
     grant("segment_upkeep_requests", "SELECT, INSERT, DELETE")
     grant("segments", "SELECT, INSERT, UPDATE, DELETE")
