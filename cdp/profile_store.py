@@ -303,9 +303,7 @@ async def _write_batch(
     )
     statements = [queries.ensure_partitions(events), write] if events else [write]
     notices = changes.statements(uow.workspace_id, _changed(resolver, events, identities, states))
-    if notices:
-        statements.extend(notices)
-        uow.expect_jobs()
+    statements.extend(notices)
     if not answer:
         uow.defer(*statements)
         return {}

@@ -59,4 +59,3 @@ def touched(uow: UnitOfWork, profile_ids: Iterable[UUID], *reasons: str) -> None
     found = statements(uow.workspace_id, dict.fromkeys(profile_ids, why))
     if found:
         uow.defer(*found)
-        uow.expect_jobs()

@@ -48,6 +48,9 @@ class Statement:
     # settle on a generic plan, blind to the parameters; for some statements
     # that plan is many times slower (bench/README.md).
     prepare: bool | None = None
+    # The statement may write outbox jobs, and returns a row for each: the
+    # relay is woken after commit only if it did.
+    writes_jobs: bool = False
 
 
 def _driver(connection: Any) -> psycopg.AsyncConnection[Any]:
@@ -190,10 +193,6 @@ class UnitOfWork:
             self._jobs_written = True
         return job_id
 
-    def expect_jobs(self) -> None:
-        """Wake the outbox relay after commit: raw statements of this unit may write jobs."""
-        self._jobs_written = True
-
     def defer(self, *statements: Statement) -> None:
         """Send raw statements with this unit of work's next round trip; their rows are not kept.
 
@@ -258,10 +257,14 @@ class UnitOfWork:
                 raise UnitOfWorkClosedError("the unit of work's connection is gone")
             deferred, self._deferred = self._deferred, []
             cursors: list[psycopg.AsyncCursor[Any]] = []
+            sent = [*deferred, *statements]
             try:
-                await self._send(raw, sync, [*deferred, *statements], cursors, commit=commit)
+                await self._send(raw, sync, sent, cursors, commit=commit)
             except psycopg.errors.InvalidAuthorizationSpecification as exc:
                 raise AuthenticationError(exc.diag.message_primary or "not authorized") from exc
+            for statement, cursor in zip(sent, cursors, strict=False):
+                if statement.writes_jobs and cursor.rowcount > 0:
+                    self._jobs_written = True
             return [
                 await cursor.fetchall() if cursor.description is not None else []
                 for cursor in cursors[len(deferred) :]

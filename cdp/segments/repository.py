@@ -164,13 +164,16 @@ _QUEUE_CHANGES = (
     " FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(pid uuid, reasons text[])"
     " WHERE EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = %(ws)s)"
     " RETURNING 1), "
+    "held AS ("
+    " SELECT workspace_id FROM segment_upkeep_requests"
+    " WHERE workspace_id = %(ws)s AND EXISTS (SELECT 1 FROM queued) FOR KEY SHARE), "
     "requested AS ("
     " INSERT INTO segment_upkeep_requests (workspace_id)"
-    " SELECT %(ws)s WHERE EXISTS (SELECT 1 FROM queued)"
+    " SELECT %(ws)s WHERE EXISTS (SELECT 1 FROM queued) AND NOT EXISTS (SELECT 1 FROM held)"
     " ON CONFLICT DO NOTHING RETURNING workspace_id) "
     "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
     " SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}'"
-    " FROM requested"
+    " FROM requested RETURNING id"
 )
 
 
@@ -179,12 +182,16 @@ def queue_changes(
 ) -> Statement:
     """Queue profiles for upkeep (`rows`: JSON of {pid, reasons}), and the workspace's job if none is queued.
 
-    Nothing is queued in a workspace without segments.
+    Nothing is queued in a workspace without segments. When a job is queued
+    already, its request row is share-locked until this change commits: the
+    job takes the request (`take_upkeep_request`) before it claims, so it
+    waits for the change and then sees its rows; shared locks do not hold
+    concurrent changes up.
     """
     params = {
         "ws": workspace_id, "rows": rows, "job": job_id, "actor": actor, "queue": queue,
     }  # fmt: skip
-    return Statement(_QUEUE_CHANGES, params)
+    return Statement(_QUEUE_CHANGES, params, writes_jobs=True)
 
 
 async def take_upkeep_request(uow: UnitOfWork) -> None:

@@ -210,7 +210,8 @@ def upgrade() -> None:
         tenant_rls(table)
     # UPDATE for the claim's FOR UPDATE SKIP LOCKED; rows are never changed.
     grant("segment_pending", "SELECT, INSERT, UPDATE, DELETE")
-    grant("segment_upkeep_requests", "SELECT, INSERT, DELETE")
+    # UPDATE for the share lock a change takes on a queued request (FOR KEY SHARE).
+    grant("segment_upkeep_requests", "SELECT, INSERT, UPDATE, DELETE")
     grant("segments", "SELECT, INSERT, UPDATE, DELETE")
     grant("segment_references", "SELECT, INSERT, DELETE")
     grant("segment_members", "SELECT, INSERT, DELETE")

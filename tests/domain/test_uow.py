@@ -184,3 +184,21 @@ async def _read_only_after_a_failed_statement(database_url: str) -> list[Any]:
 def test_a_read_only_unit_of_work_whose_statement_failed_still_ends_cleanly(database_url):
     rows = asyncio.run(_read_only_after_a_failed_statement(database_url))
     assert [row.answer for row in rows] == [42]
+
+
+async def _wakes(database_url: str, sql: str) -> int:
+    woken: list[bool] = []
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        sessions = session_factory(engine)
+        async with UnitOfWork(sessions, on_commit=lambda: woken.append(True)) as uow:
+            uow.defer(Statement(sql, writes_jobs=True))
+            await uow.commit()
+    finally:
+        await engine.dispose()
+    return len(woken)
+
+
+def test_a_deferred_statement_that_may_write_jobs_wakes_the_relay_only_if_it_did(database_url):
+    assert asyncio.run(_wakes(database_url, "SELECT 1 WHERE false")) == 0
+    assert asyncio.run(_wakes(database_url, "SELECT 1")) == 1
