@@ -84,7 +84,9 @@ class _Builder:
     def profile_set(self, select: str, column: str) -> str:
         if self.profile_ids is not None:
             # A few profiles: a probe per profile through the profile index.
-            return f"(EXISTS ({select} AND {column} = p.id))"
+            # LIMIT keeps the planner from turning it into a join that reads
+            # every row of the kind to find the few profiles' ones.
+            return f"(EXISTS ({select} AND {column} = p.id LIMIT 1))"
         return f"(p.id IN ({select}))"
 
     # --- values at a path -------------------------------------------------
