@@ -310,14 +310,22 @@ class MembershipChange:
     exited: int
 
 
+# The members before and after are each read once and compared by hash; only
+# the difference is written, so an evaluation that changes little writes
+# little. A concurrent writer of the same segment is excluded by its lock,
+# and ON CONFLICT covers a member added by a statement that did not take it.
 _APPLY = (
     "WITH target AS MATERIALIZED ({members}), "
+    "present AS MATERIALIZED (SELECT m.profile_id FROM segment_members m "
+    " WHERE m.workspace_id = %(ws)s AND m.segment_id = %(segment)s{scope}), "
     "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
-    " SELECT %(ws)s, %(segment)s, t.id, %(at)s FROM target t ON CONFLICT DO NOTHING "
+    " SELECT %(ws)s, %(segment)s, t.id, %(at)s FROM target t "
+    " WHERE t.id NOT IN (SELECT profile_id FROM present) ON CONFLICT DO NOTHING "
     " RETURNING profile_id), "
     "exited AS (DELETE FROM segment_members m WHERE m.workspace_id = %(ws)s "
-    " AND m.segment_id = %(segment)s{scope} AND m.profile_id NOT IN (SELECT id FROM target) "
-    " RETURNING profile_id), "
+    " AND m.segment_id = %(segment)s AND m.profile_id IN ("
+    "  SELECT profile_id FROM present WHERE profile_id NOT IN (SELECT id FROM target)) "
+    " RETURNING m.profile_id), "
     "logged AS (INSERT INTO segment_membership_history "
     " (workspace_id, change_id, segment_id, profile_id, entered, at) "
     " SELECT %(ws)s, %(change)s, %(segment)s, profile_id, true, %(at)s FROM entered "
