@@ -14,6 +14,7 @@ Usage: python -m bench.segment_upkeep [--events 100000] [--workers 3]
 import argparse
 import asyncio
 import base64
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 import psycopg
 
 from bench.common import (
@@ -143,6 +145,28 @@ def wait_drained(database_url: str, workspace_id: str) -> float:
     raise RuntimeError("the upkeep queue did not drain")
 
 
+def wait_idle(worker: subprocess.Popen[bytes]) -> float:
+    """Seconds until the worker has used almost no CPU for a second: follow-up jobs (changes
+    announced to dependent segments, a sweep) would otherwise run into the next measurement."""
+    started = time.monotonic()
+    root = psutil.Process(worker.pid)
+    quiet = 0
+    while time.monotonic() - started < DRAIN_TIMEOUT and quiet < 2:
+        before = _cpu(root)
+        time.sleep(0.5)
+        quiet = quiet + 1 if _cpu(root) - before < 0.025 else 0
+    return time.monotonic() - started
+
+
+def _cpu(root: psutil.Process) -> float:
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def delays(database_url: str, workspace_id: str) -> list[float]:
     """For each entry, seconds from the arrival of the profile's latest event before it."""
     with psycopg.connect(database_url) as conn:
@@ -166,10 +190,14 @@ def main() -> None:
     rates: dict[str, list[float]] = {"none": [], "20 segments": []}
     with fresh_database() as database_url:
         spaces = {kind: [create_workspace(database_url) for _ in range(RUNS)] for kind in rates}
-        with running_server(database_url, args.workers) as server, running_worker(database_url):
+        with (
+            running_server(database_url, args.workers) as server,
+            running_worker(database_url) as worker,
+        ):
             url = f"http://{server.host}:{server.port}"
             for ws in spaces["20 segments"]:
                 create_segments(url, ws["api_token"])
+            wait_idle(worker)
             for run in range(RUNS):
                 order = list(rates) if run % 2 == 0 else list(reversed(rates))
                 for kind in order:
@@ -182,9 +210,11 @@ def main() -> None:
                     sent = sum(1 for s in statuses if s == 200) * PER_REQUEST
                     rates[kind].append(sent / seconds)
                     drained = wait_drained(database_url, ws["workspace_id"])
+                    idle = wait_idle(worker)
                     print(f"  {kind}: {sent / seconds:,.0f} events/s over {seconds:.1f} s "
                           f"({len(statuses) - sent // PER_REQUEST} non-200); "
-                          f"upkeep queue empty {drained:.1f} s after", flush=True)  # fmt: skip
+                          f"upkeep queue empty {drained:.1f} s after, worker idle "
+                          f"{drained + idle:.1f} s after", flush=True)  # fmt: skip
             waits = [
                 d for ws in spaces["20 segments"] for d in delays(database_url, ws["workspace_id"])
             ]

@@ -175,3 +175,16 @@ def segment_history(
         f"segment_history:{limit}",
         lambda keys: segment_store.history(uow, keys, limit=limit),
     )
+
+
+MemberPage = tuple[UUID, UUID | None, int]
+
+
+def segment_members(info: Info, uow: UnitOfWork) -> DataLoader[MemberPage, list[UUID]]:
+    """A page of each segment's member ids: one statement for every segment a document lists."""
+
+    async def load(keys: Sequence[MemberPage]) -> list[list[UUID]]:
+        return await segment_store.member_pages(uow, list(keys))
+
+    loader: DataLoader[MemberPage, list[UUID]] = info.context.loader("segment_members", load)
+    return loader

@@ -312,15 +312,16 @@ class MembershipChange:
 
 # The members before and after are each read once and compared by hash; only
 # the difference is written, so an evaluation that changes little writes
-# little. A concurrent writer of the same segment is excluded by its lock,
-# and ON CONFLICT covers a member added by a statement that did not take it.
+# little. Every writer of a segment's members holds its lock
+# (`lock_segments`), so the rows read as present are all there are: the
+# insert needs no ON CONFLICT, whose speculative insertion costs more.
 _APPLY = (
     "WITH target AS MATERIALIZED ({members}), "
     "present AS MATERIALIZED (SELECT m.profile_id FROM segment_members m "
     " WHERE m.workspace_id = %(ws)s AND m.segment_id = %(segment)s{scope}), "
     "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
     " SELECT %(ws)s, %(segment)s, t.id, %(at)s FROM target t "
-    " WHERE t.id NOT IN (SELECT profile_id FROM present) ON CONFLICT DO NOTHING "
+    " WHERE t.id NOT IN (SELECT profile_id FROM present) "
     " RETURNING profile_id), "
     "exited AS (DELETE FROM segment_members m WHERE m.workspace_id = %(ws)s "
     " AND m.segment_id = %(segment)s AND m.profile_id IN ("
@@ -388,14 +389,34 @@ async def size(uow: UnitOfWork, segment_ids: Sequence[UUID]) -> dict[UUID, int]:
 async def member_page(
     uow: UnitOfWork, segment_id: UUID, *, after: UUID | None, limit: int
 ) -> list[UUID]:
-    query = select(segment_members.c.profile_id).where(
-        segment_members.c.workspace_id == uow.workspace_id,
-        segment_members.c.segment_id == segment_id,
+    [page] = await member_pages(uow, [(segment_id, after, limit)])
+    return page
+
+
+async def member_pages(
+    uow: UnitOfWork, pages: Sequence[tuple[UUID, UUID | None, int]]
+) -> list[list[UUID]]:
+    """Each (segment, after, limit) page of member ids, by id, in one statement."""
+    if not pages:
+        return []
+    rows = await uow.fetch(
+        "SELECT w.n, m.profile_id FROM unnest(%(segments)s::uuid[], %(afters)s::uuid[], "
+        "%(limits)s::int[]) WITH ORDINALITY AS w(segment_id, after, lim, n) "
+        "CROSS JOIN LATERAL (SELECT s.profile_id FROM segment_members s "
+        "WHERE s.workspace_id = %(ws)s AND s.segment_id = w.segment_id "
+        "AND (w.after IS NULL OR s.profile_id > w.after) "
+        "ORDER BY s.profile_id LIMIT w.lim) AS m ORDER BY w.n, m.profile_id",
+        {
+            "ws": uow.workspace_id,
+            "segments": [p[0] for p in pages],
+            "afters": [p[1] for p in pages],
+            "limits": [p[2] for p in pages],
+        },
     )
-    if after is not None:
-        query = query.where(segment_members.c.profile_id > after)
-    rows = await uow.execute(query.order_by(segment_members.c.profile_id).limit(limit))
-    return [row.profile_id for row in rows]
+    found: list[list[UUID]] = [[] for _ in pages]
+    for row in rows:
+        found[row.n - 1].append(row.profile_id)
+    return found
 
 
 async def segments_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[UUID]]:

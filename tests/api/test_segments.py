@@ -263,3 +263,24 @@ def test_time_windows_follow_the_clock(database_url, workspace, client):
     )
     assert left is not None
     assert (left.entered, left.exited) == (0, 1)
+
+
+def test_members_of_every_listed_segment_cost_one_statement(
+    client, workspace, database_url, sql_counter
+):
+    ws, token = workspace.workspace.id, workspace.api_token
+    _seed_people(database_url, ws)
+    query = "{ segments(first: 10) { edges { node { name members(first: 5) { edges { node { id } } } } } } }"
+
+    def count_for(segments: int) -> int:
+        for n in range(segments):
+            _create(client, token, f"Pro {n}", {"trait": "plan", "op": "eq", "value": "pro"})
+        recompute_pending(database_url, ws)
+        sql_counter.statements.clear()
+        body = gql(client, query, token=token)
+        assert all(
+            len(e["node"]["members"]["edges"]) == 3 for e in body["data"]["segments"]["edges"]
+        )
+        return sql_counter.count
+
+    assert count_for(1) == count_for(3)

@@ -112,7 +112,7 @@ class SegmentNode(relay.Node):
         uow = await info.context.require(SEGMENTS_READ)
         limit = connection.page_size(first)
         cursor = connection.decode_cursor(after)
-        ids = await segment_store.member_page(uow, self.row.id, after=cursor, limit=limit + 1)
+        ids = await loaders.segment_members(info, uow).load((self.row.id, cursor, limit + 1))
         nodes = await ProfileNode.resolve_nodes(info=info, node_ids=[str(i) for i in ids])
         rows = [(pid, node) for pid, node in zip(ids, nodes, strict=True) if node is not None]
         return connection.build(
