@@ -1,9 +1,12 @@
 """CDP background jobs."""
 
+from datetime import timedelta
+
 import dramatiq
 import structlog
 
 from cdp import retention
+from cdp.segments import services as segment_services
 from consent import audit
 from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
 from domain import jobs
@@ -49,4 +52,9 @@ async def enforce_workspace_retention() -> None:
             total += deleted
             if deleted < retention.DELETE_BATCH:
                 break
+        if total:
+            # Segments that count events this old may have lost members.
+            async with runtime.uow(workspace_id) as uow:
+                await segment_services.events_removed(uow, older_than=timedelta(days=days))
+                await uow.commit()
         log.info("events.workspace_retention", workspace_id=str(workspace_id), deleted=total)

@@ -10,7 +10,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -301,6 +301,24 @@ async def apply(
             )
         )
     return change
+
+
+async def events_removed(uow: UnitOfWork, *, older_than: timedelta) -> int:
+    """Queue a full evaluation of each segment that counts events older than `older_than`.
+
+    Deleting old events (a retention period) can only change the segments
+    that look that far back; how many were queued.
+    """
+    queued = 0
+    for row in await repository.all_segments(uow):
+        node = parse(row.definition).node
+        if any(
+            isinstance(n, m.EventCondition) and (n.window is None or n.window > older_than)
+            for n in m.walk(node)
+        ):
+            await _schedule(uow, row)
+            queued += 1
+    return queued
 
 
 async def follow_change(uow: UnitOfWork, keys: Keys, segment_id: UUID, change_id: UUID) -> int:

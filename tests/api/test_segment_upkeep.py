@@ -2,6 +2,7 @@
 transaction, the upkeep job re-evaluates only the segments that read what changed, and the sweep
 moves time-window segments as time passes."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 import psycopg
 
 from cdp.segments import services
-from tests.cdp.segments.support import recompute_pending, run_upkeep, sweep
+from consent.keys import Keys
+from tests.cdp.segments.support import in_uow, recompute_pending, run_upkeep, sweep
 from tests.conftest import gql
 from tests.consent.support import record_consent, track_batch
-from tests.support.database import APP_ROLE  # noqa: F401 - the role the app runs as
+from tests.support.database import APP_ROLE, SECRET
 
 SEGMENTS = "segments { name }"
 
@@ -202,3 +204,52 @@ def test_an_upsert_queues_changed_traits_and_still_answers_each_profiles_creatio
     # The same traits again change nothing, and queue nothing.
     gql(client, upsert, {"input": [item]}, token=token)
     assert _pending(database_url, ws) == {}
+
+
+def test_deleting_old_events_reevaluates_the_segments_that_count_them(
+    client, workspace, database_url
+):
+    from dramatiq.brokers.stub import StubBroker
+
+    from cdp import actors
+    from domain import jobs
+
+    ws, token = workspace.workspace.id, workspace.api_token
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    track_batch(client, workspace.write_key, [
+        {"type": "track", "userId": "ret-1", "event": "Signed Up", "timestamp": old},
+    ])  # fmt: skip
+    ever = _create(client, token, "Ever signed up", {"event": "Signed Up"})
+    _create(client, token, "Signed up this week", {"event": "Signed Up", "within": {"days": 7}})
+    recompute_pending(database_url, ws)
+    assert _names(client, token, "ret-1") == {"Ever signed up"}
+    gql(client, "mutation { setEventRetention(days: 30) { days } }", token=token)
+
+    runtime = jobs.configure(database_url=database_url, role=APP_ROLE, broker=StubBroker())
+
+    async def retention_job() -> None:
+        try:
+            await actors.enforce_workspace_retention.fn.__wrapped__()
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(retention_job())
+    finally:
+        jobs._runtime = None
+    # Only the all-time segment looks back past 30 days: it alone is queued again.
+    with psycopg.connect(database_url) as conn:
+        queued = conn.execute(
+            "SELECT args FROM outbox WHERE actor_name = 'recompute_segment' "
+            "AND args ->> 0 = %s AND created_at > now() - interval '1 minute' "
+            "ORDER BY created_at",
+            (str(ws),),
+        ).fetchall()
+    jobs_after_retention = [args for (args,) in queued][2:]
+    assert [services.segment_id_of(a[1]) for a in jobs_after_retention] == [ever]
+    left = in_uow(
+        database_url, ws, lambda uow: services.recompute(uow, Keys(SECRET), ever, version=1)
+    )
+    assert left is not None
+    assert (left.entered, left.exited) == (0, 1)
+    assert _names(client, token, "ret-1") == set()
