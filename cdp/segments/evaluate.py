@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
+from cdp.segments import definition
 from cdp.segments.model import (
     BEFORE,
     BETWEEN,
@@ -126,7 +127,8 @@ def explain(
         held, tree = explain(node.child, facts, now, segment_ref)
         return not held, {"not": tree, "matched": not held, "decidedBy": 0}
     matched, actual = _check(node, facts, now)
-    return matched, {**_shape(node, segment_ref), "matched": matched, "actual": _json(actual)}
+    shape = definition.to_json(node, segment_ref=segment_ref)
+    return matched, {**shape, "matched": matched, "actual": _json(actual)}
 
 
 def _explain_group(
@@ -272,54 +274,12 @@ def _utc(moment: datetime) -> datetime:
 # --- JSON ---------------------------------------------------------------------
 
 
-def _shape(node: Leaf, segment_ref: Callable[[UUID], str]) -> dict[str, Any]:
-    """The leaf's JSON in the public grammar (docs: API.md, "Segments")."""
-    if isinstance(node, TraitCondition):
-        return {"trait": ".".join(node.path), **_comparison_json(node.comparison)}
-    if isinstance(node, ComputedCondition):
-        return {"computed": node.field.name, **_comparison_json(node.comparison)}
-    if isinstance(node, EventCondition):
-        return _event_json(node)
-    if isinstance(node, SegmentCondition):
-        return {"segment": segment_ref(node.segment_id)}
-    if isinstance(node, ContactableCondition):
-        return {"contactable": {"channel": node.channel, "purpose": node.purpose}}
-    return {"identifier": node.kind}
-
-
-def _event_json(node: EventCondition) -> dict[str, Any]:
-    shape: dict[str, Any] = {"event": node.name}
-    if node.where:
-        shape["where"] = [
-            {"property": ".".join(f.path), **_comparison_json(f.comparison)} for f in node.where
-        ]
-    shape["count"] = {"op": node.count.op, "value": node.count.value}
-    if node.window is not None:
-        shape["within"] = _duration(node.window)
-    return shape
-
-
-def _comparison_json(comparison: Comparison) -> dict[str, Any]:
-    if comparison.op in (EXISTS, NOT_EXISTS):
-        return {"op": comparison.op}
-    return {"op": comparison.op, "value": _json(comparison.value)}
-
-
-def _duration(span: timedelta) -> dict[str, float]:
-    if span % timedelta(days=1) == timedelta(0):
-        return {"days": span.days}
-    hours = span / timedelta(hours=1)
-    return {"hours": int(hours) if hours.is_integer() else hours}
-
-
 def _json(value: Any) -> Any:
     """A value of a node, or one seen on the profile, as JSON."""
     if value is MISSING:
         return None
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, timedelta):
-        return _duration(value)
     if isinstance(value, Contactability):
         return {"allowed": value.allowed, "reason": value.reason}
     if isinstance(value, tuple | list):
