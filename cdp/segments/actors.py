@@ -37,10 +37,10 @@ async def recompute_segment(workspace_id: str, segment_id: str, version: int) ->
 @dramatiq.actor(
     actor_name=services.CHANGED_ACTOR, queue_name=QUEUE, max_retries=RETRIES, min_backoff=BACKOFF_MS
 )
-async def segment_membership_changed(workspace_id: str, segment_id: str, change_id: str) -> None:
+async def segment_membership_changed(workspace_id: str, change_id: str) -> None:
     runtime = jobs.runtime()
     async with runtime.uow(UUID(workspace_id)) as uow:
-        await services.follow_change(uow, Keys(runtime.secret), UUID(segment_id), UUID(change_id))
+        await services.follow_change(uow, Keys(runtime.secret), UUID(change_id))
         await uow.commit()
 
 

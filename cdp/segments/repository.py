@@ -31,8 +31,11 @@ from domain.uow import Statement, UnitOfWork
 EVALUATION_WORK_MEM = "256MB"
 # An evaluation's estimated cost crosses PostgreSQL's JIT thresholds, and JIT
 # then costs more than it saves, per statement (bench/README.md, "Segments").
+# Index probes are priced as on a disk that seeks: with the default, the
+# planner reads all of a workspace's profiles to find a thousand of them by id.
 _EVALUATION_SETTINGS = Statement(
-    "SELECT set_config('work_mem', %(mem)s, true) AS work_mem, set_config('jit', 'off', true) AS jit",
+    "SELECT set_config('work_mem', %(mem)s, true) AS work_mem, set_config('jit', 'off', true) AS jit, "
+    "set_config('random_page_cost', '1.1', true) AS random_page_cost",
     {"mem": EVALUATION_WORK_MEM},
 )
 

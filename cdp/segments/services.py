@@ -9,7 +9,7 @@ segment reports `computing` and keeps the members it had.
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -268,6 +268,19 @@ async def recompute(
     return change
 
 
+@dataclass
+class ChangeSet:
+    """The entries and exits of one transaction's evaluations, announced as one outbox job."""
+
+    id: UUID = field(default_factory=new_id)
+    moved: bool = False
+
+    async def announce(self, uow: UnitOfWork) -> None:
+        if self.moved:
+            job = Job(CHANGED_ACTOR, (str(uow.workspace_id), str(self.id)), queue_name=QUEUE)
+            await uow.enqueue(job)
+
+
 async def apply(
     uow: UnitOfWork,
     keys: Keys,
@@ -276,30 +289,28 @@ async def apply(
     *,
     profile_ids: Sequence[UUID] | None,
     now: datetime | None = None,
+    changes: ChangeSet | None = None,
 ) -> MembershipChange:
-    """Write the segment's new members (among `profile_ids`, if given) as of `now`, and announce
-    the change.
+    """Write the segment's new members (among `profile_ids`, if given) as of `now`.
 
-    The caller holds the segment's lock (`repository.lock_segments`).
+    The change is recorded under `changes`, whose caller announces it once
+    for all its evaluations; without one, it is announced here. The caller
+    holds the segment's lock (`repository.lock_segments`).
     """
-    change_id = new_id()
+    own = changes is None
+    changes = changes or ChangeSet()
     at = now or uow.clock.now()
     change = await repository.apply_members(
         uow,
         segment_id,
         members_query(uow, keys, node, profile_ids, now=at),
-        change_id=change_id,
+        change_id=changes.id,
         at=at,
         profile_ids=profile_ids,
     )
-    if change.entered or change.exited:
-        await uow.enqueue(
-            Job(
-                CHANGED_ACTOR,
-                (str(uow.workspace_id), str(segment_id), str(change_id)),
-                queue_name=QUEUE,
-            )
-        )
+    changes.moved = changes.moved or bool(change.entered or change.exited)
+    if own:
+        await changes.announce(uow)
     return change
 
 
@@ -321,20 +332,29 @@ async def events_removed(uow: UnitOfWork, *, older_than: timedelta) -> int:
     return queued
 
 
-async def follow_change(uow: UnitOfWork, keys: Keys, segment_id: UUID, change_id: UUID) -> int:
-    """Re-evaluate, for the profiles a change moved, the segments that name the changed one.
+async def follow_change(uow: UnitOfWork, keys: Keys, change_id: UUID) -> int:
+    """Re-evaluate, for the profiles a change moved, the segments that name a changed one.
 
     Returns how many segments were re-evaluated. Their own changes are
-    announced in turn, so a chain of references settles segment by segment.
+    announced in turn, so a chain of references settles step by step.
     """
-    moved = sorted({row.profile_id for row in await repository.change_rows(uow, change_id)})
-    dependents = await repository.referenced_by(uow, segment_id)
-    if not moved or not dependents:
+    moved: dict[UUID, set[UUID]] = {}
+    for entry in await repository.change_rows(uow, change_id):
+        moved.setdefault(entry.segment_id, set()).add(entry.profile_id)
+    wanted: dict[UUID, set[UUID]] = {}
+    for segment_id, profiles in moved.items():
+        for dependent in await repository.referenced_by(uow, segment_id):
+            wanted.setdefault(dependent, set()).update(profiles)
+    if not wanted:
         return 0
-    await repository.lock_segments(uow, dependents)
-    rows = await repository.get_many(uow, dependents)
+    await repository.lock_segments(uow, sorted(wanted))
+    rows = await repository.get_many(uow, sorted(wanted))
+    changes = ChangeSet()
     for row in rows.values():
-        await apply(uow, keys, row.id, parse(row.definition).node, profile_ids=moved)
+        node = parse(row.definition).node
+        profile_ids = sorted(wanted[row.id])
+        await apply(uow, keys, row.id, node, profile_ids=profile_ids, changes=changes)
+    await changes.announce(uow)
     return len(rows)
 
 

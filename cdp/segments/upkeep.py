@@ -147,8 +147,10 @@ async def refresh(uow: UnitOfWork, keys: Keys, touched: Mapping[UUID, frozenset[
     current = await repository.get_many(uow, [row.id for row, _, _ in wanted])
     ready = [r for r in current.values() if r.computed_version == r.version]
     plan = _plan(ready, touched)
+    changes = services.ChangeSet()
     for row, node, profile_ids in plan:
-        await services.apply(uow, keys, row.id, node, profile_ids=profile_ids)
+        await services.apply(uow, keys, row.id, node, profile_ids=profile_ids, changes=changes)
+    await changes.announce(uow)
     return len(plan)
 
 

@@ -253,3 +253,46 @@ def test_deleting_old_events_reevaluates_the_segments_that_count_them(
     assert left is not None
     assert (left.entered, left.exited) == (0, 1)
     assert _names(client, token, "ret-1") == set()
+
+
+def _follow_changes(database_url: str, ws: uuid.UUID) -> int:
+    """Run the workspace's membership-change jobs (as a worker would), in order; how many."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT args FROM outbox WHERE actor_name = 'segment_membership_changed' "
+            "AND args ->> 0 = %s ORDER BY created_at, id",
+            (str(ws),),
+        ).fetchall()
+    for (args,) in rows:
+        change_id = uuid.UUID(args[1])
+        in_uow(
+            database_url, ws, lambda uow, c=change_id: services.follow_change(uow, Keys(SECRET), c)
+        )
+    return len(rows)
+
+
+def test_a_segment_of_a_segment_follows_the_changes_of_the_one_it_names(
+    client, workspace, database_url
+):
+    ws, token = workspace.workspace.id, workspace.api_token
+    pro = _create(client, token, "Pro", {"trait": "plan", "op": "eq", "value": "pro"})
+    _create(client, token, "Pro, known",
+            {"all": [{"segment": services.global_id(pro)}, {"identifier": "user_id"}]})  # fmt: skip
+    recompute_pending(database_url, ws)
+    track_batch(client, workspace.write_key, [
+        {"type": "identify", "userId": "dep-1", "traits": {"plan": "pro"}},
+        {"type": "identify", "userId": "dep-2", "traits": {"plan": "free"}},
+    ])  # fmt: skip
+    run_upkeep(database_url, ws)
+    # New profiles carry a new identifier, which the dependent reads itself:
+    # it is evaluated after the segment it names, in the same transaction.
+    assert _names(client, token, "dep-1") == {"Pro", "Pro, known"}
+    assert _names(client, token, "dep-2") == set()
+    track_batch(client, workspace.write_key, [
+        {"type": "identify", "userId": "dep-1", "traits": {"plan": "free"}},
+    ])  # fmt: skip
+    run_upkeep(database_url, ws)
+    # A trait change moves "Pro" only; the dependent follows the announced change.
+    assert _names(client, token, "dep-1") == {"Pro, known"}
+    assert _follow_changes(database_url, ws) == 2
+    assert _names(client, token, "dep-1") == set()
