@@ -30,7 +30,10 @@ from domain.ids import new_id
 from domain.uow import Statement, UnitOfWork
 
 UPKEEP_ACTOR = "segment_upkeep"
-CLAIM_BATCH = 1000
+# A batch's cost is mostly per statement (a statement per segment), so larger
+# batches drain a backlog faster; larger still would hold the segments' locks
+# for seconds (bench/README.md, "Segments").
+CLAIM_BATCH = 5000
 # A sweep longer after the last evaluation than this evaluates in full: the
 # band of crossing values would be most of the data anyway.
 MAX_SWEEP_GAP = timedelta(days=1)
