@@ -32,7 +32,7 @@ from domain.uow import Statement, UnitOfWork
 UPKEEP_ACTOR = "segment_upkeep"
 # A batch's cost is mostly per statement (a statement per segment), so larger
 # batches drain a backlog faster; larger still would hold the segments' locks
-# for seconds (bench/README.md, "Segments").
+# for longer (bench/README.md, "Segments").
 CLAIM_BATCH = 5000
 # A sweep longer after the last evaluation than this evaluates in full: the
 # band of crossing values would be most of the data anyway.
