@@ -8,27 +8,23 @@ import asyncio
 import getpass
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
-from uuid import UUID
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from api import contexts, embedded
+from api import contexts
 from api.cli.errors import one_line_errors
+from api.cli.units import uuid_option, workspace_unit
 from api.settings import get_settings
 from consent import audit
 from consent.dsr import model as dsr_model
 from consent.dsr import services as dsr
 from consent.keys import Keys
-from domain.db import create_engine, session_factory
-from domain.errors import NotFoundError, ValidationError
-from domain.uow import UnitOfWork
-from domain.workspaces import get_workspaces
+from domain.errors import ValidationError
 
 T = TypeVar("T")
 
@@ -39,29 +35,6 @@ WORKSPACE = typer.Option(..., "--workspace", "-w", help="The workspace id.")
 
 def _actor() -> audit.Actor:
     return audit.Actor("cli", getpass.getuser())
-
-
-def _uuid(value: str, what: str) -> UUID:
-    try:
-        return UUID(value.strip())
-    except ValueError:
-        raise ValidationError(f"{what} must be a UUID, not {value!r}") from None
-
-
-@asynccontextmanager
-async def _workspace(workspace: str) -> AsyncIterator[UnitOfWork]:
-    settings = get_settings()
-    workspace_id = _uuid(workspace, "--workspace")
-    engine = create_engine(
-        embedded.database_url(settings), role=settings.app_db_role or None, pool_size=1
-    )
-    try:
-        async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
-            if workspace_id not in await get_workspaces(uow, [workspace_id]):
-                raise NotFoundError(f"no workspace with id {workspace_id}")
-            yield uow
-    finally:
-        await engine.dispose()
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -124,7 +97,7 @@ def create(  # noqa: PLR0917 - typer maps each option to a parameter
             raise ValidationError("--corrections must be a JSON object") from None
 
     async def go() -> dsr_model.DataSubjectRequest:
-        async with _workspace(workspace) as uow:
+        async with workspace_unit(workspace) as uow:
             request = await dsr.create(
                 uow,
                 _keys(),
@@ -156,7 +129,7 @@ def list_requests(
 
     async def go() -> list[dsr_model.DataSubjectRequest]:
         found: list[dsr_model.DataSubjectRequest] = []
-        async with _workspace(workspace) as uow:
+        async with workspace_unit(workspace) as uow:
             after = None
             while page := await dsr.list_requests(uow, limit=500, after=after, status=wanted):
                 found.extend(page)
@@ -190,8 +163,8 @@ def show(
     """One request's status and dates."""
 
     async def go() -> dsr_model.DataSubjectRequest:
-        async with _workspace(workspace) as uow:
-            return await dsr.get(uow, _uuid(request_id, "the request id"))
+        async with workspace_unit(workspace) as uow:
+            return await dsr.get(uow, uuid_option(request_id, "the request id"))
 
     _print(_run(go), as_json=as_json)
 
@@ -205,8 +178,8 @@ def export(
     """Print the export (JSON) on stdout; the download is audited."""
 
     async def go() -> dict[str, Any]:
-        key = _uuid(request_id, "the request id")
-        async with _workspace(workspace) as uow:
+        key = uuid_option(request_id, "the request id")
+        async with workspace_unit(workspace) as uow:
             request = await dsr.get(uow, key)
             document = await dsr.read_export(uow, _actor(), key)
             if document is None:
@@ -231,8 +204,8 @@ def extend(
     """Extend the deadline (two months more at most, Art. 12(3))."""
 
     async def go() -> dsr_model.DataSubjectRequest:
-        async with _workspace(workspace) as uow:
-            key = _uuid(request_id, "the request id")
+        async with workspace_unit(workspace) as uow:
+            key = uuid_option(request_id, "the request id")
             request = await dsr.extend(uow, _actor(), key, months=months, reason=reason)
             await uow.commit()
             return request
@@ -250,8 +223,8 @@ def reject(
     """Refuse a request that is manifestly unfounded or excessive (Art. 12(5))."""
 
     async def go() -> dsr_model.DataSubjectRequest:
-        async with _workspace(workspace) as uow:
-            key = _uuid(request_id, "the request id")
+        async with workspace_unit(workspace) as uow:
+            key = uuid_option(request_id, "the request id")
             request = await dsr.reject(uow, _actor(), key, reason=reason)
             await uow.commit()
             return request
@@ -268,11 +241,11 @@ def process(
     """Carry a request out now, in this process (what the worker does); safe to repeat."""
 
     async def go() -> dsr_model.DataSubjectRequest:
-        key = _uuid(request_id, "the request id")
-        async with _workspace(workspace) as uow:
+        key = uuid_option(request_id, "the request id")
+        async with workspace_unit(workspace) as uow:
             await dsr.start(uow, key)
             await uow.commit()
-        async with _workspace(workspace) as uow:
+        async with workspace_unit(workspace) as uow:
             request = await dsr.carry_out(uow, _keys(), key)
             await uow.commit()
             return request

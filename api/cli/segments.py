@@ -10,8 +10,8 @@ import base64
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -21,17 +21,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from api import embedded
 from api.cli.errors import one_line_errors
+from api.cli.units import workspace_unit
 from api.settings import get_settings
 from cdp.segments import repository, services
 from cdp.segments.repository import MembershipChange, SegmentRow
 from consent.keys import Keys
-from domain.db import create_engine, session_factory
 from domain.errors import NotFoundError, ValidationError
-from domain.ids import parse_uuid
 from domain.uow import UnitOfWork
-from domain.workspaces import get_workspaces
 
 T = TypeVar("T")
 
@@ -78,34 +75,11 @@ def detail(row: SegmentRow, size: int) -> dict[str, Any]:
     }
 
 
-def _workspace_id(value: str) -> UUID:
-    found = parse_uuid(value.strip())
-    if found is None:
-        raise ValidationError(f"--workspace must be a workspace id (a UUID), not {value!r}")
-    return found
-
-
 def _segment_id(value: str) -> UUID:
     found = services.segment_id_of(value.strip())
     if found is None:
         raise ValidationError(f"not a segment id (a global id or a UUID): {value!r}")
     return found
-
-
-@asynccontextmanager
-async def _workspace(workspace: str) -> AsyncIterator[UnitOfWork]:
-    settings = get_settings()
-    workspace_id = _workspace_id(workspace)
-    engine = create_engine(
-        embedded.database_url(settings), role=settings.app_db_role or None, pool_size=1
-    )
-    try:
-        async with UnitOfWork(session_factory(engine), workspace_id=workspace_id) as uow:
-            if workspace_id not in await get_workspaces(uow, [workspace_id]):
-                raise NotFoundError(f"no workspace with id {workspace_id}")
-            yield uow
-    finally:
-        await engine.dispose()
 
 
 async def _get(uow: UnitOfWork, segment_id: UUID) -> SegmentRow:
@@ -148,7 +122,7 @@ def list_segments(
 
     async def go() -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        async with _workspace(workspace) as uow:
+        async with workspace_unit(workspace) as uow:
             after = None
             while rows := await repository.page(uow, after=after, limit=LIST_PAGE):
                 sizes = await repository.size(uow, [row.id for row in rows])
@@ -179,7 +153,7 @@ def show(
 
     async def go() -> dict[str, Any]:
         segment_id = _segment_id(segment)
-        async with _workspace(workspace) as uow:
+        async with workspace_unit(workspace) as uow:
             row = await _get(uow, segment_id)
             sizes = await repository.size(uow, [segment_id])
         return detail(row, sizes[segment_id])
@@ -216,7 +190,7 @@ def members(
 
     async def go() -> None:
         segment_id = _segment_id(segment)
-        async with _workspace(workspace) as uow:
+        async with workspace_unit(workspace) as uow:
             await _get(uow, segment_id)
             left = limit
             after = None
@@ -269,7 +243,7 @@ def recompute(
 
     async def go() -> tuple[MembershipChange, int]:
         segment_id = _segment_id(segment)
-        async with _workspace(workspace) as uow:
+        async with workspace_unit(workspace) as uow:
             row = await _get(uow, segment_id)
             with _computing(f'"{row.name}"'):
                 change = await services.recompute(uow, Keys(get_settings().secret()), segment_id)
