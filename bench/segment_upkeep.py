@@ -5,8 +5,11 @@ Two workspaces in one database take the same load through /v1/batch
 real worker running: one has no segments, the other 20 of mixed kinds
 (traits, computed traits, event counts in windows, identifiers, the contact
 gate, a segment of a segment). The runs alternate, twice each. Printed: both
-rates, their ratio (target >= 0.8), and the delay from an event's arrival to
-the membership change it caused, from the history, while the load runs.
+rates, their ratio (target >= 0.8), the machine's CPU per 1,000 events from
+the first request until the worker is idle again (the upkeep's whole cost,
+whether it ran during the ingest or after it), and the delay from an event's
+arrival to the membership change it caused, from the history, while the
+load runs.
 
 Usage: python -m bench.segment_upkeep [--events 100000] [--workers 3]
 """
@@ -158,6 +161,12 @@ def wait_idle(worker: subprocess.Popen[bytes]) -> float:
     return time.monotonic() - started
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent not idle: every process, PostgreSQL's included."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 def _cpu(root: psutil.Process) -> float:
     total = 0.0
     for proc in [root, *root.children(recursive=True)]:
@@ -188,6 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_reference(), flush=True)
     rates: dict[str, list[float]] = {"none": [], "20 segments": []}
+    spent: dict[str, list[float]] = {kind: [] for kind in rates}
     with fresh_database() as database_url:
         spaces = {kind: [create_workspace(database_url) for _ in range(RUNS)] for kind in rates}
         with (
@@ -204,6 +214,7 @@ def main() -> None:
                     ws = spaces[kind][run]
                     events = make_events(args.events, seed=100 + run)
                     requests = requests_for(ws["write_key"], events)
+                    busy = machine_busy()
                     seconds, _, statuses = asyncio.run(
                         drive(server.host, server.port, requests, connections=CONNECTIONS)
                     )
@@ -211,10 +222,12 @@ def main() -> None:
                     rates[kind].append(sent / seconds)
                     drained = wait_drained(database_url, ws["workspace_id"])
                     idle = wait_idle(worker)
+                    spent[kind].append((machine_busy() - busy) / sent * 1000)
                     print(f"  {kind}: {sent / seconds:,.0f} events/s over {seconds:.1f} s "
                           f"({len(statuses) - sent // PER_REQUEST} non-200); "
                           f"upkeep queue empty {drained:.1f} s after, worker idle "
-                          f"{drained + idle:.1f} s after", flush=True)  # fmt: skip
+                          f"{drained + idle:.1f} s after; {spent[kind][-1]:.2f} CPU-s "
+                          "per 1,000 events until then", flush=True)  # fmt: skip
             waits = [
                 d for ws in spaces["20 segments"] for d in delays(database_url, ws["workspace_id"])
             ]
@@ -228,6 +241,10 @@ def main() -> None:
     print(
         f"ratio with / without: {ratio:.2f} (target >= 0.8: {'MET' if ratio >= 0.8 else 'NOT MET'})"
     )
+    cost = statistics.median(spent["20 segments"]) - statistics.median(spent["none"])
+    print(f"machine CPU per 1,000 events, from the first request until the worker is idle: "
+          f"{statistics.median(spent['none']):.2f} s without segments, "
+          f"{statistics.median(spent['20 segments']):.2f} s with; the upkeep's share {cost:.2f} s")  # fmt: skip
     if waits:
         p50, p99 = percentile(waits, 50), percentile(waits, 99)
         print(f"delay from an event's arrival to its membership entry, under this load: "

@@ -18,7 +18,6 @@ from cdp.segments.compiler import CompiledQuery
 from cdp.segments.tables import (
     segment_members,
     segment_membership_history,
-    segment_pending,
     segment_references,
     segment_upkeep_requests,
     segments,
@@ -162,9 +161,8 @@ async def all_segments(uow: UnitOfWork) -> list[SegmentRow]:
 
 _QUEUE_CHANGES = (
     "WITH queued AS ("
-    " INSERT INTO segment_pending (workspace_id, profile_id, reasons)"
-    " SELECT %(ws)s, r.pid, r.reasons"
-    " FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(pid uuid, reasons text[])"
+    " INSERT INTO segment_pending (workspace_id, changes, profiles)"
+    " SELECT %(ws)s, %(rows)s::jsonb, %(profiles)s"
     " WHERE EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = %(ws)s)"
     " RETURNING 1), "
     "held AS ("
@@ -181,18 +179,19 @@ _QUEUE_CHANGES = (
 
 
 def queue_changes(
-    workspace_id: UUID, rows: str, *, job_id: UUID, actor: str, queue: str
+    workspace_id: UUID, rows: str, profiles: int, *, job_id: UUID, actor: str, queue: str
 ) -> Statement:
-    """Queue profiles for upkeep (`rows`: JSON of {pid, reasons}), and the workspace's job if none is queued.
+    """Queue `profiles` profiles for upkeep (`rows`: JSON of [{pid, reasons}]), and the workspace's job if none is queued.
 
     Nothing is queued in a workspace without segments. When a job is queued
     already, its request row is share-locked until this change commits: the
     job takes the request (`take_upkeep_request`) before it claims, so it
-    waits for the change and then sees its rows; shared locks do not hold
+    waits for the change and then sees its row; shared locks do not hold
     concurrent changes up.
     """
     params = {
-        "ws": workspace_id, "rows": rows, "job": job_id, "actor": actor, "queue": queue,
+        "ws": workspace_id, "rows": rows, "profiles": profiles, "job": job_id, "actor": actor,
+        "queue": queue,
     }  # fmt: skip
     return Statement(_QUEUE_CHANGES, params, writes_jobs=True)
 
@@ -205,27 +204,32 @@ async def take_upkeep_request(uow: UnitOfWork) -> None:
     )
 
 
-async def claim_pending(uow: UnitOfWork, limit: int) -> dict[UUID, frozenset[str]]:
-    """Take up to `limit` queued changes and fold them per profile; a concurrent claim takes others.
+# The oldest queued changes whose profiles, counted before each, number fewer
+# than the limit, skipping those a concurrent claim holds. Each change names
+# at least one profile, so the first `limit` changes are enough to look at.
+_CLAIM = (
+    "WITH listed AS (SELECT id, sum(profiles) OVER (ORDER BY id) - profiles AS before "
+    " FROM segment_pending WHERE workspace_id = %(ws)s ORDER BY id LIMIT %(limit)s), "
+    "bound AS (SELECT max(id) AS id FROM listed WHERE before < %(limit)s) "
+    "DELETE FROM segment_pending p WHERE p.workspace_id = %(ws)s AND p.id IN ("
+    " SELECT q.id FROM segment_pending q WHERE q.workspace_id = %(ws)s "
+    " AND q.id <= (SELECT id FROM bound) ORDER BY q.id FOR UPDATE SKIP LOCKED) "
+    "RETURNING p.changes"
+)
 
-    A change queued while this runs is a row of its own, left for the next claim.
+
+async def claim_pending(uow: UnitOfWork, limit: int) -> dict[UUID, frozenset[str]]:
+    """Take the oldest queued changes, about `limit` profiles' worth, folded per profile.
+
+    A concurrent claim takes others; a change queued while this runs is left
+    for the next claim.
     """
-    p = segment_pending
-    some = (
-        select(p.c.id)
-        .where(p.c.workspace_id == uow.workspace_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = await uow.execute(
-        delete(p)
-        .where(p.c.workspace_id == uow.workspace_id, p.c.id.in_(some.scalar_subquery()))
-        .returning(p.c.profile_id, p.c.reasons)
-    )
-    folded: dict[UUID, set[str]] = {}
+    rows = await uow.fetch(_CLAIM, {"ws": uow.workspace_id, "limit": limit})
+    folded: dict[str, set[str]] = {}
     for row in rows:
-        folded.setdefault(row.profile_id, set()).update(row.reasons)
-    return {profile_id: frozenset(why) for profile_id, why in folded.items()}
+        for change in row.changes:
+            folded.setdefault(change["pid"], set()).update(change["reasons"])
+    return {UUID(pid): frozenset(why) for pid, why in folded.items()}
 
 
 async def segment_work(uow: UnitOfWork) -> list[tuple[UUID, bool]]:
@@ -298,10 +302,14 @@ async def lock_reference_graph(uow: UnitOfWork) -> None:
 
 async def lock_segments(uow: UnitOfWork, segment_ids: Sequence[UUID]) -> None:
     """Serialize membership writes per segment, in a fixed order so that they never deadlock."""
-    for segment_id in sorted(set(segment_ids)):
-        await uow.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(f"segment:{segment_id}", 0)))
-        )
+    if not segment_ids:
+        return
+    # The subquery hands the ids over in order; the locks are taken in it.
+    await uow.fetch(
+        "SELECT pg_advisory_xact_lock(hashtextextended('segment:' || s.id::text, 0)) "
+        "FROM (SELECT DISTINCT id FROM unnest(%(ids)s::uuid[]) AS t(id) ORDER BY id) s",
+        {"ids": list(segment_ids)},
+    )
 
 
 # Members
@@ -321,7 +329,7 @@ class MembershipChange:
 _APPLY = (
     "WITH target AS MATERIALIZED ({members}), "
     "present AS MATERIALIZED (SELECT m.profile_id FROM segment_members m "
-    " WHERE m.workspace_id = %(ws)s AND m.segment_id = %(segment)s{scope}), "
+    " WHERE m.workspace_id = %(ws)s AND m.segment_id = %(segment)s), "
     "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
     " SELECT %(ws)s, %(segment)s, t.id, %(at)s FROM target t "
     " WHERE t.id NOT IN (SELECT profile_id FROM present) "
@@ -339,25 +347,69 @@ _APPLY = (
 
 
 async def apply_members(
+    uow: UnitOfWork, segment_id: UUID, members: CompiledQuery, *, change_id: UUID, at: datetime
+) -> MembershipChange:
+    """Make the segment's members those `members` selects (a full evaluation)."""
+    params = {**members.params, "segment": segment_id, "change": change_id, "at": at}
+    [_, rows] = await uow.pipeline(
+        _EVALUATION_SETTINGS,
+        Statement(_APPLY.format(members=members.sql), params, prepare=False),
+    )
+    return MembershipChange(entered=int(rows[0].entered), exited=int(rows[0].exited))
+
+
+# The verdicts of a batch of profiles for several segments (`compiler.verdicts_query`),
+# applied in one statement: the profiles' memberships are read once, a probe
+# per profile (OFFSET 0 keeps it one, whatever the statistics), compared
+# with the verdicts, and only the differences are written.
+_APPLY_VERDICTS = (
+    "WITH verdict AS MATERIALIZED (SELECT (%(segments)s::uuid[])[v.n + 1] AS segment_id, "
+    " v.profile_id, v.member FROM ({verdicts}) v), "
+    "present AS MATERIALIZED (SELECT m.segment_id, m.profile_id "
+    " FROM unnest(%(ids)s::uuid[]) AS b(id) CROSS JOIN LATERAL ("
+    "  SELECT m.segment_id, m.profile_id FROM segment_members m "
+    "  WHERE m.workspace_id = %(ws)s AND m.profile_id = b.id OFFSET 0) m), "
+    "moved AS MATERIALIZED (SELECT v.segment_id, v.profile_id, v.member FROM verdict v "
+    " LEFT JOIN present m ON m.segment_id = v.segment_id AND m.profile_id = v.profile_id "
+    " WHERE v.member <> (m.profile_id IS NOT NULL)), "
+    "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
+    " SELECT %(ws)s, segment_id, profile_id, %(at)s FROM moved WHERE member "
+    " RETURNING segment_id, profile_id), "
+    "exited AS (DELETE FROM segment_members m USING moved x WHERE m.workspace_id = %(ws)s "
+    " AND m.segment_id = x.segment_id AND m.profile_id = x.profile_id AND NOT x.member "
+    " RETURNING m.segment_id, m.profile_id), "
+    "logged AS (INSERT INTO segment_membership_history "
+    " (workspace_id, change_id, segment_id, profile_id, entered, at) "
+    " SELECT %(ws)s, %(change)s, segment_id, profile_id, true, %(at)s FROM entered "
+    " UNION ALL SELECT %(ws)s, %(change)s, segment_id, profile_id, false, %(at)s FROM exited) "
+    "SELECT segment_id, count(*) FILTER (WHERE entered) AS entered, "
+    " count(*) FILTER (WHERE NOT entered) AS exited FROM ("
+    " SELECT segment_id, true AS entered FROM entered "
+    " UNION ALL SELECT segment_id, false FROM exited) c GROUP BY segment_id"
+)
+
+
+async def apply_verdicts(
     uow: UnitOfWork,
-    segment_id: UUID,
-    members: CompiledQuery,
+    segment_ids: Sequence[UUID],
+    verdicts: CompiledQuery,
     *,
     change_id: UUID,
     at: datetime,
-    profile_ids: Sequence[UUID] | None,
-) -> MembershipChange:
-    """Make the segment's members those `members` selects (among `profile_ids`, if given)."""
-    scope = "" if profile_ids is None else " AND m.profile_id = ANY(%(ids)s)"
-    sql = _APPLY.format(members=members.sql, scope=scope)
-    params = {**members.params, "segment": segment_id, "change": change_id, "at": at}
-    if profile_ids is not None:
-        params["ids"] = list(profile_ids)
+) -> dict[UUID, MembershipChange]:
+    """Make each segment's membership of each profile what `verdicts` says (row n is segment_ids[n]).
+
+    The caller holds the segments' locks. Returns the changes, per segment that moved.
+    """
+    params = {**verdicts.params, "segments": list(segment_ids), "change": change_id, "at": at}
     [_, rows] = await uow.pipeline(
         _EVALUATION_SETTINGS,
-        Statement(sql, params, prepare=False),
+        Statement(_APPLY_VERDICTS.format(verdicts=verdicts.sql), params, prepare=False),
     )
-    return MembershipChange(entered=int(rows[0].entered), exited=int(rows[0].exited))
+    return {
+        row.segment_id: MembershipChange(entered=int(row.entered), exited=int(row.exited))
+        for row in rows
+    }
 
 
 async def profile_ids(uow: UnitOfWork, query: CompiledQuery) -> list[UUID]:

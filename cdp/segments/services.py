@@ -232,18 +232,13 @@ async def delete(uow: UnitOfWork, actor: audit.Actor, segment_id: UUID) -> None:
 
 
 def members_query(
-    uow: UnitOfWork,
-    keys: Keys,
-    node: m.Node,
-    profile_ids: Sequence[UUID] | None = None,
-    *,
-    now: datetime | None = None,
+    uow: UnitOfWork, keys: Keys, node: m.Node, *, now: datetime | None = None
 ) -> compiler.CompiledQuery:
+    """The full evaluation's selection of the segment's members."""
     return compiler.members_query(
         node,
         workspace_id=uow.workspace_id,
         now=now or uow.clock.now(),
-        profile_ids=None if profile_ids is None else list(profile_ids),
         digest_pads=keys.digest_pads(uow.workspace_id),
     )
 
@@ -297,21 +292,90 @@ async def apply(
     for all its evaluations; without one, it is announced here. The caller
     holds the segment's lock (`repository.lock_segments`).
     """
+    if profile_ids is not None:
+        found = await apply_to_profiles(
+            uow, keys, [Evaluation(segment_id, node, profile_ids)], now=now, changes=changes
+        )
+        return found.get(segment_id, MembershipChange(0, 0))
     own = changes is None
     changes = changes or ChangeSet()
     at = now or uow.clock.now()
     change = await repository.apply_members(
-        uow,
-        segment_id,
-        members_query(uow, keys, node, profile_ids, now=at),
-        change_id=changes.id,
-        at=at,
-        profile_ids=profile_ids,
+        uow, segment_id, members_query(uow, keys, node, now=at), change_id=changes.id, at=at
     )
     changes.moved = changes.moved or bool(change.entered or change.exited)
     if own:
         await changes.announce(uow)
     return change
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A segment to evaluate again for some profiles."""
+
+    segment_id: UUID
+    node: m.Node
+    profile_ids: Sequence[UUID]
+
+
+def _levels(work: Sequence[Evaluation]) -> list[list[Evaluation]]:
+    """The evaluations in rounds: a segment after every segment of `work` that it names."""
+    by_id = {e.segment_id: e for e in work}
+    level: dict[UUID, int] = {}
+
+    def depth(segment_id: UUID) -> int:
+        if segment_id not in level:
+            named = [r for r in m.referenced_segments(by_id[segment_id].node) if r in by_id]
+            level[segment_id] = 1 + max((depth(r) for r in named), default=-1)
+        return level[segment_id]
+
+    rounds: list[list[Evaluation]] = []
+    for evaluation in work:
+        n = depth(evaluation.segment_id)
+        rounds.extend([] for _ in range(n + 1 - len(rounds)))
+        rounds[n].append(evaluation)
+    return rounds
+
+
+async def apply_to_profiles(
+    uow: UnitOfWork,
+    keys: Keys,
+    work: Sequence[Evaluation],
+    *,
+    now: datetime | None = None,
+    changes: ChangeSet | None = None,
+) -> dict[UUID, MembershipChange]:
+    """Evaluate each segment again for its profiles, in a statement per round of up to 62 segments.
+
+    A segment that names another is evaluated in a later round, so it reads
+    that one's new members. The caller holds the segments' locks. Returns
+    the changes of the segments that moved.
+    """
+    own = changes is None
+    changes = changes or ChangeSet()
+    at = now or uow.clock.now()
+    found: dict[UUID, MembershipChange] = {}
+    for level in _levels([e for e in work if e.profile_ids]):
+        for start in range(0, len(level), compiler.MAX_VERDICTS):
+            chunk = level[start : start + compiler.MAX_VERDICTS]
+            masks: dict[UUID, int] = {}
+            for n, evaluation in enumerate(chunk):
+                for pid in evaluation.profile_ids:
+                    masks[pid] = masks.get(pid, 0) | (1 << n)
+            verdicts = compiler.verdicts_query(
+                [e.node for e in chunk], list(masks.values()),
+                workspace_id=uow.workspace_id, now=at, profile_ids=list(masks),
+                digest_pads=keys.digest_pads(uow.workspace_id),
+            )  # fmt: skip
+            found.update(
+                await repository.apply_verdicts(
+                    uow, [e.segment_id for e in chunk], verdicts, change_id=changes.id, at=at
+                )
+            )
+    changes.moved = changes.moved or any(c.entered or c.exited for c in found.values())
+    if own:
+        await changes.announce(uow)
+    return found
 
 
 async def events_removed(uow: UnitOfWork, *, older_than: timedelta) -> int:
@@ -338,22 +402,26 @@ async def follow_change(uow: UnitOfWork, keys: Keys, change_id: UUID) -> int:
     Returns how many segments were re-evaluated. Their own changes are
     announced in turn, so a chain of references settles step by step.
     """
+    graph = await repository.reference_graph(uow)
+    if not graph:
+        return 0  # no segment names another: nothing to follow
     moved: dict[UUID, set[UUID]] = {}
     for entry in await repository.change_rows(uow, change_id):
         moved.setdefault(entry.segment_id, set()).add(entry.profile_id)
     wanted: dict[UUID, set[UUID]] = {}
-    for segment_id, profiles in moved.items():
-        for dependent in await repository.referenced_by(uow, segment_id):
-            wanted.setdefault(dependent, set()).update(profiles)
+    for dependent, named in graph.items():
+        for segment_id in named & moved.keys():
+            wanted.setdefault(dependent, set()).update(moved[segment_id])
     if not wanted:
         return 0
     await repository.lock_segments(uow, sorted(wanted))
     rows = await repository.get_many(uow, sorted(wanted))
     changes = ChangeSet()
-    for row in rows.values():
-        node = parse(row.definition).node
-        profile_ids = sorted(wanted[row.id])
-        await apply(uow, keys, row.id, node, profile_ids=profile_ids, changes=changes)
+    work = [
+        Evaluation(row.id, parse(row.definition).node, sorted(wanted[row.id]))
+        for row in sorted(rows.values(), key=lambda r: r.id)
+    ]
+    await apply_to_profiles(uow, keys, work, changes=changes)
     await changes.announce(uow)
     return len(rows)
 

@@ -1,9 +1,12 @@
 """The segments' tables: definitions, their references, current members and the history."""
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
+    Identity,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -13,7 +16,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain.db import metadata
@@ -87,16 +90,20 @@ segment_membership_history = Table(
 
 # Profiles changed since their memberships were last evaluated, with what
 # changed (`domain.changes`), written in the transaction of the change; the
-# upkeep job claims and deletes them. Append-only, a row per change: a key per
-# profile would make a change wait for the upkeep that holds its row.
+# upkeep job claims and deletes them, oldest first. Append-only, a row per
+# change listing its profiles: a key per profile would make a change wait for
+# the upkeep that holds its row, and a row per profile costs a change (an
+# ingest batch) a hundred rows where one will do.
 segment_pending = Table(
     "segment_pending",
     metadata,
     workspace_id_column(checked_per_statement=True),
-    Column("id", PG_UUID(as_uuid=True), nullable=False, server_default=func.gen_random_uuid()),
-    Column("profile_id", PG_UUID(as_uuid=True), nullable=False),
-    Column("reasons", ARRAY(Text), nullable=False),
+    Column("id", BigInteger, Identity(always=True), nullable=False),
+    # [{"pid": profile id, "reasons": [domain.changes reason, ...]}, ...]
+    Column("changes", JSONB, nullable=False),
+    Column("profiles", Integer, nullable=False),
     Column("queued_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("profiles > 0", name="ck_segment_pending_profiles"),
     PrimaryKeyConstraint("workspace_id", "id"),
 )
 

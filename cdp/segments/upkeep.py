@@ -93,11 +93,15 @@ class PendingListener:
         rows = orjson.dumps(
             [{"pid": str(pid), "reasons": sorted(reasons)} for pid, reasons in touched.items()]
         ).decode()
-        return [
-            repository.queue_changes(
-                workspace_id, rows, job_id=new_id(), actor=UPKEEP_ACTOR, queue=services.QUEUE
-            )
-        ]
+        queued = repository.queue_changes(
+            workspace_id,
+            rows,
+            len(touched),
+            job_id=new_id(),
+            actor=UPKEEP_ACTOR,
+            queue=services.QUEUE,
+        )
+        return [queued]
 
 
 changes.register(PendingListener())
@@ -125,13 +129,18 @@ def _in_dependency_order(rows: list[SegmentRow]) -> list[tuple[SegmentRow, m.Nod
 
 def _plan(
     rows: list[SegmentRow], touched: Mapping[UUID, frozenset[str]]
-) -> list[tuple[SegmentRow, m.Node, list[UUID]]]:
+) -> list[services.Evaluation]:
+    by_reasons: dict[frozenset[str], list[UUID]] = {}
+    for pid, why in touched.items():
+        by_reasons.setdefault(why, []).append(pid)
     plan = []
     for row, node in _in_dependency_order(rows):
         watch = watched(node)
-        profile_ids = sorted(pid for pid, why in touched.items() if _reads(watch, why))
+        profile_ids = [
+            pid for why, pids in by_reasons.items() if _reads(watch, why) for pid in pids
+        ]
         if profile_ids:
-            plan.append((row, node, profile_ids))
+            plan.append(services.Evaluation(row.id, node, profile_ids))
     return plan
 
 
@@ -146,13 +155,12 @@ async def refresh(uow: UnitOfWork, keys: Keys, touched: Mapping[UUID, frozenset[
     wanted = _plan(await repository.all_segments(uow), touched)
     if not wanted:
         return 0
-    await repository.lock_segments(uow, [row.id for row, _, _ in wanted])
-    current = await repository.get_many(uow, [row.id for row, _, _ in wanted])
+    await repository.lock_segments(uow, [e.segment_id for e in wanted])
+    current = await repository.get_many(uow, [e.segment_id for e in wanted])
     ready = [r for r in current.values() if r.computed_version == r.version]
     plan = _plan(ready, touched)
     changes = services.ChangeSet()
-    for row, node, profile_ids in plan:
-        await services.apply(uow, keys, row.id, node, profile_ids=profile_ids, changes=changes)
+    await services.apply_to_profiles(uow, keys, plan, changes=changes)
     await changes.announce(uow)
     return len(plan)
 

@@ -53,9 +53,11 @@ def _names(client, token: str, user_id: str) -> set[str]:
 def _pending(database_url: str, ws: uuid.UUID) -> dict[str, list[str]]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT i.value, p.reasons FROM segment_pending p JOIN identities i "
-            "ON i.workspace_id = p.workspace_id AND i.profile_id = p.profile_id "
-            "AND i.kind = 'user_id' WHERE p.workspace_id = %s",
+            "SELECT i.value, ARRAY(SELECT jsonb_array_elements_text(c -> 'reasons')) "
+            "FROM segment_pending p CROSS JOIN LATERAL jsonb_array_elements(p.changes) c "
+            "JOIN identities i ON i.workspace_id = p.workspace_id "
+            "AND i.profile_id = (c ->> 'pid')::uuid AND i.kind = 'user_id' "
+            "WHERE p.workspace_id = %s",
             (ws,),
         ).fetchall()
     found: dict[str, set[str]] = {}

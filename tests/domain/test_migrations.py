@@ -53,3 +53,41 @@ def test_downgrade_to_base_and_upgrade_again(pg_server):
         assert _diff(url) == []
     finally:
         drop_database(pg_server, url)
+
+
+def test_0015_keeps_the_queued_segment_upkeep_both_ways(pg_server):
+    """The upkeep queue changes shape (a row per profile, then a row per change) without
+    losing a queued profile or its reasons, in either direction."""
+    url = create_database(pg_server, "cdp_migr")
+    try:
+        migrate.upgrade(url, APP_ROLE, "0014")
+        with psycopg.connect(url) as conn:
+            ws = conn.execute(
+                "INSERT INTO workspaces (id, name) VALUES (gen_random_uuid(), 'w') RETURNING id"
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO segment_pending (workspace_id, profile_id, reasons) VALUES "
+                "(%(ws)s, '00000000-0000-0000-0000-000000000001', '{traits}'), "
+                "(%(ws)s, '00000000-0000-0000-0000-000000000002', '{new,event:Signed Up}')",
+                {"ws": ws},
+            )
+        migrate.upgrade(url, APP_ROLE, "0015")
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT changes, profiles FROM segment_pending").fetchall()
+        [(changes, profiles)] = rows
+        assert profiles == 2
+        assert sorted((c["pid"][-1], c["reasons"]) for c in changes) == [
+            ("1", ["traits"]),
+            ("2", ["new", "event:Signed Up"]),
+        ]
+        migrate.downgrade(url, APP_ROLE, "0014")
+        with psycopg.connect(url) as conn:
+            back = conn.execute(
+                "SELECT profile_id::text, reasons FROM segment_pending ORDER BY 1"
+            ).fetchall()
+        assert [(pid[-1], reasons) for pid, reasons in back] == [
+            ("1", ["traits"]),
+            ("2", ["new", "event:Signed Up"]),
+        ]
+    finally:
+        drop_database(pg_server, url)
