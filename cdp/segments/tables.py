@@ -74,7 +74,10 @@ segment_members = Table(
 )
 
 # Append-only: one row per entry or exit. `change_id` names the evaluation
-# that made it, and is what the outbox event of that change carries.
+# that made it, and is what the outbox event of that change carries. No
+# primary key: a row is unique by construction (an evaluation moves a profile
+# once per segment), and a four-uuid key made the history the costlier half
+# of writing a new segment's members (bench/README.md, "Segments").
 segment_membership_history = Table(
     "segment_membership_history",
     metadata,
@@ -84,7 +87,7 @@ segment_membership_history = Table(
     Column("profile_id", PG_UUID(as_uuid=True), nullable=False, info={PERSONAL_DATA: True}),
     Column("entered", Boolean, nullable=False),
     Column("at", TS, nullable=False),
-    PrimaryKeyConstraint("workspace_id", "change_id", "segment_id", "profile_id"),
+    Index("ix_segment_membership_history_change", "workspace_id", "change_id"),
     Index("ix_segment_membership_history_profile", "workspace_id", "profile_id", "at"),
 )
 
