@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
+    # The sender of test emails (sendTestEmail), until sending domains exist.
+    mail_from: str = "CDP <cdp@localhost>"
     log_level: str = "INFO"
     log_json: bool | None = None
     jwt_ttl_seconds: int = Field(default=900, ge=60, le=86400)

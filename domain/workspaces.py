@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, Integer, Table, Text, func, insert, select
+from sqlalchemy import Column, DateTime, Integer, Table, Text, func, insert, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain import credentials
@@ -21,6 +21,8 @@ workspaces = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Events older than this many days are deleted by a periodic job; NULL keeps them.
     Column("event_retention_days", Integer),
+    # The sender's postal address, which commercial email carries (CAN-SPAM).
+    Column("postal_address", Text),
 )
 
 MAX_NAME_LENGTH = 100
@@ -31,6 +33,7 @@ class Workspace:
     id: UUID
     name: str
     created_at: datetime
+    postal_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ async def create_standalone(database_url: str, *, role: str | None, name: str) -
 
 async def get_workspaces(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, Workspace]:
     rows = await uow.execute(select(workspaces).where(workspaces.c.id.in_(ids)))
-    return {row.id: Workspace(row.id, row.name, row.created_at) for row in rows}
+    return {row.id: Workspace(row.id, row.name, row.created_at, row.postal_address) for row in rows}
 
 
 async def current_workspace(uow: UnitOfWork) -> Workspace:
@@ -91,3 +94,9 @@ async def current_workspace(uow: UnitOfWork) -> Workspace:
     if uow.workspace_id not in found:
         raise NotFoundError("workspace not found")
     return found[uow.workspace_id]
+
+
+async def set_postal_address(uow: UnitOfWork, address: str | None) -> None:
+    await uow.execute(
+        update(workspaces).where(workspaces.c.id == uow.workspace_id).values(postal_address=address)
+    )

@@ -17,6 +17,7 @@ from api.graphql.mutations import oauth_clients as oauth_client_mutations
 from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations import retention as retention_mutations
 from api.graphql.mutations import segments as segment_mutations
+from api.graphql.mutations import templates as template_mutations
 from api.graphql.node_ids import resolve_node_ids_directly
 from api.graphql.permissions import requires
 from api.graphql.queries import audit_log as audit_log_queries
@@ -27,6 +28,7 @@ from api.graphql.queries import node as node_queries
 from api.graphql.queries import profiles as profile_queries
 from api.graphql.queries import segments as segment_queries
 from api.graphql.queries import suppressions as suppression_queries
+from api.graphql.queries import templates as template_queries
 from api.graphql.queries import workspace as workspace_queries
 from api.graphql.scalars import SCALARS
 from api.graphql.types.api_token import ApiTokenNode
@@ -37,6 +39,7 @@ from api.graphql.types.identity import IdentityConflictNode
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
 from api.graphql.types.segment import SegmentNode
+from api.graphql.types.template import TemplateNode, TemplateVersionNode
 from api.graphql.types.workspace import WorkspaceNode
 from api.settings import Settings
 
@@ -70,6 +73,8 @@ class Query:
     segments = strawberry.field(resolver=segment_queries.segments)
     preview_segment = strawberry.field(resolver=segment_queries.preview_segment)
     segment_definition_schema = strawberry.field(resolver=segment_queries.segment_definition_schema)
+    template = strawberry.field(resolver=template_queries.template)
+    templates = strawberry.field(resolver=template_queries.templates)
 
     workspace = strawberry.field(
         resolver=workspace_queries.workspace,
@@ -101,6 +106,11 @@ class Mutation:
     create_segment = strawberry.mutation(resolver=segment_mutations.create_segment)
     update_segment = strawberry.mutation(resolver=segment_mutations.update_segment)
     delete_segment = strawberry.mutation(resolver=segment_mutations.delete_segment)
+    create_template = strawberry.mutation(resolver=template_mutations.create_template)
+    update_template = strawberry.mutation(resolver=template_mutations.update_template)
+    delete_template = strawberry.mutation(resolver=template_mutations.delete_template)
+    set_postal_address = strawberry.mutation(resolver=template_mutations.set_postal_address)
+    send_test_email = strawberry.mutation(resolver=template_mutations.send_test_email)
     create_oauth_client = strawberry.mutation(
         resolver=oauth_client_mutations.create_oauth_client, name="createOAuthClient"
     )
@@ -132,6 +142,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             OAuthClientNode,
             ProfileNode,
             SegmentNode,
+            TemplateNode,
+            TemplateVersionNode,
             EventNode,
             IdentityConflictNode,
             DataSubjectRequestNode,

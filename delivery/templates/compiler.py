@@ -117,8 +117,8 @@ def parse_liquid(source: str, *, field: str, html: bool) -> BoundTemplate:
     return template
 
 
-def _mjml_error_line(source: str) -> int | None:
-    """Where MJML's structure breaks: a closing tag that closes nothing open, or a tag left open."""
+def _mjml_structure(source: str) -> tuple[int, str] | None:
+    """Where MJML's structure breaks, and how: a tag left open, or a closing tag with no opening."""
     stack: list[tuple[str, int]] = []
     for match in _MJ_TAG.finditer(source):
         closing, name, self_closing = match.groups()
@@ -128,9 +128,15 @@ def _mjml_error_line(source: str) -> int | None:
             stack.append((name, match.start()))
         elif stack and stack[-1][0] == name:
             stack.pop()
+        elif any(open_name == name for open_name, _ in stack):
+            left, at = stack[-1]
+            return line_of(source, at), f"<{left}> is not closed before </{name}>"
         else:
-            return line_of(source, match.start())
-    return line_of(source, stack[-1][1]) if stack else None
+            return line_of(source, match.start()), f"</{name}> closes nothing"
+    if stack:
+        left, at = stack[-1]
+        return line_of(source, at), f"<{left}> is not closed"
+    return None
 
 
 def compile_mjml(source: str) -> str:
@@ -141,9 +147,11 @@ def compile_mjml(source: str) -> str:
     try:
         html: str = mjml.mjml2html(source)
     except ValueError as error:
-        raise TemplateError(
-            f"invalid MJML: {error}", field="mjml", line=_mjml_error_line(source)
-        ) from None
+        found = _mjml_structure(source)
+        if found is None:
+            raise TemplateError(f"invalid MJML: {error}", field="mjml") from None
+        line, problem = found
+        raise TemplateError(f"invalid MJML: {problem}", field="mjml", line=line) from None
     return html
 
 

@@ -99,6 +99,12 @@ class Recipient:
     recommendations: Mapping[str, Any] = field(default_factory=dict)
 
 
+# `profile.computed.X`: the computed traits by their GraphQL names.
+COMPUTED_NAMES = frozenset(
+    {"firstSeen", "lastSeen", "lastProductViewed", "cart", "orderCount", "totalRevenue",
+     "averageOrderValue", "lastOrderAt"}
+)  # fmt: skip
+
 # The names a template may use (API.md, "Templates"); any other is UNKNOWN_VARIABLE.
 SCOPE: dict[str, frozenset[str] | None] = {
     "profile": frozenset({"id", "traits", "computed", "segments"}),

@@ -11,10 +11,17 @@ class InputError:
     field: str | None = None
     code: str
     message: str
+    line: int | None = strawberry.field(
+        default=None, description="The line of the input that the error is about, when it has one."
+    )
 
     @classmethod
     def from_domain(cls, error: DomainError, index: int | None = None) -> "InputError":
-        return cls(index=index, field=error.field, code=error.code, message=error.message)
+        line = getattr(error, "line", None)
+        return cls(
+            index=index, field=error.field, code=error.code, message=error.message,
+            line=line if isinstance(line, int) else None,
+        )  # fmt: skip
 
     @classmethod
     def of(cls, error: FieldError) -> "InputError":

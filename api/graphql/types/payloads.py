@@ -16,6 +16,7 @@ from api.graphql.types.merge_rule import MergeRuleType
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
 from api.graphql.types.segment import SegmentNode
+from api.graphql.types.template import TemplateNode
 
 
 @strawberry.type
@@ -118,4 +119,29 @@ class SegmentPayload:
 @strawberry.type
 class DeleteSegmentPayload:
     deleted_id: relay.GlobalID | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class TemplatePayload:
+    template: TemplateNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteTemplatePayload:
+    deleted_id: relay.GlobalID | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SetPostalAddressPayload:
+    postal_address: str | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SendTestEmailPayload:
+    sent: bool = False
+    message_id: str | None = strawberry.field(default=None, description="The Message-ID header.")
     errors: list[InputError] = strawberry.field(default_factory=list)

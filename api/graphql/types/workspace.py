@@ -22,10 +22,15 @@ class WorkspaceNode(relay.Node):
     id: relay.NodeID[str]
     name: str
     created_at: datetime
+    postal_address: str | None = strawberry.field(
+        default=None, description="The sender's postal address, shown in every email's footer."
+    )
 
     @classmethod
     def from_domain(cls, ws: workspaces.Workspace) -> "WorkspaceNode":
-        return cls(id=str(ws.id), name=ws.name, created_at=ws.created_at)
+        return cls(
+            id=str(ws.id), name=ws.name, created_at=ws.created_at, postal_address=ws.postal_address
+        )
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
