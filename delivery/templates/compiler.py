@@ -56,6 +56,9 @@ class CompiledTemplate:
     text: Part
     html_source: str  # the HTML with its Liquid, as rendered per recipient
     text_generated: bool = False  # from the HTML: its blank runs are folded after rendering
+    # The text cannot be made once with the Liquid in place (see compile_template):
+    # it is made from each recipient's HTML instead, at a cost of milliseconds.
+    text_per_recipient: bool = False
 
 
 def line_of(source: str, index: int) -> int:
@@ -248,8 +251,13 @@ def compile_template(content: TemplateContent) -> CompiledTemplate:
     html_source = _with_head_values(_with_safe_urls(compiled))
     html = parse_liquid(html_source, field="mjml", html=True)
     generated = text is None
+    per_recipient = False
     if text is None:
-        text = parse_liquid(text_from_html(html_source), field="text", html=False)
+        text_source = text_from_html(html_source)
+        # The text follows the HTML's Liquid only if it keeps its order; inside a table
+        # (a loop between rows) the layout can move a row away from its loop's tags.
+        per_recipient = not _in_order(_markup(text_source), _markup(html_source))
+        text = parse_liquid(text_source, field="text", html=False)
     return CompiledTemplate(
         subject=Part.of(subject, html=False),
         preheader=None if preheader is None else Part.of(preheader, html=False),
@@ -257,7 +265,18 @@ def compile_template(content: TemplateContent) -> CompiledTemplate:
         text=Part.of(text, html=False),
         html_source=html_source,
         text_generated=generated,
+        text_per_recipient=per_recipient,
     )
+
+
+def _markup(source: str) -> list[str]:
+    return [m.group(0) for m in _MARKUP.finditer(source)]
+
+
+def _in_order(part: list[str], whole: list[str]) -> bool:
+    """Whether `part` is `whole` with some items left out, the rest in the same order."""
+    remaining = iter(whole)
+    return all(any(item == other for other in remaining) for item in part)
 
 
 def names_used(template: BoundTemplate) -> dict[str, list[tuple[list[Any], int]]]:

@@ -16,6 +16,7 @@ from delivery.templates.compiler import (
     CompiledTemplate,
     Part,
     compile_template,
+    text_from_html,
 )
 from delivery.templates.model import Recipient, RenderedEmail, RenderError, Sender, TemplateContent
 from delivery.templates.translate import FallbackError, LimitError
@@ -77,15 +78,13 @@ def render(compiled: CompiledTemplate, recipient: Recipient, sender: Sender) -> 
         else None
     )
     page = {**data, SUBJECT_VARIABLE: subject, PREHEADER_VARIABLE: preheader or ""}
-    return RenderedEmail(
-        subject=subject,
-        preheader=preheader,
-        html=_render(compiled.html, page, "html"),
-        text=_text(compiled, data),
-    )
+    html = _render(compiled.html, page, "html")
+    return RenderedEmail(subject, preheader, html, _text(compiled, data, html))
 
 
-def _text(compiled: CompiledTemplate, data: dict[str, Any]) -> str:
+def _text(compiled: CompiledTemplate, data: dict[str, Any], html: str) -> str:
+    if compiled.text_per_recipient:
+        return text_from_html(html)
     text = _render(compiled.text, data, "text")
     if compiled.text_generated:
         # Lines that held only Liquid tags are empty once rendered.

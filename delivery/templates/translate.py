@@ -18,6 +18,7 @@ python-liquid instead.
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from itertools import count
 from typing import Any
 
@@ -165,6 +166,8 @@ class _Writer:
             func = self.env.filters.get(f.name)
             if func is None or getattr(func, "with_context", False):
                 raise UnsupportedError(f"filter {f.name}")
+            if getattr(func, "with_environment", False):
+                func = partial(func, environment=self.env)
             args = []
             for arg in f.args:
                 if not isinstance(arg, PositionalArgument):

@@ -151,3 +151,20 @@ def test_a_runaway_loop_stops_with_a_clear_error():
     compiled = compile_template(content)
     with pytest.raises(RenderError, match="loop iteration limit"):
         rendering.render(compiled, _recipient({}, {"cart": list(range(40))}), SENDER)
+
+
+def test_a_loop_between_table_rows_still_gives_each_row_its_text():
+    """In a table, the text layout separates a loop's tags from its rows: such a text part is
+    made from each recipient's HTML instead of once."""
+    content = _content(
+        mjml="<mjml><mj-body><mj-section><mj-column><mj-table>"
+        "<tr><th>Item</th></tr>{% for item in profile.computed.cart %}"
+        "<tr><td>{{ item.name }}</td><td>{{ item.price }}</td></tr>{% endfor %}"
+        "</mj-table></mj-column></mj-section></mj-body></mjml>"
+    )
+    compiled = compile_template(content)
+    assert compiled.text_per_recipient
+    email = rendering.render(compiled, _recipient({}, {"cart": CART}), SENDER)
+    assert "Trail shoe" in email.text
+    assert "Wool sock" in email.text
+    assert "€9.00" in email.text

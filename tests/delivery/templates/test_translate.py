@@ -12,7 +12,8 @@ from delivery.templates.translate import FallbackError, LimitError, translate
 NAMES = ["a", "b", "items", "profile", "missing"]
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 3), st.floats(-2, 2, allow_nan=False),
-    st.sampled_from(["", "x", "<b>&'\"", "Berlin", "https://a.example/?q=1&r=2", "javascript:x"]),
+    st.sampled_from(["", "x", "<b>&'\"", "Berlin", "https://a.example/?q=1&r=2", "javascript:x",
+                     "2026-03-04T05:06:07Z"]),
 )  # fmt: skip
 VALUES = st.recursive(
     SCALARS,
@@ -36,7 +37,8 @@ LITERALS = st.sampled_from(['"x"', "1", "0", "2.5", "true", "false", "nil", '"Be
 OPERAND = st.one_of(_path(), LITERALS)
 FILTERS = st.sampled_from(
     ["", ' | default: "d"', " | upcase", " | size", " | safe_url", " | escape", " | strip",
-     ' | append: "!"', ' | join: ","', " | first", " | plus: 1", " | downcase | capitalize"]
+     ' | append: "!"', ' | join: ","', " | first", " | plus: 1", " | downcase | capitalize",
+     ' | date: "%Y-%m-%d"', " | round: 1", " | truncate: 3"]
 )  # fmt: skip
 
 
