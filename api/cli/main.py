@@ -16,6 +16,7 @@ from api.cli.compliance import compliance_app, dsr_app
 from api.cli.errors import one_line_errors
 from api.cli.imports import import_app
 from api.cli.segments import segments_app
+from api.cli.templates import templates_app
 from api.logging import configure as configure_logging
 from api.serving import Supervisor
 from api.settings import get_settings
@@ -35,6 +36,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(dsr_app, name="dsr")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(segments_app, name="segments")
+app.add_typer(templates_app, name="templates")
 
 
 @app.command()
