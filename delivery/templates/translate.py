@@ -93,6 +93,8 @@ class _Writer:
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
         self.names = count()
+        # The scope's names the template reads, each looked up once a render.
+        self.roots: dict[str, str] = {}
         # Loop variables in scope: Liquid name -> (Python item, index, length).
         self.loops: list[tuple[str, str, str, str]] = []
 
@@ -151,11 +153,22 @@ class _Writer:
         for name, item, _, _ in reversed(self.loops):
             if root == name:
                 return self.lookup(item, rest)
-        return self.lookup(f"_scope.get({self.constant(root)}, _UNDEF)", rest)
+        local = self.roots.get(root)
+        if local is None:
+            local = self.roots[root] = f"_r{len(self.roots)}"
+        return self.lookup(local, rest)
 
     def lookup(self, value: str, keys: list[Any]) -> str:
+        """`value` (a local name) followed through `keys`."""
         if not keys:
             return value
+        if len(keys) == 1:
+            # The common case inline (a loop item's field): a dict that has the key.
+            key = self.constant(keys[0])
+            return (
+                f"(_y if type({value}) is dict and (_y := {value}.get({key}, _MISSING)) "
+                f"is not _MISSING else _get1({value}, {key}))"
+            )
         if len(keys) <= _UNROLLED:
             return f"_get{len(keys)}({value}, {', '.join(self.constant(k) for k in keys)})"
         return f"_get({value}, {self.constant(tuple(keys))})"
@@ -190,10 +203,38 @@ class _Writer:
 
     def block(self, nodes: Sequence[Node], depth: int) -> None:
         wrote = False
+        run: list[str] = []  # text and outputs in a row, written as one string
         for node in nodes:
+            piece = self.piece(node)
+            if piece is not None:
+                run.append(piece)
+                continue
+            wrote = self.flush(run, depth) or wrote
+            run = []
             wrote = self.node(node, depth) or wrote
+        wrote = self.flush(run, depth) or wrote
         if not wrote:
             self.emit(depth, "pass")
+
+    def piece(self, node: Node) -> str | None:
+        """The Python expression of a text or output node, or None for any other node."""
+        if isinstance(node, ContentNode):
+            return self.constant(node.text) if node.text else ""
+        if isinstance(node, OutputNode):
+            return self.output(node)
+        return None
+
+    def output(self, node: OutputNode) -> str:
+        # A string, the common case, goes straight to the escape: no call to _str.
+        return f"(_esc(_x) if type(_x := {self.expression(node.expression)}) is str else _str(_x))"
+
+    def flush(self, run: list[str], depth: int) -> bool:
+        parts = [p for p in run if p]
+        if not parts:
+            return False
+        value = parts[0] if len(parts) == 1 else "".join("{" + p + "}" for p in parts)
+        self.write(depth, value if len(parts) == 1 else f'f"{value}"')
+        return True
 
     def node(self, node: Node, depth: int) -> bool:  # noqa: PLR0911 - one branch per kind
         if isinstance(node, ContentNode):
@@ -202,7 +243,7 @@ class _Writer:
                 return True
             return False
         if isinstance(node, OutputNode):
-            self.write(depth, f"_str({self.expression(node.expression)})")
+            self.write(depth, self.output(node))
             return True
         if isinstance(node, CommentNode):
             return False
@@ -217,8 +258,13 @@ class _Writer:
             return True
         raise UnsupportedError(type(node).__name__)
 
+    def test(self, expression: Any) -> str:
+        found = self.expression(expression)
+        # A condition is a BooleanExpression, already made true or false.
+        return found if isinstance(expression, logical.BooleanExpression) else f"_truthy({found})"
+
     def conditional(self, node: IfNode | UnlessNode, depth: int) -> None:
-        condition = f"_truthy({self.expression(node.condition)})"
+        condition = self.test(node.condition)
         if isinstance(node, UnlessNode):
             condition = f"not {condition}"
         self.emit(depth, f"if {condition}:")
@@ -226,7 +272,7 @@ class _Writer:
         for alternative in node.alternatives:
             if not isinstance(alternative, ConditionalBlockNode):
                 raise UnsupportedError("an alternative")
-            self.emit(depth, f"elif _truthy({self.expression(alternative.expression)}):")
+            self.emit(depth, f"elif {self.test(alternative.expression)}:")
             self.body(alternative.block, depth + 1)
         if node.default is not None:
             self.emit(depth, "else:")
@@ -334,10 +380,22 @@ def _unrolled(get: Callable[[Any, tuple[Any, ...]], Any]) -> dict[str, Callable[
     return {"_get1": get1, "_get2": get2, "_get3": get3}
 
 
-def _defaulter(liquid_default: Callable[..., Any]) -> Callable[..., Any]:
+_PLAIN = frozenset({str, int, float, list, dict, tuple, bool})
+
+
+def _truthy(value: Any) -> bool:
+    """Liquid's truth (only nil, false and undefined are false), quickly for plain values."""
+    if type(value) in _PLAIN:
+        return value is not False
+    return logical.is_truthy(value)
+
+
+def _defaulter(liquid_default: Callable[..., Any], undefined: Any) -> Callable[..., Any]:
     """python-liquid's `default` filter, without its wrapper for the common kinds of value."""
 
     def default(value: Any, fallback: Any = "") -> Any:
+        if value is undefined:
+            return fallback
         kind = type(value)
         if kind is str or kind is list or kind is dict:
             return value or fallback
@@ -383,9 +441,10 @@ def translate(template: BoundTemplate, *, html: bool) -> Rendered | None:
         "_UNDEF": undefined,
         "_get": (get := _getter(undefined)),
         **_unrolled(get),
-        "_default": _defaulter(env.filters["default"]),
+        "_default": _defaulter(env.filters["default"], undefined),
         "_items": _items_of(undefined),
-        "_truthy": logical.is_truthy,
+        "_truthy": _truthy,
+        "_MISSING": _MISSING,
         "_eq": logical._eq,  # noqa: SLF001 - python-liquid's own comparison, so both agree
         "_lt": logical._lt,  # noqa: SLF001
         "_le": logical._le,  # noqa: SLF001
@@ -402,6 +461,7 @@ def translate(template: BoundTemplate, *, html: bool) -> Rendered | None:
         "    _w = _out.append",
         "    _count = [0]",
         "    _written = 0",
+        *(f"    {local} = _scope.get({root!r}, _UNDEF)" for root, local in writer.roots.items()),
         "    try:",
         *("    " + line for line in writer.lines),
         "    except _Errors:",
@@ -411,6 +471,7 @@ def translate(template: BoundTemplate, *, html: bool) -> Rendered | None:
         "    return _text",
     ]
     names["_str"] = _html_string if html else _plain_string
+    names["_esc"] = _escape if html else str
     exec(compile("\n".join(body), "<liquid translated>", "exec"), names)  # noqa: S102 - our own source
     rendered: Rendered = names["_render"]
     return rendered

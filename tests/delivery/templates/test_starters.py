@@ -79,7 +79,8 @@ PERSONAL = {
         "Hi Ann, welcome to Shoe Shop!", "use code ANN-15", "Popular right now", "Wool sock",
         f"[Choose your topics]({PREFERENCES})",
     ),
-    "abandoned_cart": ("Hi Ann, you left something behind", "Trail shoe", f"2 {TIMES} €89.00"),
+    "abandoned_cart": ("Hi Ann, you left something behind", "Trail shoe", f"2 {TIMES} €89.00",
+                       "Return to your cart"),
     "browse_abandonment": (
         "Still thinking about Trail shoe?", "€89.00",
         "[Take another look](https://shop.example/p/trail)", "Also on your list", "Rain jacket",
@@ -100,7 +101,7 @@ PERSONAL = {
 }  # fmt: skip
 DEFAULTS = {
     "welcome": ("Hi there, welcome to Shoe Shop!", f"[Choose your topics]({PREFERENCES})"),
-    "abandoned_cart": ("Hi there, you left something behind", "Return to your cart"),
+    "abandoned_cart": ("Hi there, you left something behind",),
     "browse_abandonment": (
         "Still thinking about it?", "Hi there, thanks for stopping by.",
         "Just reply to this email",
@@ -112,7 +113,7 @@ DEFAULTS = {
 # Sections that need data the empty profile lacks, so they must not show up half-filled.
 ONLY_WITH_DATA = {
     "welcome": ("Popular right now", "welcome gift"),
-    "abandoned_cart": ("Trail shoe",),
+    "abandoned_cart": ("Trail shoe", "Return to your cart", "Popular this week"),
     "browse_abandonment": ("Take another look", "Also on your list"),
     "post_purchase": ("Order summary", "Total", "View your order"),
     "birthday": ("Shop now", "treat yourself", " before "),
