@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -218,6 +219,44 @@ def send_mail(port: int, subject: str) -> None:
         smtp.send_message(message)
 
 
+def graphql(base_url: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30.0,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def send_test_email(base_url: str, token: str) -> str:
+    """Save a template, send it as a test through the running `cdp dev`; its subject."""
+    mjml = (
+        "<mjml><mj-body><mj-section><mj-column>"
+        '<mj-text>Hi {{ profile.traits.first_name | default: "there" }}</mj-text>'
+        '<mj-text>{{ workspace.postal_address }} <a href="{{ unsubscribe_url }}">Unsubscribe</a>'
+        "</mj-text></mj-column></mj-section></mj-body></mjml>"
+    )
+    subject = f"Template e2e {time.time_ns()}"
+    saved = graphql(
+        base_url, token,
+        "mutation($i: TemplateInput!) { createTemplate(input: $i) { template { id } errors { message } } }",
+        {"i": {"name": subject, "subject": subject, "mjml": mjml}},
+    )["createTemplate"]  # fmt: skip
+    assert saved["errors"] == [], saved
+    sent = graphql(
+        base_url, token,
+        'mutation($t: ID!) { sendTestEmail(templateId: $t, to: "qa@example.com") { sent errors { message } } }',
+        {"t": saved["template"]["id"]},
+    )["sendTestEmail"]  # fmt: skip
+    assert sent == {"sent": True, "errors": []}, sent
+    return f"[Test] {subject}"
+
+
 def wait_for_mail(folder: Path, subject: str) -> Path:
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
@@ -271,6 +310,13 @@ def test_cdp_dev_runs_everything_and_stops_cleanly(dev_env: dict[str, str], tmp_
         saved = wait_for_mail(data_dir / "mail", subject)
         assert saved.stat().st_size > 0
         assert not [p for p in (data_dir / "mail").iterdir() if p.name.startswith(".")]
+
+        test_subject = send_test_email(first.base_url, dev_credentials["api_token"])
+        test_mail = wait_for_mail(data_dir / "mail", test_subject).read_text(errors="replace")
+        assert "X-CDP-Test: true" in test_mail
+        assert "Content-Type: text/plain" in test_mail
+        assert "Content-Type: text/html" in test_mail
+        assert "Hi there" in test_mail
 
         stop_cleanly(first, signal.SIGINT)
 
