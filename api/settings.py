@@ -4,6 +4,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,10 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=1025, ge=1, le=65535)
     # The sender of test emails (sendTestEmail), until sending domains exist.
     mail_from: str = "CDP <cdp@localhost>"
+    # What sending domains' DNS records point at (delivery/sending/domains.py).
+    spf_include: str | None = None
+    return_path_host: str | None = None
+    dkim_ed25519: bool = False
     log_level: str = "INFO"
     log_json: bool | None = None
     jwt_ttl_seconds: int = Field(default=900, ge=60, le=86400)
@@ -84,6 +89,11 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def bounce_host(self) -> str:
+        """Where sending domains' return paths point (RETURN_PATH_HOST, or PUBLIC_URL's host)."""
+        return self.return_path_host or urlsplit(self.base_url).hostname or self.host
 
     def secret(self) -> str:
         """The signing secret; in development one is made once and kept in DATA_DIR."""

@@ -17,6 +17,7 @@ from api.graphql.mutations import oauth_clients as oauth_client_mutations
 from api.graphql.mutations import profiles as profile_mutations
 from api.graphql.mutations import retention as retention_mutations
 from api.graphql.mutations import segments as segment_mutations
+from api.graphql.mutations import sending_domains as sending_domain_mutations
 from api.graphql.mutations import templates as template_mutations
 from api.graphql.node_ids import resolve_node_ids_directly
 from api.graphql.permissions import requires
@@ -27,6 +28,7 @@ from api.graphql.queries import identity_conflicts as identity_conflict_queries
 from api.graphql.queries import node as node_queries
 from api.graphql.queries import profiles as profile_queries
 from api.graphql.queries import segments as segment_queries
+from api.graphql.queries import sending_domains as sending_domain_queries
 from api.graphql.queries import suppressions as suppression_queries
 from api.graphql.queries import templates as template_queries
 from api.graphql.queries import workspace as workspace_queries
@@ -39,6 +41,7 @@ from api.graphql.types.identity import IdentityConflictNode
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
 from api.graphql.types.segment import SegmentNode
+from api.graphql.types.sending_domain import SendingDomainNode
 from api.graphql.types.template import TemplateNode, TemplateVersionNode
 from api.graphql.types.workspace import WorkspaceNode
 from api.settings import Settings
@@ -75,6 +78,7 @@ class Query:
     segment_definition_schema = strawberry.field(resolver=segment_queries.segment_definition_schema)
     template = strawberry.field(resolver=template_queries.template)
     templates = strawberry.field(resolver=template_queries.templates)
+    sending_domains = strawberry.field(resolver=sending_domain_queries.sending_domains)
 
     workspace = strawberry.field(
         resolver=workspace_queries.workspace,
@@ -111,6 +115,8 @@ class Mutation:
     delete_template = strawberry.mutation(resolver=template_mutations.delete_template)
     set_postal_address = strawberry.mutation(resolver=template_mutations.set_postal_address)
     send_test_email = strawberry.mutation(resolver=template_mutations.send_test_email)
+    add_sending_domain = strawberry.mutation(resolver=sending_domain_mutations.add_sending_domain)
+    rotate_dkim_key = strawberry.mutation(resolver=sending_domain_mutations.rotate_dkim_key)
     create_oauth_client = strawberry.mutation(
         resolver=oauth_client_mutations.create_oauth_client, name="createOAuthClient"
     )
@@ -144,6 +150,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             SegmentNode,
             TemplateNode,
             TemplateVersionNode,
+            SendingDomainNode,
             EventNode,
             IdentityConflictNode,
             DataSubjectRequestNode,

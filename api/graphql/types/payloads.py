@@ -16,6 +16,7 @@ from api.graphql.types.merge_rule import MergeRuleType
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
 from api.graphql.types.segment import SegmentNode
+from api.graphql.types.sending_domain import SendingDomainNode
 from api.graphql.types.template import TemplateNode
 
 
@@ -144,4 +145,10 @@ class SetPostalAddressPayload:
 class SendTestEmailPayload:
     sent: bool = False
     message_id: str | None = strawberry.field(default=None, description="The Message-ID header.")
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SendingDomainPayload:
+    sending_domain: SendingDomainNode | None = None
     errors: list[InputError] = strawberry.field(default_factory=list)
