@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from delivery.sending.relay import RelaySettings, Tls
 from domain.db import Timeouts
 
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Tls = Tls.NONE
     # The sender of test emails (sendTestEmail), until sending domains exist.
     mail_from: str = "CDP <cdp@localhost>"
     # What sending domains' DNS records point at (delivery/sending/domains.py).
@@ -89,6 +93,13 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def relay(self) -> RelaySettings:
+        """The SMTP relay that mail leaves through."""
+        password = self.smtp_password.get_secret_value() if self.smtp_password else None
+        return RelaySettings(
+            self.smtp_host, self.smtp_port, self.smtp_username or None, password, self.smtp_tls
+        )
 
     @property
     def bounce_host(self) -> str:

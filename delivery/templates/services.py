@@ -1,7 +1,10 @@
 """Template use cases: save a version, delete, preview for a profile or for sample data."""
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.policy import SMTP
+from email.utils import parseaddr
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 from consent import audit
 from consent.model import MARKETING
 from delivery import smtp
+from delivery.sending.message import Envelope
+from delivery.sending.relay import Connection, RelaySettings, Result
 from delivery.templates import lint, recipients, repository
 from delivery.templates import render as rendering
 from delivery.templates.compiler import CompiledTemplate, compile_template
@@ -210,8 +215,7 @@ async def set_postal_address(uow: UnitOfWork, actor: audit.Actor, address: str |
 class Relay:
     """Where test emails go, and whom they come from."""
 
-    host: str
-    port: int
+    settings: RelaySettings
     sender: str
 
 
@@ -239,10 +243,19 @@ async def send_test(
     message = smtp.compose(
         test, sender=relay.sender, to=address, at=uow.clock.now(), headers={TEST_HEADER: "true"}
     )
-    try:
-        await smtp.send(message, host=relay.host, port=relay.port)
-    except smtp.SendError as error:
-        raise ValidationError(str(error), field="to") from None
+    envelope = Envelope(
+        parseaddr(relay.sender)[1],
+        address,
+        message.as_bytes(policy=SMTP),
+        str(message["Message-ID"]),
+    )
+    outcome = await asyncio.to_thread(Connection(relay.settings).send, envelope)
+    if outcome.result is not Result.SENT:
+        raise ValidationError(
+            f"the SMTP relay at {relay.settings.host}:{relay.settings.port} did not take the "
+            f"message: {outcome.reply}",
+            field="to",
+        )
     await audit.record(
         uow, actor, "template.test_sent", object_type=TEMPLATE_TYPE,
         object_id=version.template_id, details={"version": version.version},

@@ -109,8 +109,7 @@ async def send_test_email(
     """Send the template's newest version to `to`, rendered for a profile or with its defaults,
     with "[Test]" before the subject and an X-CDP-Test header."""
     state = info.context.state
-    relay_to = services.Relay(state.settings.smtp_host, state.settings.smtp_port,
-                              state.settings.mail_from)  # fmt: skip
+    relay_to = services.Relay(state.settings.relay(), state.settings.mail_from)
     links_for = recipients.LinkMaker(state.keys, state.settings.base_url)
 
     async def act(uow: UnitOfWork, actor: audit.Actor) -> str:
