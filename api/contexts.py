@@ -6,6 +6,9 @@ import cdp.subjects
 import cdp.tables  # noqa: F401 - declares tables
 import consent.personal_data
 import consent.tables  # noqa: F401 - declares tables
+import delivery.personal_data
+import delivery.sending.tables
+import delivery.templates.tables  # noqa: F401 - declares tables
 from domain.personal_data import registry
 
 __all__ = ["registry"]

@@ -17,6 +17,7 @@ import api.contexts  # noqa: F401 - registrations the actors rely on
 import cdp.actors
 import cdp.segments.actors
 import consent.dsr.actors  # noqa: F401 - declares its actors
+import delivery.sending.actors
 import domain.maintenance
 from api import embedded
 from api.logging import configure as configure_logging
@@ -97,6 +98,7 @@ def setup() -> dramatiq.Broker:
         )
     )
     jobs.configure(database_url=database_url, role=role, broker=broker, secret=settings.secret())
+    delivery.sending.actors.configure(base_url=settings.base_url, relay_settings=settings.relay())
     return broker
 
 

@@ -1,9 +1,13 @@
-"""Sending domains and their DKIM keys."""
+"""Sending domains and their DKIM keys; campaigns and their deliveries."""
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKeyConstraint,
+    Index,
+    Integer,
     LargeBinary,
     PrimaryKeyConstraint,
     Table,
@@ -16,6 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain.db import metadata
+from domain.personal_data import PERSONAL_DATA
 from domain.tenancy import workspace_id_column
 
 TS = DateTime(timezone=True)
@@ -58,4 +63,72 @@ dkim_keys = Table(
         name="fk_dkim_keys_domain",
         ondelete="CASCADE",
     ),
+)
+
+# A campaign sends one template version to a segment's members as of the
+# moment it starts (the deliveries are that snapshot).
+campaigns = Table(
+    "campaigns",
+    metadata,
+    workspace_id_column(),
+    Column("id", PG_UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'DRAFT'")),
+    Column("segment_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("template_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("template_version", Integer),  # fixed when sending starts
+    Column("purpose", Text, nullable=False),
+    Column("from_email", Text, nullable=False),
+    Column("from_name", Text),
+    Column("reply_to", Text),
+    Column("domain_id", PG_UUID(as_uuid=True), nullable=False),
+    # [{"name", "subject", "weight"}]; empty: the template's subject for everyone.
+    Column("variants", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("holdout_percent", Float, nullable=False, server_default=text("0")),
+    Column("local_time", Boolean, nullable=False, server_default=text("false")),
+    Column("scheduled_at", TS),
+    Column("started_at", TS),
+    Column("finished_at", TS),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("workspace_id", "id"),
+    UniqueConstraint("workspace_id", "name", name="uq_campaigns_name"),
+)
+
+# One row per (campaign, profile): the audience snapshot and each message's fate.
+# A worker claims a batch by setting `lease_until`; a batch whose worker died
+# is claimed again once its lease has passed, and only its unsent rows are sent.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    workspace_id_column(),
+    Column("id", PG_UUID(as_uuid=True), nullable=False),
+    Column("campaign_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("profile_id", PG_UUID(as_uuid=True), nullable=False, info={PERSONAL_DATA: True}),
+    Column("variant", Text),
+    Column("holdout", Boolean, nullable=False, server_default=text("false")),
+    Column("status", Text, nullable=False, server_default=text("'QUEUED'")),
+    Column("reason", Text),
+    Column("message_id", Text),
+    Column("due_at", TS, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("lease_until", TS),
+    Column("sent_at", TS),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("workspace_id", "id"),
+    UniqueConstraint("workspace_id", "campaign_id", "profile_id", name="uq_deliveries_recipient"),
+    ForeignKeyConstraint(
+        ["workspace_id", "campaign_id"],
+        ["campaigns.workspace_id", "campaigns.id"],
+        name="fk_deliveries_campaign",
+        ondelete="CASCADE",
+    ),
+    Index(
+        "ix_deliveries_due",
+        "workspace_id",
+        "campaign_id",
+        "due_at",
+        postgresql_where=text("status IN ('QUEUED', 'DEFERRED')"),
+    ),
+    Index("ix_deliveries_profile", "workspace_id", "profile_id", "sent_at"),
 )

@@ -1,0 +1,31 @@
+"""Exporters and erasers for delivery's personal data, registered with the kernel."""
+
+from typing import Any
+
+from cdp import repository
+from domain.personal_data import Subject, registry
+from domain.uow import UnitOfWork
+
+
+class Deliveries:
+    table = "deliveries"
+    category = "the messages sent or meant for a person, and what became of each"
+    purpose = "sending campaigns and journeys, and proving what was sent"
+    retention = "while the campaign exists; erased on request"
+    _columns = ("campaign_id", "profile_id", "variant", "holdout", "status", "reason",
+                "message_id", "sent_at")  # fmt: skip
+
+    async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
+        return await repository.subject_rows(
+            uow, self.table, columns=self._columns, held_in=("profile_id",),
+            workspace_id=subject.workspace_id, profile_ids=subject.profile_ids,
+        )  # fmt: skip
+
+    async def erase(self, uow: UnitOfWork, subject: Subject) -> int:
+        return await repository.delete_subject_rows(
+            uow, self.table, held_in=("profile_id",),
+            workspace_id=subject.workspace_id, profile_ids=subject.profile_ids,
+        )  # fmt: skip
+
+
+registry.register(Deliveries())

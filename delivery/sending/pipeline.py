@@ -1,0 +1,293 @@
+"""The sending pipeline: a batch of deliveries claimed, gated, rendered, signed and sent.
+
+A batch is claimed by setting a lease on its rows (`FOR UPDATE SKIP LOCKED`
+keeps two workers off the same rows) and committed before anything is sent.
+Each message's outcome is committed as soon as the relay answers, so a
+worker killed mid-batch leaves only its unsent rows, which another worker
+claims once the lease has passed: a message at most is sent twice, the one
+in flight. Outcomes are committed without waiting for the disk
+(`synchronous_commit = off`): a crash of the database itself may forget the
+last few, which are then sent again, never lost.
+
+Per recipient: the contact gate (consent.gate, nothing else), the render of
+the campaign's template version (and its variant's subject), the message
+with its headers and DKIM signatures, SMTP to the relay.
+"""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+
+from cdp import queries
+from consent import gate
+from consent.keys import Keys
+from delivery.sending import campaigns, domains, message, relay
+from delivery.sending.campaigns import SENDING, SENT, Campaign
+from delivery.sending.tables import deliveries
+from delivery.templates import recipients as template_recipients
+from delivery.templates import render as rendering
+from delivery.templates import services as template_services
+from delivery.templates.compiler import Part, parse_liquid
+from delivery.templates.model import Recipient, RenderError, Sender
+from domain.outbox import Job
+from domain.personal_data import Subject
+from domain.uow import Statement, UnitOfWork
+
+BATCH = 200
+LEASE = timedelta(minutes=5)
+CHECK_EVERY = 50  # messages between looks at whether the campaign was paused or cancelled
+RETRY_BASE = timedelta(minutes=1)
+MAX_ATTEMPTS = 8
+_ASYNC_COMMIT = Statement("SELECT set_config('synchronous_commit', 'off', true)", {})
+
+Units = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class Sending:
+    """What a worker process sends with: its secret, its public URL, its relay connections."""
+
+    secret: str
+    base_url: str
+    pool: relay.Pool
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: UUID
+    profile_id: UUID
+    variant: str | None
+    attempts: int
+
+
+async def claim(uow: UnitOfWork, campaign_id: UUID, *, limit: int = BATCH) -> list[Claimed]:
+    now = uow.clock.now()
+    rows = await uow.fetch(
+        "UPDATE deliveries d SET lease_until = %(lease)s, attempts = d.attempts + 1, "
+        " updated_at = %(now)s "
+        "WHERE d.workspace_id = %(ws)s AND d.id IN ("
+        " SELECT id FROM deliveries WHERE workspace_id = %(ws)s AND campaign_id = %(c)s "
+        " AND status IN ('QUEUED', 'DEFERRED') AND due_at <= %(now)s "
+        " AND (lease_until IS NULL OR lease_until < %(now)s) "
+        " ORDER BY due_at, id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
+        "RETURNING d.id, d.profile_id, d.variant, d.attempts",
+        {"ws": uow.workspace_id, "c": campaign_id, "now": now, "lease": now + LEASE, "n": limit},
+    )
+    return [Claimed(r.id, r.profile_id, r.variant, r.attempts) for r in rows]
+
+
+async def _record(uow: UnitOfWork, delivery_id: UUID, **values: Any) -> None:
+    await uow.pipeline(_ASYNC_COMMIT)
+    await uow.execute(
+        update(deliveries)
+        .where(deliveries.c.workspace_id == uow.workspace_id, deliveries.c.id == delivery_id)
+        .values(lease_until=None, updated_at=uow.clock.now(), **values)
+    )
+
+
+async def _emails(uow: UnitOfWork, merged: dict[UUID, list[UUID]]) -> dict[UUID, str]:
+    held = await queries.identities_of(uow, [i for ids in merged.values() for i in ids])
+    found: dict[UUID, str] = {}
+    for survivor, ids in merged.items():
+        emails = sorted(i.value for pid in ids for i in held.get(pid, []) if i.kind == "email")
+        if emails:
+            found[survivor] = emails[0]
+    return found
+
+
+async def _gate(
+    uow: UnitOfWork, keys: Keys, merged: dict[UUID, list[UUID]], purpose: str
+) -> dict[UUID, str | None]:
+    """Each survivor's refusal reason, or None when it may be sent this message."""
+    held = await queries.identities_of(uow, [i for ids in merged.values() for i in ids])
+    order = list(merged)
+    subjects = [
+        keys.hashed(Subject(uow.workspace_id, tuple(merged[pid]),
+                            tuple((i.kind, i.value) for m in merged[pid] for i in held.get(m, []))))
+        for pid in order
+    ]  # fmt: skip
+    answers = await gate.contactability(uow, subjects, channel="email", purpose=purpose)
+    return {
+        pid: None if a.allowed else (a.reason or "not contactable")
+        for pid, a in zip(order, answers, strict=True)
+    }
+
+
+_subjects: dict[tuple[UUID, str], Part] = {}
+
+
+def _variant_subject(campaign: Campaign, name: str | None) -> Part | None:
+    chosen = next((v for v in campaign.variants if v["name"] == name), None)
+    if chosen is None:
+        return None
+    key = (campaign.id, name or "")
+    if key not in _subjects:
+        _subjects[key] = Part.of(parse_liquid(chosen["subject"], field="subject", html=False),
+                                 html=False)  # fmt: skip
+    return _subjects[key]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    campaign: Campaign
+    compiled: Any
+    sender: Sender
+    signers: list[Any]
+    domain: str
+    people: dict[UUID, Recipient]
+    emails: dict[UUID, str]
+    refused: dict[UUID, str | None]
+    survivors: dict[UUID, UUID]
+
+
+async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
+                   rows: list[Claimed]) -> _Batch:  # fmt: skip
+    version_no = campaign.template_version
+    if version_no is None:
+        raise RuntimeError("a sending campaign has its template version")
+    from delivery.templates import repository as template_store  # noqa: PLC0415 - one use
+
+    found = await template_store.versions(uow, [(campaign.template_id, version_no)])
+    version = found[(campaign.template_id, version_no)]
+    compiled = template_services.compiled_version(uow.workspace_id, version)
+    domain = await domains.get(uow, campaign.domain_id)
+    signers = await domains.signers(uow, sending.secret, domain)
+    links_for = template_recipients.LinkMaker(Keys(sending.secret), sending.base_url)
+    people = await template_recipients.load(
+        uow, [r.profile_id for r in rows], purpose=campaign.purpose, links_for=links_for
+    )
+    survivors = {pid: UUID(person.profile["id"]) for pid, person in people.items()}
+    merged = await queries.merged_ids(uow, sorted(set(survivors.values())))
+    return _Batch(
+        campaign, compiled, await template_services.sender(uow), signers, domain.domain, people,
+        await _emails(uow, merged),
+        await _gate(uow, Keys(sending.secret), merged, campaign.purpose), survivors,
+    )  # fmt: skip
+
+
+def _skip_reason(batch: _Batch, row: Claimed) -> str | None:
+    survivor = batch.survivors.get(row.profile_id)
+    if survivor is None:
+        return "the profile is gone"
+    if survivor not in batch.emails:
+        return "no email address"
+    return batch.refused.get(survivor)
+
+
+async def _send_one(units: Units, sending: Sending, batch: _Batch, row: Claimed) -> str:
+    campaign = batch.campaign
+    survivor = batch.survivors[row.profile_id]
+    person = batch.people[row.profile_id]
+    compiled = batch.compiled
+    subject = _variant_subject(campaign, row.variant)
+    if subject is not None:
+        compiled = replace(compiled, subject=subject)
+    async with units() as uow:
+        try:
+            email = rendering.render(compiled, person, batch.sender)
+        except RenderError as error:
+            await _record(uow, row.id, status="FAILED", reason=str(error))
+            await uow.commit()
+            return "FAILED"
+        envelope = message.build(
+            email,
+            message.Addressing(campaign.from_email, batch.emails[survivor], campaign.from_name,
+                               campaign.reply_to),
+            delivery_id=row.id, domain=batch.domain, unsubscribe_url=person.unsubscribe_url,
+            feedback_id=f"{campaign.id.hex[:12]}:{uow.workspace_id.hex[:12]}:campaign:cdp",
+            at=uow.clock.now(), secret=sending.secret, signers=batch.signers,
+        )  # fmt: skip
+        with sending.pool.connection() as connection:
+            outcome = await asyncio.to_thread(connection.send, envelope)
+        if outcome.result is relay.Result.SENT:
+            await _record(uow, row.id, status="SENT", message_id=envelope.message_id,
+                          sent_at=uow.clock.now(), reason=None)  # fmt: skip
+        elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
+            retry = uow.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
+            await _record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
+        else:
+            await _record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
+                          reason=outcome.reply)  # fmt: skip
+        await uow.commit()
+        return outcome.result.value
+
+
+async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[str, int]:
+    """Claim and send one batch of the campaign; queue the next one, or finish the campaign."""
+    async with units() as uow:
+        campaign = await campaigns.get(uow, campaign_id)
+        if campaign.status != SENDING:
+            return {}
+        rows = await claim(uow, campaign_id)
+        await uow.commit()
+    if not rows:
+        await _finish_or_wait(units, campaign_id)
+        return {}
+    async with units() as uow:
+        batch = await _prepare(uow, sending, campaign, rows)
+    tally: dict[str, int] = {}
+    skipped = [(row, reason) for row in rows if (reason := _skip_reason(batch, row))]
+    if skipped:
+        async with units() as uow:
+            for row, reason in skipped:
+                await _record(uow, row.id, status="SKIPPED", reason=reason)
+            await uow.commit()
+        tally["SKIPPED"] = len(skipped)
+    to_send = [row for row in rows if _skip_reason(batch, row) is None]
+    for n, row in enumerate(to_send):
+        if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
+            await _release(units, [r.id for r in to_send[n:]])
+            return tally
+        result = await _send_one(units, sending, batch, row)
+        tally[result] = tally.get(result, 0) + 1
+    async with units() as uow:
+        await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
+                              queue_name=campaigns.QUEUE))  # fmt: skip
+        await uow.commit()
+    return tally
+
+
+async def _still_sending(units: Units, campaign_id: UUID) -> bool:
+    async with units() as uow:
+        return (await campaigns.get(uow, campaign_id)).status == SENDING
+
+
+async def _release(units: Units, ids: list[UUID]) -> None:
+    async with units() as uow:
+        await uow.execute(
+            update(deliveries)
+            .where(deliveries.c.workspace_id == uow.workspace_id, deliveries.c.id.in_(ids))
+            .values(lease_until=None)
+        )
+        await uow.commit()
+
+
+async def _finish_or_wait(units: Units, campaign_id: UUID) -> None:
+    """No batch is due: the campaign is done when nothing waits, or a job waits for the next retry."""
+    async with units() as uow:
+        d = deliveries
+        row = (
+            await uow.execute(
+                select(func.count(), func.min(d.c.due_at), func.max(d.c.lease_until))
+                .where(d.c.workspace_id == uow.workspace_id, d.c.campaign_id == campaign_id,
+                       d.c.status.in_(("QUEUED", "DEFERRED")))
+            )
+        ).one()  # fmt: skip
+        waiting, next_due, leased = int(row[0]), row[1], row[2]
+        now = uow.clock.now()
+        if waiting == 0:
+            await campaigns.finish(uow, campaign_id, now)
+        else:
+            wake: datetime = max(x for x in (next_due, leased, now) if x is not None)
+            delay = max(int((wake - now).total_seconds() * 1000), 1000)
+            await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
+                                  queue_name=campaigns.QUEUE, delay_ms=delay))  # fmt: skip
+        await uow.commit()
+
+
+__all__ = ["SENT", "Sending", "claim", "send_batch"]
