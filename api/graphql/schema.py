@@ -10,6 +10,7 @@ from api.graphql.errors import is_internal
 from api.graphql.hardening import extensions
 from api.graphql.input_checks import check_root_fields
 from api.graphql.mutations import api_tokens as api_token_mutations
+from api.graphql.mutations import campaigns as campaign_mutations
 from api.graphql.mutations import consent as consent_mutations
 from api.graphql.mutations import dsr as dsr_mutations
 from api.graphql.mutations import merge_rules as merge_rule_mutations
@@ -22,6 +23,7 @@ from api.graphql.mutations import templates as template_mutations
 from api.graphql.node_ids import resolve_node_ids_directly
 from api.graphql.permissions import requires
 from api.graphql.queries import audit_log as audit_log_queries
+from api.graphql.queries import campaigns as campaign_queries
 from api.graphql.queries import dsr as dsr_queries
 from api.graphql.queries import duplicates as duplicate_queries
 from api.graphql.queries import identity_conflicts as identity_conflict_queries
@@ -35,6 +37,7 @@ from api.graphql.queries import workspace as workspace_queries
 from api.graphql.scalars import SCALARS
 from api.graphql.types.api_token import ApiTokenNode
 from api.graphql.types.audit import AuditEntryNode
+from api.graphql.types.campaign import CampaignNode, DeliveryNode
 from api.graphql.types.dsr import DataSubjectRequestNode
 from api.graphql.types.event import EventNode
 from api.graphql.types.identity import IdentityConflictNode
@@ -79,6 +82,8 @@ class Query:
     template = strawberry.field(resolver=template_queries.template)
     templates = strawberry.field(resolver=template_queries.templates)
     sending_domains = strawberry.field(resolver=sending_domain_queries.sending_domains)
+    campaign = strawberry.field(resolver=campaign_queries.campaign)
+    campaigns = strawberry.field(resolver=campaign_queries.campaigns)
 
     workspace = strawberry.field(
         resolver=workspace_queries.workspace,
@@ -117,6 +122,11 @@ class Mutation:
     send_test_email = strawberry.mutation(resolver=template_mutations.send_test_email)
     add_sending_domain = strawberry.mutation(resolver=sending_domain_mutations.add_sending_domain)
     rotate_dkim_key = strawberry.mutation(resolver=sending_domain_mutations.rotate_dkim_key)
+    create_campaign = strawberry.mutation(resolver=campaign_mutations.create_campaign)
+    send_campaign = strawberry.mutation(resolver=campaign_mutations.send_campaign)
+    pause_campaign = strawberry.mutation(resolver=campaign_mutations.pause_campaign)
+    resume_campaign = strawberry.mutation(resolver=campaign_mutations.resume_campaign)
+    cancel_campaign = strawberry.mutation(resolver=campaign_mutations.cancel_campaign)
     create_oauth_client = strawberry.mutation(
         resolver=oauth_client_mutations.create_oauth_client, name="createOAuthClient"
     )
@@ -151,6 +161,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             TemplateNode,
             TemplateVersionNode,
             SendingDomainNode,
+            CampaignNode,
+            DeliveryNode,
             EventNode,
             IdentityConflictNode,
             DataSubjectRequestNode,

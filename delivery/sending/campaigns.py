@@ -374,3 +374,56 @@ async def counts(uow: UnitOfWork, campaign_ids: list[UUID]) -> dict[UUID, dict[s
     for campaign_id, status, n in rows:
         found[campaign_id][status] = int(n)
     return found
+
+
+async def counts_by_variant(uow: UnitOfWork, campaign_id: UUID) -> dict[str, dict[str, int]]:
+    """The campaign's deliveries by variant, then by status."""
+    d = deliveries
+    rows = await uow.execute(
+        select(d.c.variant, d.c.status, func.count())
+        .where(d.c.workspace_id == uow.workspace_id, d.c.campaign_id == campaign_id,
+               d.c.variant.is_not(None))
+        .group_by(d.c.variant, d.c.status)
+    )  # fmt: skip
+    found: dict[str, dict[str, int]] = {}
+    for variant, status, n in rows:
+        found.setdefault(variant, {})[status] = int(n)
+    return found
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: UUID
+    campaign_id: UUID
+    profile_id: UUID
+    status: str
+    reason: str | None
+    variant: str | None
+    message_id: str | None
+    sent_at: datetime | None
+
+
+_DELIVERY_COLUMNS = [deliveries.c[n] for n in DeliveryRow.__dataclass_fields__]
+
+
+async def delivery_page(
+    uow: UnitOfWork, campaign_id: UUID, *, after: UUID | None, limit: int, status: str | None
+) -> list[DeliveryRow]:
+    d = deliveries
+    query = select(*_DELIVERY_COLUMNS).where(
+        d.c.workspace_id == uow.workspace_id, d.c.campaign_id == campaign_id
+    )
+    if after is not None:
+        query = query.where(d.c.id > after)
+    if status is not None:
+        query = query.where(d.c.status == status)
+    rows = await uow.execute(query.order_by(d.c.id).limit(limit))
+    return [DeliveryRow(**row._asdict()) for row in rows]
+
+
+async def deliveries_by_id(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, DeliveryRow]:
+    d = deliveries
+    rows = await uow.execute(
+        select(*_DELIVERY_COLUMNS).where(d.c.workspace_id == uow.workspace_id, d.c.id.in_(ids))
+    )
+    return {row.id: DeliveryRow(**row._asdict()) for row in rows}
