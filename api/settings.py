@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     spf_include: str | None = None
     return_path_host: str | None = None
     dkim_ed25519: bool = False
+    # How long a worker holds a batch of deliveries; a dead worker's batch goes to another after it.
+    send_lease_seconds: int = Field(default=300, ge=1, le=3600)
     log_level: str = "INFO"
     log_json: bool | None = None
     jwt_ttl_seconds: int = Field(default=900, ge=60, le=86400)

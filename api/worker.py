@@ -7,6 +7,8 @@ or broker outages, and imports every context's actors.
 
 import threading
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -38,9 +40,14 @@ class PeriodicTasks(dramatiq.Middleware):
     """Relays the outbox every few seconds and schedules maintenance hourly."""
 
     def __init__(
-        self, relay_interval: float, maintenance_interval: float, retention_days: int
+        self,
+        relay_interval: float,
+        maintenance_interval: float,
+        retention_days: int,
+        sending_sweep_interval: float,
     ) -> None:
         self._retention_days = retention_days
+        self._sending_sweep_interval = sending_sweep_interval
         self._relay_interval = relay_interval
         self._maintenance_interval = maintenance_interval
         self._stop = threading.Event()
@@ -56,8 +63,21 @@ class PeriodicTasks(dramatiq.Middleware):
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def _maintenance(self) -> None:
+        domain.maintenance.purge_outbox.send()
+        cdp.actors.enforce_workspace_retention.send()
+        if self._retention_days:
+            cdp.actors.enforce_event_retention.send(self._retention_days)
+
     def _loop(self) -> None:
-        next_maintenance = next_sweep = time.monotonic()
+        # (seconds between, what to schedule, its name in the logs); each is due at once.
+        tasks: list[tuple[float, Callable[[], object], str]] = [
+            (SEGMENT_SWEEP_INTERVAL, cdp.segments.actors.segment_sweep.send, "segments.sweep"),
+            (self._sending_sweep_interval, delivery.sending.actors.campaign_sweep.send,
+             "sending.sweep"),
+            (self._maintenance_interval, self._maintenance, "maintenance"),
+        ]  # fmt: skip
+        due = [time.monotonic()] * len(tasks)
         while not self._stop.wait(self._relay_interval):
             loop = get_event_loop_thread()
             if loop is None:
@@ -66,21 +86,14 @@ class PeriodicTasks(dramatiq.Middleware):
                 loop.run_coroutine(jobs.runtime().outbox_relay().relay_pending())
             except Exception as exc:  # noqa: BLE001 - keep relaying through outages
                 log.warning("outbox.relay_failed", error=repr(exc))
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + SEGMENT_SWEEP_INTERVAL
+            for n, (interval, schedule, name) in enumerate(tasks):
+                if time.monotonic() < due[n]:
+                    continue
+                due[n] = time.monotonic() + interval
                 try:
-                    cdp.segments.actors.segment_sweep.send()
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("segments.sweep_schedule_failed", error=repr(exc))
-            if time.monotonic() >= next_maintenance:
-                next_maintenance = time.monotonic() + self._maintenance_interval
-                try:
-                    domain.maintenance.purge_outbox.send()
-                    cdp.actors.enforce_workspace_retention.send()
-                    if self._retention_days:
-                        cdp.actors.enforce_event_retention.send(self._retention_days)
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("maintenance.schedule_failed", error=repr(exc))
+                    schedule()
+                except Exception as exc:  # noqa: BLE001 - the next round tries again
+                    log.warning("periodic.schedule_failed", task=name, error=repr(exc))
 
 
 def setup() -> dramatiq.Broker:
@@ -94,11 +107,18 @@ def setup() -> dramatiq.Broker:
     broker.add_middleware(RecordFailedJobs(with_role(database_url, role)))
     broker.add_middleware(
         PeriodicTasks(
-            settings.outbox_relay_interval, MAINTENANCE_INTERVAL, settings.event_retention_days
+            settings.outbox_relay_interval,
+            MAINTENANCE_INTERVAL,
+            settings.event_retention_days,
+            float(settings.send_lease_seconds),
         )
     )
     jobs.configure(database_url=database_url, role=role, broker=broker, secret=settings.secret())
-    delivery.sending.actors.configure(base_url=settings.base_url, relay_settings=settings.relay())
+    delivery.sending.actors.configure(
+        base_url=settings.base_url,
+        relay_settings=settings.relay(),
+        lease=timedelta(seconds=settings.send_lease_seconds),
+    )
     return broker
 
 

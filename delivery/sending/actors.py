@@ -1,5 +1,6 @@
 """Sending jobs: start a campaign (the snapshot), and send its batches."""
 
+from datetime import timedelta
 from uuid import UUID
 
 import dramatiq
@@ -15,10 +16,12 @@ RETRIES, BACKOFF_MS = 10, 2000
 _sending: pipeline.Sending | None = None
 
 
-def configure(*, base_url: str, relay_settings: relay.RelaySettings) -> None:
+def configure(
+    *, base_url: str, relay_settings: relay.RelaySettings, lease: timedelta = pipeline.LEASE
+) -> None:
     """Set, once per worker process, where links point and which relay mail leaves through."""
     global _sending  # noqa: PLW0603 - one per worker process
-    _sending = pipeline.Sending(jobs.runtime().secret, base_url, relay.Pool(relay_settings))
+    _sending = pipeline.Sending(jobs.runtime().secret, base_url, relay.Pool(relay_settings), lease)
 
 
 def sending() -> pipeline.Sending:
@@ -46,3 +49,14 @@ async def send_batch(workspace_id: str, campaign_id: str) -> None:
     )
     if tally:
         log.info("campaign.batch", campaign_id=campaign_id, **tally)
+
+
+@dramatiq.actor(actor_name="campaign_sweep", queue_name=campaigns.QUEUE, max_retries=0)
+async def campaign_sweep() -> None:
+    """Queue a batch for each campaign with deliveries due that no worker holds: the jobs of a
+    killed worker are lost with it, its leases are not."""
+    runtime = jobs.runtime()
+    async with runtime.uow() as uow:
+        rows = await uow.fetch("SELECT workspace_id, campaign_id FROM cdp_sending_work()", {})
+    for row in rows:
+        send_batch.send(str(row.workspace_id), str(row.campaign_id))

@@ -55,6 +55,7 @@ class Sending:
     secret: str
     base_url: str
     pool: relay.Pool
+    lease: timedelta = LEASE
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,9 @@ class Claimed:
     attempts: int
 
 
-async def claim(uow: UnitOfWork, campaign_id: UUID, *, limit: int = BATCH) -> list[Claimed]:
+async def claim(
+    uow: UnitOfWork, campaign_id: UUID, *, limit: int = BATCH, lease: timedelta = LEASE
+) -> list[Claimed]:
     now = uow.clock.now()
     rows = await uow.fetch(
         "UPDATE deliveries d SET lease_until = %(lease)s, attempts = d.attempts + 1, "
@@ -76,7 +79,7 @@ async def claim(uow: UnitOfWork, campaign_id: UUID, *, limit: int = BATCH) -> li
         " AND (lease_until IS NULL OR lease_until < %(now)s) "
         " ORDER BY due_at, id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
         "RETURNING d.id, d.profile_id, d.variant, d.attempts",
-        {"ws": uow.workspace_id, "c": campaign_id, "now": now, "lease": now + LEASE, "n": limit},
+        {"ws": uow.workspace_id, "c": campaign_id, "now": now, "lease": now + lease, "n": limit},
     )
     return [Claimed(r.id, r.profile_id, r.variant, r.attempts) for r in rows]
 
@@ -223,7 +226,7 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
         campaign = await campaigns.get(uow, campaign_id)
         if campaign.status != SENDING:
             return {}
-        rows = await claim(uow, campaign_id)
+        rows = await claim(uow, campaign_id, lease=sending.lease)
         await uow.commit()
     if not rows:
         await _finish_or_wait(units, campaign_id)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.database import APP_ROLE, SECRET
@@ -16,10 +17,32 @@ ROOT = Path(__file__).resolve().parents[2]
 READY = "is ready for action"
 
 
+@dataclass
+class Worker:
+    proc: subprocess.Popen[str]
+    lines: list[str]
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its processes, as a crash or the OOM killer would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
 @contextmanager
 def running_worker(
     database_url: str, broker_url: str | None = None, boot_timeout: float = 60.0
 ) -> Iterator[list[str]]:
+    with worker_process(database_url, broker_url, boot_timeout) as worker:
+        yield worker.lines
+
+
+@contextmanager
+def worker_process(
+    database_url: str,
+    broker_url: str | None = None,
+    boot_timeout: float = 60.0,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Worker]:
     env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "DATABASE_URL"}}
     env.update(
         {
@@ -32,6 +55,7 @@ def running_worker(
     )
     if broker_url:
         env["BROKER_URL"] = broker_url
+    env.update(extra_env or {})
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -68,7 +92,7 @@ def running_worker(
         while not ready.wait(0.2):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("worker did not start:\n" + "".join(lines[-40:]))
-        yield lines
+        yield Worker(proc, lines)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,88 @@
+"""A worker killed with SIGKILL mid-campaign: another one finishes it, nobody missed, few twice."""
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from delivery.sending import campaigns, pipeline
+from domain.uow import UnitOfWork
+from tests.cdp.segments.support import in_uow
+from tests.conftest import new_workspace
+from tests.delivery.sending.test_campaigns import ACTOR, _campaign
+from tests.support import factories
+from tests.support.proxy import free_port
+from tests.support.worker import worker_process
+
+pytestmark = pytest.mark.slow
+RECIPIENTS = 1000
+
+
+class _SlowInbox:
+    """A relay that takes a few milliseconds a message, so that the kill lands mid-campaign."""
+
+    def __init__(self) -> None:
+        self.recipients: list[str] = []
+
+    async def data(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.004)
+        self.recipients.extend(envelope.rcpt_tos)
+        return "250 Message accepted for delivery"
+
+    handle_DATA = data  # noqa: N815 - aiosmtpd's hook name
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_a_killed_worker_leaves_its_batch_to_the_next_one(database_url):
+    ws = new_workspace(database_url, "crash").workspace.id
+    with factories.seeding(database_url) as db:
+        for i in range(RECIPIENTS):
+            pid = factories.profile(db, ws, identifiers=[("email", f"k{i}@example.org")])
+            factories.consent_record(db, ws, pid)
+        db.commit()
+    campaign_id = _campaign(database_url, ws)
+    inbox = _SlowInbox()
+    port = free_port()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    env = {"SMTP_PORT": str(port), "SEND_LEASE_SECONDS": "3", "PUBLIC_URL": "https://cdp.example"}
+
+    async def send(uow: UnitOfWork) -> None:
+        await campaigns.send(uow, ACTOR, campaign_id)
+
+    def status() -> str:
+        async def read(uow: UnitOfWork) -> str:
+            return (await campaigns.get(uow, campaign_id)).status
+
+        return in_uow(database_url, ws, read)
+
+    try:
+        with worker_process(database_url, extra_env=env) as first:
+            in_uow(database_url, ws, send)
+            _wait(lambda: len(inbox.recipients) >= 150, 60, "the first messages")
+            first.kill()
+        before = len(inbox.recipients)
+        assert before < RECIPIENTS, "the campaign ended before the kill"
+        with worker_process(database_url, extra_env=env):
+            _wait(lambda: status() == "SENT", 120, "the campaign to finish")
+    finally:
+        server.stop()
+
+    received = inbox.recipients
+    assert set(received) == {f"k{i}@example.org" for i in range(RECIPIENTS)}
+    duplicates = len(received) - RECIPIENTS
+    assert 0 <= duplicates <= pipeline.BATCH
+
+    async def counts(uow: UnitOfWork) -> dict[str, int]:
+        return (await campaigns.counts(uow, [campaign_id]))[campaign_id]
+
+    assert in_uow(database_url, ws, counts) == {"SENT": RECIPIENTS}
