@@ -127,6 +127,7 @@ class Mutation:
     pause_campaign = strawberry.mutation(resolver=campaign_mutations.pause_campaign)
     resume_campaign = strawberry.mutation(resolver=campaign_mutations.resume_campaign)
     cancel_campaign = strawberry.mutation(resolver=campaign_mutations.cancel_campaign)
+    set_send_policy = strawberry.mutation(resolver=campaign_mutations.set_send_policy)
     create_oauth_client = strawberry.mutation(
         resolver=oauth_client_mutations.create_oauth_client, name="createOAuthClient"
     )

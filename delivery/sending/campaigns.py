@@ -9,7 +9,7 @@ anything. Later changes to the segment do not change the recipients.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +39,7 @@ MAX_VARIANTS = 10
 MAX_NAME_LENGTH = 200
 # How many batch jobs run side by side for one campaign.
 PARALLEL_BATCHES = 4
+EARLIEST_ZONE = timedelta(hours=14)
 
 DRAFT, SCHEDULED, SENDING, PAUSED, SENT, CANCELLED = (
     "DRAFT", "SCHEDULED", "SENDING", "PAUSED", "SENT", "CANCELLED",
@@ -223,13 +224,16 @@ async def send(
     if size == 0:
         raise ValidationError("the campaign's segment has no members", field="segmentId")
     now = uow.clock.now()
-    if at is not None and at > now:
+    # A local-time campaign starts when its hour comes in the earliest zone (UTC+14);
+    # each delivery then waits for that hour in its own zone.
+    start_at = at - EARLIEST_ZONE if at is not None and campaign.local_time else at
+    if at is not None and start_at is not None and start_at > now:
         await _set(uow, campaign_id, status=SCHEDULED, scheduled_at=at)
-        delay = int((at - now).total_seconds() * 1000)
+        delay = int((start_at - now).total_seconds() * 1000)
         await uow.enqueue(Job(START_ACTOR, (str(uow.workspace_id), str(campaign_id)),
                               queue_name=QUEUE, delay_ms=delay))  # fmt: skip
     else:
-        await _set(uow, campaign_id, status=SENDING, scheduled_at=now)
+        await _set(uow, campaign_id, status=SENDING, scheduled_at=at or now)
         await uow.enqueue(Job(START_ACTOR, (str(uow.workspace_id), str(campaign_id)),
                               queue_name=QUEUE))  # fmt: skip
     await audit.record(uow, actor, "campaign.sent", object_type=CAMPAIGN_TYPE,
@@ -286,7 +290,8 @@ async def start(uow: UnitOfWork, campaign_id: UUID) -> int:
     campaign = await get(uow, campaign_id, for_update=True)
     now = uow.clock.now()
     if campaign.status == SCHEDULED:
-        if campaign.scheduled_at is not None and campaign.scheduled_at > now:
+        early = EARLIEST_ZONE if campaign.local_time else timedelta(0)
+        if campaign.scheduled_at is not None and campaign.scheduled_at - early > now:
             return 0  # rescheduled later: that job will start it
         await _set(uow, campaign_id, status=SENDING)
     elif campaign.status != SENDING or campaign.started_at is not None:

@@ -26,7 +26,9 @@ from sqlalchemy import func, select, update
 from cdp import queries
 from consent import gate
 from consent.keys import Keys
+from consent.model import is_marketing
 from delivery.sending import campaigns, domains, message, relay
+from delivery.sending import policy as policy_rules
 from delivery.sending.campaigns import SENDING, SENT, Campaign
 from delivery.sending.tables import deliveries
 from delivery.templates import recipients as template_recipients
@@ -146,6 +148,8 @@ class _Batch:
     emails: dict[UUID, str]
     refused: dict[UUID, str | None]
     survivors: dict[UUID, UUID]
+    policy: policy_rules.SendPolicy
+    recent: dict[UUID, int]  # messages sent to each recipient within the cap's window
 
 
 async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
@@ -166,10 +170,16 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
     )
     survivors = {pid: UUID(person.profile["id"]) for pid, person in people.items()}
     merged = await queries.merged_ids(uow, sorted(set(survivors.values())))
+    rules = await policy_rules.get(uow)
+    recent: dict[UUID, int] = {}
+    if rules.capped and rules.frequency_hours is not None:
+        since = uow.clock.now() - timedelta(hours=rules.frequency_hours)
+        recent = await policy_rules.recent_counts(uow, [r.profile_id for r in rows], since)
     return _Batch(
         campaign, compiled, await template_services.sender(uow), signers, domain.domain, people,
         await _emails(uow, merged),
         await _gate(uow, Keys(sending.secret), merged, campaign.purpose), survivors,
+        rules, recent,
     )  # fmt: skip
 
 
@@ -180,6 +190,27 @@ def _skip_reason(batch: _Batch, row: Claimed) -> str | None:
     if survivor not in batch.emails:
         return "no email address"
     return batch.refused.get(survivor)
+
+
+def _hold(batch: _Batch, row: Claimed, now: datetime) -> tuple[str, datetime | None, str] | None:
+    """What the send policy does with this message now: ("QUEUED", until, why) to wait,
+    ("SKIPPED", None, why) to drop it, or None to send it."""
+    campaign, rules = batch.campaign, batch.policy
+    where = policy_rules.zone(batch.people[row.profile_id].profile["traits"].get("timezone"),
+                              rules.default_timezone)  # fmt: skip
+    if campaign.local_time and campaign.scheduled_at is not None:
+        due = policy_rules.local_due(campaign.scheduled_at, where)
+        if due > now:
+            return "QUEUED", due, f"waits for {campaign.scheduled_at:%H:%M} in {where.key}"
+    if not is_marketing(campaign.purpose):
+        return None  # transactional messages keep neither quiet hours nor the cap
+    until = policy_rules.quiet_until(rules, now, where)
+    if until is not None:
+        return "QUEUED", until, f"quiet hours in {where.key} until {rules.quiet_end}"
+    if rules.capped and batch.recent.get(row.profile_id, 0) >= (rules.frequency_cap or 0):
+        return "SKIPPED", None, (f"frequency cap: {rules.frequency_cap} messages in "
+                                 f"{rules.frequency_hours} hours")  # fmt: skip
+    return None
 
 
 async def _send_one(units: Units, sending: Sending, batch: _Batch, row: Claimed) -> str:
@@ -246,8 +277,20 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
         if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
             await _release(units, [r.id for r in to_send[n:]])
             return tally
+        async with units() as uow:
+            held = _hold(batch, row, uow.clock.now())
+            if held is not None:
+                status, until, why = held
+                values = {"due_at": until} if until is not None else {}
+                await _record(uow, row.id, status=status, reason=why, **values)
+                await uow.commit()
+        if held is not None:
+            tally[held[0]] = tally.get(held[0], 0) + 1
+            continue
         result = await _send_one(units, sending, batch, row)
         tally[result] = tally.get(result, 0) + 1
+        if result == "SENT":
+            batch.recent[row.profile_id] = batch.recent.get(row.profile_id, 0) + 1
     async with units() as uow:
         await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
                               queue_name=campaigns.QUEUE))  # fmt: skip

@@ -132,3 +132,18 @@ deliveries = Table(
     ),
     Index("ix_deliveries_profile", "workspace_id", "profile_id", "sent_at"),
 )
+
+# A workspace's rules for marketing messages: a frequency cap across campaigns
+# (and journeys), quiet hours in the recipient's time zone, the default zone.
+send_policies = Table(
+    "send_policies",
+    metadata,
+    workspace_id_column(),
+    Column("frequency_cap", Integer),
+    Column("frequency_hours", Integer),
+    Column("quiet_start", Text),  # "HH:MM", local time
+    Column("quiet_end", Text),
+    Column("default_timezone", Text, nullable=False, server_default=text("'UTC'")),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("workspace_id"),
+)

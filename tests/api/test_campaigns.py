@@ -109,3 +109,17 @@ def test_a_sent_campaign_is_sending_and_can_be_paused_and_cancelled(
         ).fetchone()
     assert jobs is not None
     assert jobs[0] == 1
+
+
+def test_a_send_policy_is_set_and_a_bad_one_refused_with_its_field(client, workspace):
+    token = workspace.api_token
+    mutation = (
+        "mutation($i: SendPolicyInput!) { setSendPolicy(input: $i) { policy { frequencyCap "
+        "frequencyHours quietHoursStart quietHoursEnd defaultTimezone } errors { field code } } }"
+    )
+    good = {"frequencyCap": 2, "frequencyHours": 24, "quietHoursStart": "21:00",
+            "quietHoursEnd": "08:00", "defaultTimezone": "Europe/Berlin"}  # fmt: skip
+    assert _first(gql(client, mutation, {"i": good}, token=token))["policy"] == good
+    [error] = _first(gql(client, mutation, {"i": {**good, "defaultTimezone": "Mars/Base"}},
+                         token=token))["errors"]  # fmt: skip
+    assert (error["field"], error["code"]) == ("defaultTimezone", "INVALID")

@@ -7,13 +7,13 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.graphql.ids import local_id
-from api.graphql.types.campaign import CampaignInput, CampaignNode
+from api.graphql.types.campaign import CampaignInput, CampaignNode, SendPolicy, SendPolicyInput
 from api.graphql.types.input_error import InputError
-from api.graphql.types.payloads import CampaignPayload
+from api.graphql.types.payloads import CampaignPayload, SendPolicyPayload
 from consent import audit
-from delivery.sending import campaigns
+from delivery.sending import campaigns, policy
 from delivery.sending.campaigns import Campaign
-from domain.credentials import MESSAGES_WRITE
+from domain.credentials import ADMIN, MESSAGES_WRITE
 from domain.errors import DomainError
 from domain.uow import UnitOfWork
 
@@ -77,3 +77,28 @@ async def cancel_campaign(
     return await _act(
         info, lambda uow, actor: campaigns.cancel(uow, actor, local_id(id, "Campaign"))
     )
+
+
+async def set_send_policy(
+    info: Info,
+    input: SendPolicyInput,  # noqa: A002 - the contract's name
+) -> SendPolicyPayload:
+    """The workspace's frequency cap, quiet hours and default time zone for marketing messages."""
+    uow = await info.context.require(ADMIN)
+    actor = audit.Actor.of(await info.context.principal())
+    wanted = policy.SendPolicy(
+        input.frequency_cap, input.frequency_hours, input.quiet_hours_start,
+        input.quiet_hours_end, input.default_timezone or "UTC",
+    )  # fmt: skip
+    try:
+        found = await policy.set_policy(uow, actor, wanted)
+    except DomainError as error:
+        return SendPolicyPayload(errors=[InputError.from_domain(error)])
+    await uow.commit()
+    return SendPolicyPayload(
+        policy=SendPolicy(
+            frequency_cap=found.frequency_cap, frequency_hours=found.frequency_hours,
+            quiet_hours_start=found.quiet_start, quiet_hours_end=found.quiet_end,
+            default_timezone=found.default_timezone,
+        )
+    )  # fmt: skip

@@ -239,3 +239,21 @@ class CampaignInput:
             variants=[campaigns.Variant(v.name, v.subject, v.weight) for v in self.variants or []],
             holdout_percent=self.holdout_percent or 0.0, local_time=bool(self.local_time),
         )  # fmt: skip
+
+
+@strawberry.type
+class SendPolicy:
+    frequency_cap: int | None
+    frequency_hours: int | None
+    quiet_hours_start: str | None
+    quiet_hours_end: str | None
+    default_timezone: str
+
+
+@strawberry.input
+class SendPolicyInput:
+    frequency_cap: int | None = None
+    frequency_hours: int | None = None
+    quiet_hours_start: str | None = None
+    quiet_hours_end: str | None = None
+    default_timezone: str | None = None

@@ -9,7 +9,7 @@ import strawberry
 from strawberry import relay
 
 from api.graphql.types.api_token import ApiTokenNode
-from api.graphql.types.campaign import CampaignNode
+from api.graphql.types.campaign import CampaignNode, SendPolicy
 from api.graphql.types.consent import Consent
 from api.graphql.types.dsr import DataSubjectRequestNode
 from api.graphql.types.input_error import InputError
@@ -158,4 +158,10 @@ class SendingDomainPayload:
 @strawberry.type
 class CampaignPayload:
     campaign: CampaignNode | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SendPolicyPayload:
+    policy: SendPolicy | None = None
     errors: list[InputError] = strawberry.field(default_factory=list)
