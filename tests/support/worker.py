@@ -42,6 +42,8 @@ def worker_process(
     broker_url: str | None = None,
     boot_timeout: float = 60.0,
     extra_env: dict[str, str] | None = None,
+    processes: int = 1,
+    threads: int = 2,
 ) -> Iterator[Worker]:
     env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "DATABASE_URL"}}
     env.update(
@@ -63,9 +65,9 @@ def worker_process(
             "from api.cli.main import run; run()",
             "worker",
             "--processes",
-            "1",
+            str(processes),
             "--threads",
-            "2",
+            str(threads),
             "--module",
             "tests.support.probe_actors",
         ],
