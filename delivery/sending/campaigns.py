@@ -37,6 +37,7 @@ BATCH_ACTOR = "send_batch"
 BUCKETS = 10_000  # the hash's range: a variant's share is counted in these
 MAX_VARIANTS = 10
 MAX_NAME_LENGTH = 200
+MAX_FROM_NAME = 100
 # How many batch jobs run side by side for one campaign.
 PARALLEL_BATCHES = 4
 EARLIEST_ZONE = timedelta(hours=14)
@@ -171,6 +172,9 @@ async def create(uow: UnitOfWork, actor: audit.Actor, data: CampaignInput) -> Ca
     if await template_store.get(uow, data.template_id) is None:
         raise NotFoundError("no such template", field="templateId")
     purpose = check_name(data.purpose, "purpose")
+    if data.from_name and len(data.from_name.strip()) > MAX_FROM_NAME:
+        raise ValidationError(f"fromName must be at most {MAX_FROM_NAME} characters",
+                              field="fromName")  # fmt: skip
     from_email, domain_id = await _sending_domain(uow, data.from_email)
     reply_to = None
     if data.reply_to:

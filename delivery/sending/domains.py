@@ -264,11 +264,17 @@ async def get_many(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, SendingDo
     }
 
 
+_signers: dict[tuple[UUID, UUID, tuple[str, ...]], list[dkim.Signer]] = {}
+
+
 async def signers(uow: UnitOfWork, secret: str, domain: SendingDomain) -> list[dkim.Signer]:
-    """The signers of the keys that sign now, RSA first."""
+    """The signers of the keys that sign now, RSA first; loaded once per process and key."""
     chosen = [key for a in ALGORITHMS if (key := domain.current(a)) is not None]
     if not chosen:
         return []
+    cache_key = (uow.workspace_id, domain.id, tuple(k.selector for k in chosen))
+    if cache_key in _signers:
+        return _signers[cache_key]
     k = dkim_keys
     rows = await uow.execute(
         select(k.c.selector, k.c.private_key).where(
@@ -277,8 +283,9 @@ async def signers(uow: UnitOfWork, secret: str, domain: SendingDomain) -> list[d
         )
     )  # fmt: skip
     sealed = {row.selector: row.private_key for row in rows}
-    return [
+    found = _signers[cache_key] = [
         dkim.Signer.load(domain.domain, key.selector, key.algorithm,
                          sealing.unseal(secret, uow.workspace_id, sealed[key.selector]))
         for key in chosen
     ]  # fmt: skip
+    return found

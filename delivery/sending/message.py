@@ -14,11 +14,10 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime
 from uuid import UUID
 
+from delivery.sending import mime
 from delivery.sending.dkim import Signer
 from delivery.templates.model import RenderedEmail
 
@@ -92,24 +91,24 @@ def build(
     signers: list[Signer],
 ) -> Envelope:
     """The signed message of one delivery, ready for SMTP."""
-    message = EmailMessage(policy=SMTP)
-    sender = addressing.from_email
-    message["From"] = f"{addressing.from_name} <{sender}>" if addressing.from_name else sender
-    message["To"] = addressing.to
-    if addressing.reply_to:
-        message["Reply-To"] = addressing.reply_to
-    message["Subject"] = email.subject
-    message["Date"] = format_datetime(at)
     identifier = message_id(delivery_id, domain)
-    message["Message-ID"] = identifier
     bounce = return_path(secret, delivery_id, domain)
     mailto = f"mailto:{bounce}?subject=unsubscribe"
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{mailto}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Feedback-ID"] = feedback_id
-    message.set_content(email.text)
-    message.add_alternative(email.html, subtype="html")
-    data = message.as_bytes()
+    headers = [
+        ("From", mime.mailbox(addressing.from_email, addressing.from_name)),
+        ("To", addressing.to),
+    ]
+    if addressing.reply_to:
+        headers.append(("Reply-To", addressing.reply_to))
+    headers += [
+        ("Subject", mime.text_value(email.subject)),
+        ("Date", format_datetime(at)),
+        ("Message-ID", identifier),
+        ("List-Unsubscribe", f"<{unsubscribe_url}>, <{mailto}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("Feedback-ID", mime.text_value(feedback_id)),
+    ]
+    data = mime.compose(headers, email.text, email.html)
     for signer in signers:
         data = signer.sign(data, now=at.timestamp())
     return Envelope(bounce, addressing.to, data, identifier)

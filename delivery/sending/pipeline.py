@@ -86,13 +86,30 @@ async def claim(
     return [Claimed(r.id, r.profile_id, r.variant, r.attempts) for r in rows]
 
 
-async def _record(uow: UnitOfWork, delivery_id: UUID, **values: Any) -> None:
-    await uow.pipeline(_ASYNC_COMMIT)
-    await uow.execute(
-        update(deliveries)
-        .where(deliveries.c.workspace_id == uow.workspace_id, deliveries.c.id == delivery_id)
-        .values(lease_until=None, updated_at=uow.clock.now(), **values)
-    )
+_RECORD = (
+    "UPDATE deliveries SET status = %(status)s, reason = %(reason)s, "
+    " message_id = COALESCE(%(message_id)s, message_id), sent_at = COALESCE(%(sent_at)s, sent_at), "
+    " due_at = COALESCE(%(due_at)s, due_at), lease_until = NULL, updated_at = %(now)s "
+    "WHERE workspace_id = %(ws)s AND id = %(id)s"
+)
+
+
+async def _record(
+    uow: UnitOfWork,
+    delivery_id: UUID,
+    *,
+    status: str,
+    reason: str | None,
+    message_id: str | None = None,
+    sent_at: datetime | None = None,
+    due_at: datetime | None = None,
+) -> None:
+    """One delivery's outcome; the caller commits (without waiting for the disk)."""
+    params = {
+        "ws": uow.workspace_id, "id": delivery_id, "status": status, "reason": reason,
+        "message_id": message_id, "sent_at": sent_at, "due_at": due_at, "now": uow.clock.now(),
+    }  # fmt: skip
+    await uow.pipeline(_ASYNC_COMMIT, Statement(_RECORD, params))
 
 
 async def _emails(uow: UnitOfWork, merged: dict[UUID, list[UUID]]) -> dict[UUID, str]:
@@ -213,7 +230,8 @@ def _hold(batch: _Batch, row: Claimed, now: datetime) -> tuple[str, datetime | N
     return None
 
 
-async def _send_one(units: Units, sending: Sending, batch: _Batch, row: Claimed) -> str:
+async def _send_one(uow: UnitOfWork, sending: Sending, batch: _Batch, row: Claimed) -> str:
+    """Render, sign and send one message, and record what the relay said (committed)."""
     campaign = batch.campaign
     survivor = batch.survivors[row.profile_id]
     person = batch.people[row.profile_id]
@@ -221,34 +239,33 @@ async def _send_one(units: Units, sending: Sending, batch: _Batch, row: Claimed)
     subject = _variant_subject(campaign, row.variant)
     if subject is not None:
         compiled = replace(compiled, subject=subject)
-    async with units() as uow:
-        try:
-            email = rendering.render(compiled, person, batch.sender)
-        except RenderError as error:
-            await _record(uow, row.id, status="FAILED", reason=str(error))
-            await uow.commit()
-            return "FAILED"
-        envelope = message.build(
-            email,
-            message.Addressing(campaign.from_email, batch.emails[survivor], campaign.from_name,
-                               campaign.reply_to),
-            delivery_id=row.id, domain=batch.domain, unsubscribe_url=person.unsubscribe_url,
-            feedback_id=f"{campaign.id.hex[:12]}:{uow.workspace_id.hex[:12]}:campaign:cdp",
-            at=uow.clock.now(), secret=sending.secret, signers=batch.signers,
-        )  # fmt: skip
-        with sending.pool.connection() as connection:
-            outcome = await asyncio.to_thread(connection.send, envelope)
-        if outcome.result is relay.Result.SENT:
-            await _record(uow, row.id, status="SENT", message_id=envelope.message_id,
-                          sent_at=uow.clock.now(), reason=None)  # fmt: skip
-        elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
-            retry = uow.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
-            await _record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
-        else:
-            await _record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
-                          reason=outcome.reply)  # fmt: skip
+    try:
+        email = rendering.render(compiled, person, batch.sender)
+    except RenderError as error:
+        await _record(uow, row.id, status="FAILED", reason=str(error))
         await uow.commit()
-        return outcome.result.value
+        return "FAILED"
+    envelope = message.build(
+        email,
+        message.Addressing(campaign.from_email, batch.emails[survivor], campaign.from_name,
+                           campaign.reply_to),
+        delivery_id=row.id, domain=batch.domain, unsubscribe_url=person.unsubscribe_url,
+        feedback_id=f"{campaign.id.hex[:12]}:{uow.workspace_id.hex[:12]}:campaign:cdp",
+        at=uow.clock.now(), secret=sending.secret, signers=batch.signers,
+    )  # fmt: skip
+    with sending.pool.connection() as connection:
+        outcome = await asyncio.to_thread(connection.send, envelope)
+    if outcome.result is relay.Result.SENT:
+        await _record(uow, row.id, status="SENT", message_id=envelope.message_id,
+                      sent_at=uow.clock.now(), reason=None)  # fmt: skip
+    elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
+        retry = uow.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
+        await _record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
+    else:
+        await _record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
+                      reason=outcome.reply)  # fmt: skip
+    await uow.commit()
+    return outcome.result.value
 
 
 async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[str, int]:
@@ -273,24 +290,22 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
             await uow.commit()
         tally["SKIPPED"] = len(skipped)
     to_send = [row for row in rows if _skip_reason(batch, row) is None]
-    for n, row in enumerate(to_send):
-        if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
-            await _release(units, [r.id for r in to_send[n:]])
-            return tally
-        async with units() as uow:
-            held = _hold(batch, row, uow.clock.now())
+    async with units() as out:  # one session for the batch's outcomes, a commit each
+        for n, row in enumerate(to_send):
+            if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
+                await _release(units, [r.id for r in to_send[n:]])
+                return tally
+            held = _hold(batch, row, out.clock.now())
             if held is not None:
                 status, until, why = held
-                values = {"due_at": until} if until is not None else {}
-                await _record(uow, row.id, status=status, reason=why, **values)
-                await uow.commit()
-        if held is not None:
-            tally[held[0]] = tally.get(held[0], 0) + 1
-            continue
-        result = await _send_one(units, sending, batch, row)
-        tally[result] = tally.get(result, 0) + 1
-        if result == "SENT":
-            batch.recent[row.profile_id] = batch.recent.get(row.profile_id, 0) + 1
+                await _record(out, row.id, status=status, reason=why, due_at=until)
+                await out.commit()
+                tally[status] = tally.get(status, 0) + 1
+                continue
+            result = await _send_one(out, sending, batch, row)
+            tally[result] = tally.get(result, 0) + 1
+            if result == "SENT":
+                batch.recent[row.profile_id] = batch.recent.get(row.profile_id, 0) + 1
     async with units() as uow:
         await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
                               queue_name=campaigns.QUEUE))  # fmt: skip

@@ -217,3 +217,8 @@ def test_variants_split_the_audience_by_weight_and_the_holdout_gets_nothing(data
     share_a = sum(1 for r in rest if r.variant == "a") / len(rest)
     assert abs(share_a - 0.75) < 0.03
     assert {r.variant for r in rest} == {"a", "b"}
+
+    async def cancel(uow: UnitOfWork) -> None:  # nothing of it is left for a real worker to send
+        await campaigns.cancel(uow, ACTOR, campaign_id)
+
+    in_uow(database_url, ws, cancel)

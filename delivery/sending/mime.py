@@ -1,0 +1,88 @@
+"""A message's MIME bytes, composed directly: headers, a text part and an HTML alternative.
+
+The standard library's `email` package builds a message through header
+objects, policies and a generator, which cost a campaign worker about half
+of its time per message. The bytes a campaign needs are simple and always
+the same shape, so they are written here: RFC 5322 headers (RFC 2047
+encoded words for anything that is not plain ASCII), and a
+multipart/alternative body whose two parts are quoted-printable UTF-8
+(`binascii`, in C). Tests parse the result back with the `email` package.
+"""
+
+import base64
+import binascii
+import secrets
+from collections.abc import Sequence
+
+MAX_PLAIN = 900  # characters of a header value written as it is (lines end by 998)
+_WORD_BYTES = 45  # UTF-8 bytes per encoded word, so that each stays under 76 characters
+_SPECIALS = frozenset('()<>[]:;@\\,."')
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _words(value: str) -> str:
+    """RFC 2047 encoded words (base64, UTF-8), folded; characters are never split."""
+    chunks: list[str] = []
+    current = b""
+    for ch in value:
+        encoded = ch.encode()
+        if current and len(current) + len(encoded) > _WORD_BYTES:
+            chunks.append(current.decode())
+            current = b""
+        current += encoded
+    if current:
+        chunks.append(current.decode())
+    return "\r\n ".join(
+        f"=?utf-8?b?{base64.b64encode(chunk.encode()).decode()}?=" for chunk in chunks
+    )
+
+
+def text_value(value: str) -> str:
+    """An unstructured header value (Subject), encoded when it must be."""
+    cleaned = _one_line(value)
+    if cleaned.isascii() and len(cleaned) <= MAX_PLAIN and "=?" not in cleaned:
+        return cleaned
+    return _words(cleaned)
+
+
+def mailbox(address: str, name: str | None = None) -> str:
+    """`Name <address>` with the name quoted or encoded as it needs."""
+    if not name:
+        return address
+    cleaned = _one_line(name)
+    if not cleaned.isascii() or "=?" in cleaned:
+        # One word: readers join a phrase's words with a space (the name is short).
+        word = f"=?utf-8?b?{base64.b64encode(cleaned.encode()).decode()}?="
+        return f"{word if len(word) <= MAX_PLAIN else _words(cleaned)} <{address}>"
+    if any(ch in _SPECIALS for ch in cleaned):
+        quoted = cleaned.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
+    return f"{cleaned} <{address}>"
+
+
+def _quoted_printable(text: str) -> bytes:
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(normalized.encode(), quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def compose(headers: Sequence[tuple[str, str]], text: str, html: str) -> bytes:
+    """The message: `headers` in order (values already safe), then text and HTML alternatives."""
+    boundary = f"=_{secrets.token_hex(16)}"
+    lines = [f"{name}: {value}" for name, value in headers]
+    lines += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
+    head = "\r\n".join(lines).encode()
+    part = (
+        "Content-Type: text/{}; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    separator = f"\r\n--{boundary}\r\n".encode()
+    return b"".join((
+        head, b"\r\n\r\n", f"--{boundary}\r\n".encode(),
+        part.format("plain").encode(), _quoted_printable(text),
+        separator, part.format("html").encode(), _quoted_printable(html),
+        f"\r\n--{boundary}--\r\n".encode(),
+    ))  # fmt: skip

@@ -1,0 +1,49 @@
+"""The composed MIME bytes read back, through the standard library, as what went in."""
+
+from email import message_from_bytes
+from email.policy import default
+from email.utils import parseaddr
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from delivery.sending import mime
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
+NAME = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=100
+)
+LINE = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=200
+)
+
+
+def _read(data: bytes):  # type: ignore[no-untyped-def]
+    return message_from_bytes(data, policy=default)
+
+
+@settings(max_examples=300, deadline=None)
+@given(subject=LINE, name=NAME, text=TEXT, html=TEXT)
+def test_headers_and_parts_read_back_as_they_were_written(subject, name, text, html):
+    data = mime.compose(
+        [("From", mime.mailbox("news@shop.example", name)), ("To", "ann@example.org"),
+         ("Subject", mime.text_value(subject))],
+        text, html,
+    )  # fmt: skip
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    parsed = _read(data)
+    assert str(parsed["Subject"]) == " ".join(subject.split())
+    shown, address = parseaddr(str(parsed["From"]))
+    assert address == "news@shop.example"
+    assert shown == " ".join(name.split())
+    normalize = lambda s: s.replace("\r\n", "\n").replace("\r", "\n")  # noqa: E731
+    assert normalize(parsed.get_body(("plain",)).get_content()) == normalize(text)
+    assert normalize(parsed.get_body(("html",)).get_content()) == normalize(html)
+
+
+def test_a_value_cannot_add_a_header():
+    data = mime.compose([("Subject", mime.text_value("Hi\r\nBcc: victim@example.org"))], "x", "y")
+    parsed = _read(data)
+    assert parsed["Bcc"] is None
+    assert str(parsed["Subject"]) == "Hi Bcc: victim@example.org"
