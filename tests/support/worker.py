@@ -41,6 +41,7 @@ def worker_process(
     database_url: str,
     broker_url: str | None = None,
     boot_timeout: float = 60.0,
+    *,
     extra_env: dict[str, str] | None = None,
     processes: int = 1,
     threads: int = 2,
