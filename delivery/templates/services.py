@@ -3,8 +3,7 @@
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.policy import SMTP
-from email.utils import parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from consent import audit
 from consent.model import MARKETING
-from delivery import smtp
+from delivery.sending import mime
 from delivery.sending.message import Envelope
 from delivery.sending.relay import Connection, RelaySettings, Result
 from delivery.templates import lint, recipients, repository
@@ -239,16 +238,21 @@ async def send_test(
     except EmailNotValidError as error:
         raise ValidationError(f"not an email address: {error}", field="to") from None
     email = await preview(uow, version, links_for=links_for, profile_id=profile_id, data=None)
-    test = RenderedEmail(f"[Test] {email.subject}", email.preheader, email.html, email.text)
-    message = smtp.compose(
-        test, sender=relay.sender, to=address, at=uow.clock.now(), headers={TEST_HEADER: "true"}
+    name, sender = parseaddr(relay.sender)
+    identifier = make_msgid(domain=sender.rpartition("@")[2] or None)
+    data = mime.compose(
+        [
+            ("From", mime.mailbox(sender, name or None)),
+            ("To", address),
+            ("Subject", mime.text_value(f"[Test] {email.subject}")),
+            ("Date", format_datetime(uow.clock.now())),
+            ("Message-ID", identifier),
+            (TEST_HEADER, "true"),
+        ],
+        email.text,
+        email.html,
     )
-    envelope = Envelope(
-        parseaddr(relay.sender)[1],
-        address,
-        message.as_bytes(policy=SMTP),
-        str(message["Message-ID"]),
-    )
+    envelope = Envelope(sender, address, data, identifier)
     outcome = await asyncio.to_thread(Connection(relay.settings).send, envelope)
     if outcome.result is not Result.SENT:
         raise ValidationError(
@@ -260,4 +264,4 @@ async def send_test(
         uow, actor, "template.test_sent", object_type=TEMPLATE_TYPE,
         object_id=version.template_id, details={"version": version.version},
     )  # fmt: skip
-    return str(message["Message-ID"])
+    return identifier
