@@ -150,7 +150,16 @@ def _relaxed_header(name: str, value: bytes) -> bytes:
 
 
 def _relaxed_body(body: bytes) -> bytes:
-    text = _WSP.sub(b" ", body)
-    text = _TRAILING_WSP.sub(b"\r\n", text)
-    text = text.rstrip(b" \t").rstrip(b"\r\n")
-    return text + b"\r\n" if text else b""
+    """RFC 6376 section 3.4.4: runs of spaces and tabs become one space, spaces at line ends
+    and empty lines at the end go, and a body that is not empty ends with CRLF."""
+    text = body
+    # Quoted-printable parts rarely have anything to compress: skip the regexes then.
+    if b"\t" in text or b"  " in text or b" \r\n" in text:
+        text = _TRAILING_WSP.sub(b"\r\n", _WSP.sub(b" ", text))
+    if not text.endswith(b"\r\n"):
+        text = text.rstrip(b" ")
+    while text.endswith(b"\r\n\r\n"):
+        text = text[:-2]
+    if text in (b"", b"\r\n"):
+        return b""
+    return text if text.endswith(b"\r\n") else text + b"\r\n"

@@ -94,7 +94,7 @@ _RECORD = (
 )
 
 
-async def _record(
+def _record(
     uow: UnitOfWork,
     delivery_id: UUID,
     *,
@@ -104,12 +104,13 @@ async def _record(
     sent_at: datetime | None = None,
     due_at: datetime | None = None,
 ) -> None:
-    """One delivery's outcome; the caller commits (without waiting for the disk)."""
+    """One delivery's outcome, sent with the caller's commit in one round trip (and committed
+    without waiting for the disk)."""
     params = {
         "ws": uow.workspace_id, "id": delivery_id, "status": status, "reason": reason,
         "message_id": message_id, "sent_at": sent_at, "due_at": due_at, "now": uow.clock.now(),
     }  # fmt: skip
-    await uow.pipeline(_ASYNC_COMMIT, Statement(_RECORD, params))
+    uow.defer(_ASYNC_COMMIT, Statement(_RECORD, params))
 
 
 async def _emails(uow: UnitOfWork, merged: dict[UUID, list[UUID]]) -> dict[UUID, str]:
@@ -242,7 +243,7 @@ async def _send_one(uow: UnitOfWork, sending: Sending, batch: _Batch, row: Claim
     try:
         email = rendering.render(compiled, person, batch.sender)
     except RenderError as error:
-        await _record(uow, row.id, status="FAILED", reason=str(error))
+        _record(uow, row.id, status="FAILED", reason=str(error))
         await uow.commit()
         return "FAILED"
     envelope = message.build(
@@ -256,13 +257,13 @@ async def _send_one(uow: UnitOfWork, sending: Sending, batch: _Batch, row: Claim
     with sending.pool.connection() as connection:
         outcome = await asyncio.to_thread(connection.send, envelope)
     if outcome.result is relay.Result.SENT:
-        await _record(uow, row.id, status="SENT", message_id=envelope.message_id,
+        _record(uow, row.id, status="SENT", message_id=envelope.message_id,
                       sent_at=uow.clock.now(), reason=None)  # fmt: skip
     elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
         retry = uow.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
-        await _record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
+        _record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
     else:
-        await _record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
+        _record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
                       reason=outcome.reply)  # fmt: skip
     await uow.commit()
     return outcome.result.value
@@ -286,7 +287,7 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
     if skipped:
         async with units() as uow:
             for row, reason in skipped:
-                await _record(uow, row.id, status="SKIPPED", reason=reason)
+                _record(uow, row.id, status="SKIPPED", reason=reason)
             await uow.commit()
         tally["SKIPPED"] = len(skipped)
     to_send = [row for row in rows if _skip_reason(batch, row) is None]
@@ -298,7 +299,7 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
             held = _hold(batch, row, out.clock.now())
             if held is not None:
                 status, until, why = held
-                await _record(out, row.id, status=status, reason=why, due_at=until)
+                _record(out, row.id, status=status, reason=why, due_at=until)
                 await out.commit()
                 tally[status] = tally.get(status, 0) + 1
                 continue

@@ -71,13 +71,14 @@ class Connection:
 
     def _open(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
         if s.tls is Tls.TLS:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=TIMEOUT, context=context)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.host, s.port, timeout=TIMEOUT, context=ssl.create_default_context()
+            )
         else:
             smtp = smtplib.SMTP(s.host, s.port, timeout=TIMEOUT)
             if s.tls is Tls.STARTTLS:
-                smtp.starttls(context=context)
+                smtp.starttls(context=ssl.create_default_context())
         if s.username:
             smtp.login(s.username, s.password or "")
         return smtp
