@@ -12,9 +12,9 @@ Two shapes, one set of rules:
 - the verdicts of a few profiles (`verdicts_query`) look each profile up by
   id and probe its rows through their indexes, in subqueries of the select
   list. PostgreSQL turns subqueries of a WHERE clause into joins, and a join
-  is planned from statistics, which lag behind a burst of new profiles: a
-  join planned on them read every email identity once per profile (16 s for
-  5,000 profiles). A subquery of the select list stays a probe per profile.
+  is planned from statistics, which lag behind a burst of new profiles, and
+  may then read a whole table once per profile (bench/README.md,
+  "Segments"). A subquery of the select list stays a probe per profile.
 """
 
 from collections.abc import Sequence

@@ -1,7 +1,7 @@
 """DKIM (RFC 6376) signatures with `cryptography`, and the keys and DNS records behind them.
 
-dkimpy signs in pure Python, at about 120 RSA signatures a second on one
-core; `cryptography` does the RSA in OpenSSL, at thousands a second, so the
+dkimpy signs in pure Python, far too slowly for a campaign (the architecture
+guide has the figures); `cryptography` does the RSA in OpenSSL, so the
 signer is written here against the RFC and the tests verify its messages
 with dkimpy. Both RSA-SHA256 and Ed25519-SHA256 (RFC 8463) are supported,
 with relaxed/relaxed canonicalization, which survives relays that rewrap

@@ -1,8 +1,8 @@
 """A message's MIME bytes, composed directly: headers, a text part and an HTML alternative.
 
 The standard library's `email` package builds a message through header
-objects, policies and a generator, which cost a campaign worker about half
-of its time per message. The bytes a campaign needs are simple and always
+objects, policies and a generator, the largest cost of a campaign worker's
+message (bench/README.md, "Sending"). The bytes a campaign needs are simple and always
 the same shape, so they are written here: RFC 5322 headers (RFC 2047
 encoded words for anything that is not plain ASCII), and a
 multipart/alternative body whose two parts are quoted-printable UTF-8

@@ -1,8 +1,8 @@
 """A parsed Liquid template translated to one Python function, for the subset templates use.
 
-python-liquid walks its syntax tree for every render, at about 2 µs an
-output: a starter template cost four times as much to personalize as MJML
-costs to compile it. This translation turns the tree of a version, once,
+python-liquid walks its syntax tree for every render, which makes each
+output cost more than MJML's whole compilation is worth per recipient
+(bench/README.md, "Templates"). This translation turns the tree of a version, once,
 into Python source (static text as constants, each output one lookup and
 one escape), and reuses python-liquid's own pieces for what decides a value
 (its filters, stringification, truthiness and comparisons), so the two
