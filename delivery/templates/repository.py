@@ -7,6 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import delete, insert, select, update
 
+from delivery.sending.tables import campaigns
 from delivery.templates.model import TemplateContent, TemplateWarning
 from delivery.templates.tables import template_versions, templates
 from domain.uow import UnitOfWork
@@ -158,3 +159,13 @@ async def delete_template(uow: UnitOfWork, template_id: UUID) -> None:
             templates.c.workspace_id == uow.workspace_id, templates.c.id == template_id
         )
     )
+
+
+async def campaigns_using(uow: UnitOfWork, template_id: UUID) -> list[str]:
+    """The names of the campaigns that send this template, which keeps it from being deleted."""
+    rows = await uow.execute(
+        select(campaigns.c.name)
+        .where(campaigns.c.workspace_id == uow.workspace_id, campaigns.c.template_id == template_id)
+        .order_by(campaigns.c.name)
+    )
+    return [row.name for row in rows]

@@ -27,7 +27,7 @@ from delivery.templates.model import (
 )
 from delivery.templates.repository import TemplateRow, VersionRow
 from domain import workspaces
-from domain.errors import ConflictError, NotFoundError, ValidationError
+from domain.errors import ConflictError, InUseError, NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.uow import UnitOfWork
 
@@ -132,14 +132,14 @@ async def _saved(uow: UnitOfWork, template_id: UUID, version: int) -> Saved:
 
 
 async def delete(uow: UnitOfWork, actor: audit.Actor, template_id: UUID) -> None:
-    """Delete a template and its versions.
-
-    Campaigns and journeys (issues 16 and 18) will hold references to
-    versions and make this IN_USE while they do.
-    """
+    """Delete a template and its versions; refused (IN_USE) while a campaign sends it."""
     current = await repository.get(uow, template_id, for_update=True)
     if current is None:
         raise NotFoundError("no such template", field="id")
+    users = await repository.campaigns_using(uow, template_id)
+    if users:
+        listed = ", ".join(f'"{name}"' for name in users)
+        raise InUseError(f"the template is used by the campaigns {listed}")
     await repository.delete_template(uow, template_id)
     await audit.record(
         uow, actor, "template.deleted", object_type=TEMPLATE_TYPE, object_id=template_id,

@@ -123,3 +123,13 @@ def test_a_send_policy_is_set_and_a_bad_one_refused_with_its_field(client, works
     [error] = _first(gql(client, mutation, {"i": {**good, "defaultTimezone": "Mars/Base"}},
                          token=token))["errors"]  # fmt: skip
     assert (error["field"], error["code"]) == ("defaultTimezone", "INVALID")
+
+
+def test_a_template_a_campaign_sends_cannot_be_deleted(client, workspace):
+    token = workspace.api_token
+    ids = _setup(client, token, {"trait": "plan", "op": "eq", "value": "x"})
+    _first(gql(client, CREATE, {"i": _input(ids, name="uses it")}, token=token))
+    delete = "mutation($id: ID!) { deleteTemplate(id: $id) { deletedId errors { code message } } }"
+    [error] = _first(gql(client, delete, {"id": ids["templateId"]}, token=token))["errors"]
+    assert error["code"] == "IN_USE"
+    assert '"uses it"' in error["message"]
