@@ -1,5 +1,6 @@
-"""Migration helpers for the runtime role, grants and row-level security."""
+"""Migration helpers for the runtime role, grants, row-level security and tenant keys."""
 
+import sqlalchemy as sa
 from alembic import op
 
 CURRENT_WORKSPACE_SQL = "NULLIF(current_setting('cdp.workspace_id', true), '')::uuid"
@@ -46,4 +47,14 @@ def tenant_rls(table: str, column: str = "workspace_id") -> None:
         f"CREATE POLICY tenant_isolation ON {table} "
         f"USING ({column} = {CURRENT_WORKSPACE_SQL}) "
         f"WITH CHECK ({column} = {CURRENT_WORKSPACE_SQL})"
+    )
+
+
+def workspace_fk(table: str) -> sa.ForeignKeyConstraint:
+    """The tenant column's foreign key, named as the models' naming convention names it."""
+    return sa.ForeignKeyConstraint(
+        ["workspace_id"],
+        ["workspaces.id"],
+        name=f"fk_{table}_workspace_id_workspaces",
+        ondelete="CASCADE",
     )

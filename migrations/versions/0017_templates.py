@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-from migrations.rls import grant, tenant_rls
+from migrations.rls import grant, tenant_rls, workspace_fk
 
 revision: str = "0017"
 down_revision: str | None = "0016"
@@ -20,13 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 _UUID = pg.UUID(as_uuid=True)
 _TS = sa.DateTime(timezone=True)
-
-
-def _workspace_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["workspace_id"], ["workspaces.id"], name=f"fk_{table}_workspace_id_workspaces",
-        ondelete="CASCADE",
-    )  # fmt: skip
 
 
 def upgrade() -> None:
@@ -39,7 +32,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False),
         sa.Column("created_at", _TS, server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", _TS, server_default=sa.text("now()"), nullable=False),
-        _workspace_fk("templates"),
+        workspace_fk("templates"),
         sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_templates"),
         sa.UniqueConstraint("workspace_id", "name", name="uq_templates_name"),
     )
@@ -54,7 +47,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=True),
         sa.Column("warnings", pg.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
         sa.Column("created_at", _TS, server_default=sa.text("now()"), nullable=False),
-        _workspace_fk("template_versions"),
+        workspace_fk("template_versions"),
         sa.ForeignKeyConstraint(
             ["workspace_id", "template_id"],
             ["templates.workspace_id", "templates.id"],

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-from migrations.rls import grant, tenant_rls
+from migrations.rls import grant, tenant_rls, workspace_fk
 
 revision: str = "0018"
 down_revision: str | None = "0017"
@@ -20,15 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 _UUID = pg.UUID(as_uuid=True)
 _TS = sa.DateTime(timezone=True)
-
-
-def _workspace_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["workspace_id"],
-        ["workspaces.id"],
-        name=f"fk_{table}_workspace_id_workspaces",
-        ondelete="CASCADE",
-    )
 
 
 def upgrade() -> None:
@@ -41,7 +32,7 @@ def upgrade() -> None:
         sa.Column("checks", pg.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
         sa.Column("checked_at", _TS, nullable=True),
         sa.Column("created_at", _TS, server_default=sa.text("now()"), nullable=False),
-        _workspace_fk("sending_domains"),
+        workspace_fk("sending_domains"),
         sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_sending_domains"),
         sa.UniqueConstraint("workspace_id", "domain", name="uq_sending_domains_domain"),
     )
@@ -56,7 +47,7 @@ def upgrade() -> None:
         sa.Column("created_at", _TS, server_default=sa.text("now()"), nullable=False),
         sa.Column("published_at", _TS, nullable=True),
         sa.Column("retired_at", _TS, nullable=True),
-        _workspace_fk("dkim_keys"),
+        workspace_fk("dkim_keys"),
         sa.ForeignKeyConstraint(
             ["workspace_id", "domain_id"],
             ["sending_domains.workspace_id", "sending_domains.id"],

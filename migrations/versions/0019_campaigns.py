@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-from migrations.rls import grant, tenant_rls
+from migrations.rls import grant, tenant_rls, workspace_fk
 
 revision: str = "0019"
 down_revision: str | None = "0018"
@@ -20,15 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 _UUID = pg.UUID(as_uuid=True)
 _TS = sa.DateTime(timezone=True)
-
-
-def _workspace_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["workspace_id"],
-        ["workspaces.id"],
-        name=f"fk_{table}_workspace_id_workspaces",
-        ondelete="CASCADE",
-    )
 
 
 def upgrade() -> None:
@@ -54,7 +45,7 @@ def upgrade() -> None:
         sa.Column("finished_at", _TS, nullable=True),
         sa.Column("created_at", _TS, server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", _TS, server_default=sa.text("now()"), nullable=False),
-        _workspace_fk("campaigns"),
+        workspace_fk("campaigns"),
         sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_campaigns"),
         sa.UniqueConstraint("workspace_id", "name", name="uq_campaigns_name"),
     )
@@ -74,7 +65,7 @@ def upgrade() -> None:
         sa.Column("lease_until", _TS, nullable=True),
         sa.Column("sent_at", _TS, nullable=True),
         sa.Column("updated_at", _TS, server_default=sa.text("now()"), nullable=False),
-        _workspace_fk("deliveries"),
+        workspace_fk("deliveries"),
         sa.ForeignKeyConstraint(
             ["workspace_id", "campaign_id"],
             ["campaigns.workspace_id", "campaigns.id"],
