@@ -7,6 +7,7 @@ import cdp.tables  # noqa: F401 - declares tables
 import consent.personal_data
 import consent.tables  # noqa: F401 - declares tables
 import delivery.personal_data
+import delivery.sending.campaigns
 import delivery.sending.tables
 import delivery.templates.tables  # noqa: F401 - declares tables
 from domain.personal_data import registry

@@ -19,6 +19,7 @@ from cdp.segments import model as m
 from cdp.segments.repository import MembershipChange, SegmentRow
 from consent import audit
 from consent.keys import Keys
+from domain import references
 from domain.errors import ConflictError, FieldError, InUseError, NotFoundError, ValidationError
 from domain.ids import new_id, parse_uuid
 from domain.outbox import Job
@@ -224,6 +225,9 @@ async def delete(uow: UnitOfWork, actor: audit.Actor, segment_id: UUID) -> None:
         names = sorted(row.name for row in (await repository.get_many(uow, users)).values())
         listed = ", ".join(f'"{n}"' for n in names)
         raise InUseError(f"segment is used by the segments {listed}; remove it from them first")
+    elsewhere = await references.users_of(uow, "segment", segment_id)
+    if elsewhere:
+        raise InUseError(f"segment is used by {', '.join(elsewhere)}")
     await repository.delete_segment(uow, segment_id)
     await audit.record(
         uow, actor, "segment.deleted", object_type="segment", object_id=segment_id,

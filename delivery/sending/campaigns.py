@@ -25,6 +25,7 @@ from delivery.templates import repository as template_store
 from delivery.templates import services as template_services
 from delivery.templates.compiler import parse_liquid
 from delivery.templates.model import TemplateError
+from domain import references
 from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.outbox import Job
@@ -436,3 +437,16 @@ async def deliveries_by_id(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, Deliv
         select(*_DELIVERY_COLUMNS).where(d.c.workspace_id == uow.workspace_id, d.c.id.in_(ids))
     )
     return {row.id: DeliveryRow(**row._asdict()) for row in rows}
+
+
+async def using_segment(uow: UnitOfWork, segment_id: UUID) -> list[str]:
+    """The campaigns that send to this segment, which keep it from being deleted."""
+    rows = await uow.execute(
+        select(campaigns.c.name)
+        .where(campaigns.c.workspace_id == uow.workspace_id, campaigns.c.segment_id == segment_id)
+        .order_by(campaigns.c.name)
+    )
+    return [f'campaign "{row.name}"' for row in rows]
+
+
+references.register("segment", using_segment)

@@ -133,3 +133,13 @@ def test_a_template_a_campaign_sends_cannot_be_deleted(client, workspace):
     [error] = _first(gql(client, delete, {"id": ids["templateId"]}, token=token))["errors"]
     assert error["code"] == "IN_USE"
     assert '"uses it"' in error["message"]
+
+
+def test_a_segment_a_campaign_sends_to_cannot_be_deleted(client, workspace):
+    token = workspace.api_token
+    ids = _setup(client, token, {"trait": "plan", "op": "eq", "value": "y"})
+    _first(gql(client, CREATE, {"i": _input(ids, name="needs it")}, token=token))
+    delete = "mutation($id: ID!) { deleteSegment(id: $id) { deletedId errors { code message } } }"
+    [error] = _first(gql(client, delete, {"id": ids["segmentId"]}, token=token))["errors"]
+    assert error["code"] == "IN_USE"
+    assert 'campaign "needs it"' in error["message"]
