@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from cdp.segments import repository as segment_store
 from consent import audit
 from consent.model import check_name
-from delivery.sending import domains
+from delivery.sending import domains, repository
 from delivery.sending.tables import campaigns, deliveries
 from delivery.templates import repository as template_store
 from delivery.templates import services as template_services
@@ -268,26 +268,11 @@ async def snapshot(uow: UnitOfWork, campaign: Campaign, at: datetime) -> int:
     """One delivery row per member of the campaign's segment now; the holdout's rows skipped."""
     holdout_buckets = round(BUCKETS * campaign.holdout_percent / 100)
     variant, params = _variant_case(campaign, holdout_buckets)
-    # The variant CASE is made of fixed fragments; its values are parameters.
-    rows = await uow.fetch(
-        "WITH s AS (SELECT m.profile_id, "  # noqa: S608 - fixed fragments
-        " mod(abs(hashtextextended(m.profile_id::text, %(seed)s)), %(buckets)s) AS bucket "
-        " FROM segment_members m WHERE m.workspace_id = %(ws)s AND m.segment_id = %(segment)s) "
-        "INSERT INTO deliveries (workspace_id, id, campaign_id, profile_id, variant, holdout, "
-        " status, reason, due_at, updated_at) "
-        "SELECT %(ws)s, gen_random_uuid(), %(campaign)s, s.profile_id, "
-        f" CASE WHEN s.bucket < %(holdout)s THEN NULL ELSE {variant} END, "
-        " s.bucket < %(holdout)s, "
-        " CASE WHEN s.bucket < %(holdout)s THEN 'SKIPPED' ELSE 'QUEUED' END, "
-        " CASE WHEN s.bucket < %(holdout)s THEN 'holdout' END, %(at)s, %(at)s FROM s "
-        "ON CONFLICT DO NOTHING RETURNING 1",
-        {
-            "ws": uow.workspace_id, "segment": campaign.segment_id, "campaign": campaign.id,
-            "seed": campaign.id.int & 0x7FFFFFFFFFFFFFFF, "buckets": BUCKETS,
-            "holdout": holdout_buckets, "at": at, **params,
-        },
+    return await repository.insert_deliveries(
+        uow, campaign_id=campaign.id, segment_id=campaign.segment_id,
+        seed=campaign.id.int & 0x7FFFFFFFFFFFFFFF, buckets=BUCKETS,
+        holdout_buckets=holdout_buckets, variant=variant, variant_params=params, at=at,
     )  # fmt: skip
-    return len(rows)
 
 
 async def start(uow: UnitOfWork, campaign_id: UUID) -> int:

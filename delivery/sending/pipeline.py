@@ -21,16 +21,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
-
 from cdp import queries
 from consent import gate
 from consent.keys import Keys
 from consent.model import is_marketing
-from delivery.sending import campaigns, domains, message, relay
+from delivery.sending import campaigns, domains, message, relay, repository
 from delivery.sending import policy as policy_rules
 from delivery.sending.campaigns import SENDING, SENT, Campaign
-from delivery.sending.tables import deliveries
+from delivery.sending.repository import Claimed
 from delivery.templates import recipients as template_recipients
 from delivery.templates import render as rendering
 from delivery.templates import services as template_services
@@ -38,15 +36,13 @@ from delivery.templates.compiler import Part, parse_liquid
 from delivery.templates.model import Recipient, RenderError, Sender
 from domain.outbox import Job
 from domain.personal_data import Subject
-from domain.uow import Statement, UnitOfWork
+from domain.uow import UnitOfWork
 
 BATCH = 200
 LEASE = timedelta(minutes=5)
 CHECK_EVERY = 50  # messages between looks at whether the campaign was paused or cancelled
 RETRY_BASE = timedelta(minutes=1)
 MAX_ATTEMPTS = 8
-_ASYNC_COMMIT = Statement("SELECT set_config('synchronous_commit', 'off', true)", {})
-
 Units = Callable[[], UnitOfWork]
 
 
@@ -60,57 +56,10 @@ class Sending:
     lease: timedelta = LEASE
 
 
-@dataclass(frozen=True)
-class Claimed:
-    id: UUID
-    profile_id: UUID
-    variant: str | None
-    attempts: int
-
-
 async def claim(
     uow: UnitOfWork, campaign_id: UUID, *, limit: int = BATCH, lease: timedelta = LEASE
 ) -> list[Claimed]:
-    now = uow.clock.now()
-    rows = await uow.fetch(
-        "UPDATE deliveries d SET lease_until = %(lease)s, attempts = d.attempts + 1, "
-        " updated_at = %(now)s "
-        "WHERE d.workspace_id = %(ws)s AND d.id IN ("
-        " SELECT id FROM deliveries WHERE workspace_id = %(ws)s AND campaign_id = %(c)s "
-        " AND status IN ('QUEUED', 'DEFERRED') AND due_at <= %(now)s "
-        " AND (lease_until IS NULL OR lease_until < %(now)s) "
-        " ORDER BY due_at, id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
-        "RETURNING d.id, d.profile_id, d.variant, d.attempts",
-        {"ws": uow.workspace_id, "c": campaign_id, "now": now, "lease": now + lease, "n": limit},
-    )
-    return [Claimed(r.id, r.profile_id, r.variant, r.attempts) for r in rows]
-
-
-_RECORD = (
-    "UPDATE deliveries SET status = %(status)s, reason = %(reason)s, "
-    " message_id = COALESCE(%(message_id)s, message_id), sent_at = COALESCE(%(sent_at)s, sent_at), "
-    " due_at = COALESCE(%(due_at)s, due_at), lease_until = NULL, updated_at = %(now)s "
-    "WHERE workspace_id = %(ws)s AND id = %(id)s"
-)
-
-
-def _record(
-    uow: UnitOfWork,
-    delivery_id: UUID,
-    *,
-    status: str,
-    reason: str | None,
-    message_id: str | None = None,
-    sent_at: datetime | None = None,
-    due_at: datetime | None = None,
-) -> None:
-    """One delivery's outcome, sent with the caller's commit in one round trip (and committed
-    without waiting for the disk)."""
-    params = {
-        "ws": uow.workspace_id, "id": delivery_id, "status": status, "reason": reason,
-        "message_id": message_id, "sent_at": sent_at, "due_at": due_at, "now": uow.clock.now(),
-    }  # fmt: skip
-    uow.defer(_ASYNC_COMMIT, Statement(_RECORD, params))
+    return await repository.claim(uow, campaign_id, limit=limit, lease=lease)
 
 
 async def _emails(uow: UnitOfWork, merged: dict[UUID, list[UUID]]) -> dict[UUID, str]:
@@ -243,7 +192,7 @@ async def _send_one(uow: UnitOfWork, sending: Sending, batch: _Batch, row: Claim
     try:
         email = rendering.render(compiled, person, batch.sender)
     except RenderError as error:
-        _record(uow, row.id, status="FAILED", reason=str(error))
+        repository.record(uow, row.id, status="FAILED", reason=str(error))
         await uow.commit()
         return "FAILED"
     envelope = message.build(
@@ -257,13 +206,13 @@ async def _send_one(uow: UnitOfWork, sending: Sending, batch: _Batch, row: Claim
     with sending.pool.connection() as connection:
         outcome = await asyncio.to_thread(connection.send, envelope)
     if outcome.result is relay.Result.SENT:
-        _record(uow, row.id, status="SENT", message_id=envelope.message_id,
+        repository.record(uow, row.id, status="SENT", message_id=envelope.message_id,
                       sent_at=uow.clock.now(), reason=None)  # fmt: skip
     elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
         retry = uow.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
-        _record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
+        repository.record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
     else:
-        _record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
+        repository.record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
                       reason=outcome.reply)  # fmt: skip
     await uow.commit()
     return outcome.result.value
@@ -287,7 +236,7 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
     if skipped:
         async with units() as uow:
             for row, reason in skipped:
-                _record(uow, row.id, status="SKIPPED", reason=reason)
+                repository.record(uow, row.id, status="SKIPPED", reason=reason)
             await uow.commit()
         tally["SKIPPED"] = len(skipped)
     to_send = [row for row in rows if _skip_reason(batch, row) is None]
@@ -299,7 +248,7 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
             held = _hold(batch, row, out.clock.now())
             if held is not None:
                 status, until, why = held
-                _record(out, row.id, status=status, reason=why, due_at=until)
+                repository.record(out, row.id, status=status, reason=why, due_at=until)
                 await out.commit()
                 tally[status] = tally.get(status, 0) + 1
                 continue
@@ -321,26 +270,15 @@ async def _still_sending(units: Units, campaign_id: UUID) -> bool:
 
 async def _release(units: Units, ids: list[UUID]) -> None:
     async with units() as uow:
-        await uow.execute(
-            update(deliveries)
-            .where(deliveries.c.workspace_id == uow.workspace_id, deliveries.c.id.in_(ids))
-            .values(lease_until=None)
-        )
+        await repository.release(uow, ids)
         await uow.commit()
 
 
 async def _finish_or_wait(units: Units, campaign_id: UUID) -> None:
     """No batch is due: the campaign is done when nothing waits, or a job waits for the next retry."""
     async with units() as uow:
-        d = deliveries
-        row = (
-            await uow.execute(
-                select(func.count(), func.min(d.c.due_at), func.max(d.c.lease_until))
-                .where(d.c.workspace_id == uow.workspace_id, d.c.campaign_id == campaign_id,
-                       d.c.status.in_(("QUEUED", "DEFERRED")))
-            )
-        ).one()  # fmt: skip
-        waiting, next_due, leased = int(row[0]), row[1], row[2]
+        left = await repository.waiting(uow, campaign_id)
+        waiting, next_due, leased = left.count, left.next_due, left.last_lease
         now = uow.clock.now()
         if waiting == 0:
             await campaigns.finish(uow, campaign_id, now)
