@@ -8,7 +8,7 @@ anything. Later changes to the segment do not change the recipients.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -90,10 +90,9 @@ class Campaign:
     finished_at: datetime | None
     created_at: datetime
     updated_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-_COLUMNS = [campaigns.c[n] for n in Campaign.__dataclass_fields__ if n != "extra"]
+_COLUMNS = [campaigns.c[n] for n in Campaign.__dataclass_fields__]
 
 
 def _row(row: Any) -> Campaign:

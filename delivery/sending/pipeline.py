@@ -27,7 +27,7 @@ from consent.keys import Keys
 from consent.model import is_marketing
 from delivery.sending import campaigns, domains, message, relay, repository
 from delivery.sending import policy as policy_rules
-from delivery.sending.campaigns import SENDING, SENT, Campaign
+from delivery.sending.campaigns import SENDING, Campaign
 from delivery.sending.repository import Claimed
 from delivery.templates import recipients as template_recipients
 from delivery.templates import render as rendering
@@ -288,6 +288,3 @@ async def _finish_or_wait(units: Units, campaign_id: UUID) -> None:
             await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
                                   queue_name=campaigns.QUEUE, delay_ms=delay))  # fmt: skip
         await uow.commit()
-
-
-__all__ = ["SENT", "Sending", "claim", "send_batch"]
