@@ -9,7 +9,8 @@ after a commit that wrote jobs. Services receive it and never commit.
 """
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -32,6 +33,13 @@ from domain.errors import AuthenticationError, DomainError
 _COMMIT = "COMMIT"
 _SET_WORKSPACE = text("SELECT set_config(:name, :value, true)")
 _SET_WORKSPACE_RAW = "SELECT set_config(%s, %s, true)"
+# For `UnitOfWork.autocommit`: the workspace for the connection's whole session,
+# and commits that do not wait for the disk; both undone before it goes back.
+_SESSION_SETTINGS = (
+    "SELECT set_config(%s, %s, false), set_config('synchronous_commit', 'off', false)"
+)
+_RESET_WORKSPACE = "SELECT set_config(%s, '', false)"
+_RESET_COMMIT_MODE = "RESET synchronous_commit"
 _SET_WORKSPACE_READ_ONLY = (
     "SELECT set_config(%s, %s, true), set_config('transaction_read_only', 'on', true)"
 )
@@ -301,3 +309,40 @@ class UnitOfWork:
                 # answer. SQLAlchemy's own commit finds the transaction ended and
                 # sends nothing.
                 await raw.execute(_COMMIT, prepare=False)
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator["Autocommit"]:
+        """A connection of its own on which each statement commits by itself, without waiting
+        for the disk, scoped to this unit of work's workspace.
+
+        For a stream of small writes that must each outlive this process the
+        moment they are made (a sent message's outcome), at a fraction of what
+        a transaction through the session costs. A crash of the database
+        itself may forget the last few.
+        """
+        workspace = str(self.workspace_id)
+        engine = self._sessions.kw["bind"]
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            raw = _driver(await connection.get_raw_connection())
+            await raw.execute(_SESSION_SETTINGS, (WORKSPACE_SETTING, workspace))
+            try:
+                yield Autocommit(raw, self.clock)
+            finally:
+                if not raw.closed:
+                    async with raw.pipeline():
+                        await raw.execute(_RESET_WORKSPACE, (WORKSPACE_SETTING,))
+                        await raw.execute(_RESET_COMMIT_MODE)
+
+
+@dataclass(frozen=True)
+class Autocommit:
+    """Statements committed one by one (`UnitOfWork.autocommit`)."""
+
+    _raw: psycopg.AsyncConnection[Any]
+    clock: Clock
+
+    async def execute(self, statement: Statement) -> int:
+        """Run and commit one statement; how many rows it touched."""
+        cursor = await self._raw.execute(statement.sql, statement.params, prepare=statement.prepare)
+        return cursor.rowcount

@@ -23,6 +23,7 @@ from cdp.segments.tables import (
     segments,
 )
 from cdp.tables import events, profiles
+from domain.sqlparams import array_literal
 from domain.uow import Statement, UnitOfWork
 
 # Hashed sets of profile ids (the compiled `IN` and `NOT IN`) stay in memory
@@ -325,7 +326,10 @@ class MembershipChange:
 # the difference is written, so an evaluation that changes little writes
 # little. Every writer of a segment's members holds its lock
 # (`lock_segments`), so the rows read as present are all there are: the
-# insert needs no ON CONFLICT, whose speculative insertion costs more.
+# insert needs no ON CONFLICT, whose speculative insertion costs more. The
+# exits are deleted by key, each probed in the index: as a join, with the
+# members' statistics stale (never analyzed since they were written), the
+# planner expected one member and compared every member with every other.
 _APPLY = (
     "WITH target AS MATERIALIZED ({members}), "
     "present AS MATERIALIZED (SELECT m.profile_id FROM segment_members m "
@@ -335,8 +339,8 @@ _APPLY = (
     " WHERE t.id NOT IN (SELECT profile_id FROM present) "
     " RETURNING profile_id), "
     "exited AS (DELETE FROM segment_members m WHERE m.workspace_id = %(ws)s "
-    " AND m.segment_id = %(segment)s AND m.profile_id IN ("
-    "  SELECT profile_id FROM present WHERE profile_id NOT IN (SELECT id FROM target)) "
+    " AND m.segment_id = %(segment)s AND m.profile_id = ANY(ARRAY("
+    "  SELECT profile_id FROM present WHERE profile_id NOT IN (SELECT id FROM target))) "
     " RETURNING m.profile_id), "
     "logged AS (INSERT INTO segment_membership_history "
     " (workspace_id, change_id, segment_id, profile_id, entered, at) "
@@ -475,13 +479,12 @@ async def member_pages(
 
 
 async def segments_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, list[UUID]]:
-    rows = await uow.execute(
-        select(segment_members.c.profile_id, segment_members.c.segment_id)
-        .where(
-            segment_members.c.workspace_id == uow.workspace_id,
-            segment_members.c.profile_id.in_(list(profile_ids)),
-        )
-        .order_by(segment_members.c.profile_id, segment_members.c.segment_id)
+    """Each profile's segments, by the profile index, one probe per profile (`identities_of`)."""
+    rows = await uow.fetch(
+        "SELECT p.id AS profile_id, m.segment_id FROM unnest(%(ids)s::uuid[]) AS p(id) "
+        "CROSS JOIN LATERAL (SELECT segment_id FROM segment_members WHERE workspace_id = %(ws)s "
+        "AND profile_id = p.id OFFSET 0) AS m ORDER BY p.id, m.segment_id",
+        {"ws": uow.workspace_id, "ids": array_literal(profile_ids)},
     )
     found: dict[UUID, list[UUID]] = {pid: [] for pid in profile_ids}
     for row in rows:

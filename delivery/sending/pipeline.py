@@ -36,7 +36,7 @@ from delivery.templates.compiler import Part, parse_liquid
 from delivery.templates.model import Recipient, RenderError, Sender
 from domain.outbox import Job
 from domain.personal_data import Subject
-from domain.uow import UnitOfWork
+from domain.uow import Autocommit, UnitOfWork
 
 BATCH = 200
 LEASE = timedelta(minutes=5)
@@ -117,6 +117,7 @@ class _Batch:
     survivors: dict[UUID, UUID]
     policy: policy_rules.SendPolicy
     recent: dict[UUID, int]  # messages sent to each recipient within the cap's window
+    workspace_id: UUID
 
 
 async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
@@ -146,7 +147,7 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
         campaign, compiled, await template_services.sender(uow), signers, domain.domain, people,
         await _emails(uow, merged),
         await _gate(uow, Keys(sending.secret), merged, campaign.purpose), survivors,
-        rules, recent,
+        rules, recent, uow.workspace_id,
     )  # fmt: skip
 
 
@@ -180,9 +181,9 @@ def _hold(batch: _Batch, row: Claimed, now: datetime) -> tuple[str, datetime | N
     return None
 
 
-async def _send_one(uow: UnitOfWork, sending: Sending, batch: _Batch, row: Claimed) -> str:
+async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claimed) -> str:
     """Render, sign and send one message, and record what the relay said (committed)."""
-    campaign = batch.campaign
+    campaign, ws = batch.campaign, batch.workspace_id
     survivor = batch.survivors[row.profile_id]
     person = batch.people[row.profile_id]
     compiled = batch.compiled
@@ -192,29 +193,28 @@ async def _send_one(uow: UnitOfWork, sending: Sending, batch: _Batch, row: Claim
     try:
         email = rendering.render(compiled, person, batch.sender)
     except RenderError as error:
-        repository.record(uow, row.id, status="FAILED", reason=str(error))
-        await uow.commit()
+        await repository.record_now(out, ws, row.id, status="FAILED", reason=str(error))
         return "FAILED"
     envelope = message.build(
         email,
         message.Addressing(campaign.from_email, batch.emails[survivor], campaign.from_name,
                            campaign.reply_to),
         delivery_id=row.id, domain=batch.domain, unsubscribe_url=person.unsubscribe_url,
-        feedback_id=f"{campaign.id.hex[:12]}:{uow.workspace_id.hex[:12]}:campaign:cdp",
-        at=uow.clock.now(), secret=sending.secret, signers=batch.signers,
+        feedback_id=f"{campaign.id.hex[:12]}:{ws.hex[:12]}:campaign:cdp",
+        at=out.clock.now(), secret=sending.secret, signers=batch.signers,
     )  # fmt: skip
     with sending.pool.connection() as connection:
         outcome = await asyncio.to_thread(connection.send, envelope)
     if outcome.result is relay.Result.SENT:
-        repository.record(uow, row.id, status="SENT", message_id=envelope.message_id,
-                      sent_at=uow.clock.now(), reason=None)  # fmt: skip
+        await repository.record_now(out, ws, row.id, status="SENT", reason=None,
+                                    message_id=envelope.message_id, sent_at=out.clock.now())  # fmt: skip
     elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
-        retry = uow.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
-        repository.record(uow, row.id, status="DEFERRED", reason=outcome.reply, due_at=retry)
+        retry = out.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
+        await repository.record_now(out, ws, row.id, status="DEFERRED", reason=outcome.reply,
+                                    due_at=retry)  # fmt: skip
     else:
-        repository.record(uow, row.id, status="BOUNCED" if outcome.code else "FAILED",
-                      reason=outcome.reply)  # fmt: skip
-    await uow.commit()
+        await repository.record_now(out, ws, row.id, reason=outcome.reply,
+                                    status="BOUNCED" if outcome.code else "FAILED")  # fmt: skip
     return outcome.result.value
 
 
@@ -240,7 +240,7 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
             await uow.commit()
         tally["SKIPPED"] = len(skipped)
     to_send = [row for row in rows if _skip_reason(batch, row) is None]
-    async with units() as out:  # one session for the batch's outcomes, a commit each
+    async with units() as uow, uow.autocommit() as out:  # the outcomes, a commit each
         for n, row in enumerate(to_send):
             if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
                 await _release(units, [r.id for r in to_send[n:]])
@@ -248,8 +248,8 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
             held = _hold(batch, row, out.clock.now())
             if held is not None:
                 status, until, why = held
-                repository.record(out, row.id, status=status, reason=why, due_at=until)
-                await out.commit()
+                await repository.record_now(out, batch.workspace_id, row.id, status=status,
+                                            reason=why, due_at=until)  # fmt: skip
                 tally[status] = tally.get(status, 0) + 1
                 continue
             result = await _send_one(out, sending, batch, row)

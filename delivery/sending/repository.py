@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import func, select, update
 
 from delivery.sending.tables import deliveries
-from domain.uow import Statement, UnitOfWork
+from domain.uow import Autocommit, Statement, UnitOfWork
 
 _ASYNC_COMMIT = Statement("SELECT set_config('synchronous_commit', 'off', true)", {})
 _CLAIM = (
@@ -18,7 +18,7 @@ _CLAIM = (
     " SELECT id FROM deliveries WHERE workspace_id = %(ws)s AND campaign_id = %(c)s "
     " AND status IN ('QUEUED', 'DEFERRED') AND due_at <= %(now)s "
     " AND (lease_until IS NULL OR lease_until < %(now)s) "
-    " ORDER BY due_at, id LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
+    " ORDER BY due_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
     "RETURNING d.id, d.profile_id, d.variant, d.attempts"
 )
 _RECORD = (
@@ -49,6 +49,24 @@ async def claim(
     return [Claimed(r.id, r.profile_id, r.variant, r.attempts) for r in rows]
 
 
+def _outcome(
+    workspace_id: UUID,
+    delivery_id: UUID,
+    now: datetime,
+    *,
+    status: str,
+    reason: str | None,
+    message_id: str | None,
+    sent_at: datetime | None,
+    due_at: datetime | None,
+) -> Statement:
+    params = {
+        "ws": workspace_id, "id": delivery_id, "status": status, "reason": reason,
+        "message_id": message_id, "sent_at": sent_at, "due_at": due_at, "now": now,
+    }  # fmt: skip
+    return Statement(_RECORD, params, prepare=True)
+
+
 def record(
     uow: UnitOfWork,
     delivery_id: UUID,
@@ -61,11 +79,26 @@ def record(
 ) -> None:
     """One delivery's outcome, sent with the caller's commit in one round trip (and committed
     without waiting for the disk)."""
-    params = {
-        "ws": uow.workspace_id, "id": delivery_id, "status": status, "reason": reason,
-        "message_id": message_id, "sent_at": sent_at, "due_at": due_at, "now": uow.clock.now(),
-    }  # fmt: skip
-    uow.defer(_ASYNC_COMMIT, Statement(_RECORD, params))
+    outcome = _outcome(uow.workspace_id, delivery_id, uow.clock.now(), status=status,
+                       reason=reason, message_id=message_id, sent_at=sent_at, due_at=due_at)  # fmt: skip
+    uow.defer(_ASYNC_COMMIT, outcome)
+
+
+async def record_now(
+    out: Autocommit,
+    workspace_id: UUID,
+    delivery_id: UUID,
+    *,
+    status: str,
+    reason: str | None,
+    message_id: str | None = None,
+    sent_at: datetime | None = None,
+    due_at: datetime | None = None,
+) -> None:
+    """One delivery's outcome, committed before this returns (`UnitOfWork.autocommit`)."""
+    await out.execute(_outcome(workspace_id, delivery_id, out.clock.now(), status=status,
+                               reason=reason, message_id=message_id, sent_at=sent_at,
+                               due_at=due_at))  # fmt: skip
 
 
 async def release(uow: UnitOfWork, ids: list[UUID]) -> None:

@@ -202,3 +202,50 @@ async def _wakes(database_url: str, sql: str) -> int:
 def test_a_deferred_statement_that_may_write_jobs_wakes_the_relay_only_if_it_did(database_url):
     assert asyncio.run(_wakes(database_url, "SELECT 1 WHERE false")) == 0
     assert asyncio.run(_wakes(database_url, "SELECT 1")) == 1
+
+
+async def _autocommitted(database_url: str) -> tuple[list[str], str, str]:
+    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
+    try:
+        sessions = session_factory(engine)
+        async with UnitOfWork(sessions) as uow:
+            first = await workspaces.create_workspace(uow, "first")
+            second = await workspaces.create_workspace(uow, "second")
+            await uow.commit()
+        rename = "UPDATE workspaces SET name = %(name)s WHERE id = ANY(%(ids)s)"
+        ids = [first.workspace.id, second.workspace.id]
+        async with UnitOfWork(sessions, workspace_id=first.workspace.id) as uow:
+            async with uow.autocommit() as out:
+                touched = await out.execute(Statement(rename, {"name": "renamed", "ids": ids}))
+                # Another statement on the same connection, after the first committed:
+                # an error here does not undo the first.
+                with pytest.raises(psycopg.errors.UndefinedTable):
+                    await out.execute(Statement("UPDATE no_such_table SET x = 1"))
+            assert touched == 1  # row-level security hides the other workspace
+        names = []
+        for ws in ids:
+            async with UnitOfWork(sessions, workspace_id=ws) as uow:
+                found = await workspaces.get_workspaces(uow, [ws])
+                names.append(found[ws].name)
+        # The pool's one connection goes back without the workspace or the commit mode.
+        async with engine.connect() as connection:
+            left = (
+                await connection.execute(
+                    text(
+                        "SELECT current_setting('cdp.workspace_id', true), "
+                        "current_setting('synchronous_commit')"
+                    )
+                )
+            ).one()
+        return names, str(left[0] or ""), str(left[1])
+    finally:
+        await engine.dispose()
+
+
+def test_autocommit_commits_each_statement_in_its_workspace_and_leaves_no_setting_behind(
+    database_url,
+):
+    names, workspace_left, mode_left = asyncio.run(_autocommitted(database_url))
+    assert names == ["renamed", "second"]
+    assert workspace_left == ""
+    assert mode_left == "on"
