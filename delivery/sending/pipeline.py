@@ -14,7 +14,6 @@ the campaign's template version (and its variant's subject), the message
 with its headers and DKIM signatures, SMTP to the relay.
 """
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -203,8 +202,8 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
         feedback_id=f"{campaign.id.hex[:12]}:{ws.hex[:12]}:campaign:cdp",
         at=out.clock.now(), secret=sending.secret, signers=batch.signers,
     )  # fmt: skip
-    with sending.pool.connection() as connection:
-        outcome = await asyncio.to_thread(connection.send, envelope)
+    async with sending.pool.connection() as connection:
+        outcome = await connection.send(envelope)
     if outcome.result is relay.Result.SENT:
         await repository.record_now(out, ws, row.id, status="SENT", reason=None,
                                     message_id=envelope.message_id, sent_at=out.clock.now())  # fmt: skip

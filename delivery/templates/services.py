@@ -1,6 +1,5 @@
 """Template use cases: save a version, delete, preview for a profile or for sample data."""
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -253,7 +252,11 @@ async def send_test(
         email.html,
     )
     envelope = Envelope(sender, address, data, identifier)
-    outcome = await asyncio.to_thread(Connection(relay.settings).send, envelope)
+    connection = Connection(relay.settings)
+    try:
+        outcome = await connection.send(envelope)
+    finally:
+        await connection.close()
     if outcome.result is not Result.SENT:
         raise ValidationError(
             f"the SMTP relay at {relay.settings.host}:{relay.settings.port} did not take the "

@@ -128,7 +128,7 @@ def _send_all(database_url: str, ws: UUID, campaign_id: UUID, port: int) -> dict
                 break
             for key, n in tally.items():
                 total[key] = total.get(key, 0) + n
-        sending.pool.close()
+        await sending.pool.close()
         return total
 
     return _run(database_url, ws, work)

@@ -166,4 +166,4 @@ def test_quiet_hours_wait_and_the_cap_skips_but_transactional_mail_keeps_neither
     assert _with_clock(database_url, ws, clock, lambda u: second(u, "newsletter", "later")) == {
         "SENT": 3
     }
-    sending.pool.close()
+    asyncio.run(sending.pool.close())
