@@ -40,7 +40,7 @@ MAX_VARIANTS = 10
 MAX_NAME_LENGTH = 200
 MAX_FROM_NAME = 100
 # How many batch jobs run side by side for one campaign.
-PARALLEL_BATCHES = 4
+PARALLEL_BATCHES = 8
 EARLIEST_ZONE = timedelta(hours=14)
 
 DRAFT, SCHEDULED, SENDING, PAUSED, SENT, CANCELLED = (

@@ -37,7 +37,7 @@ from domain.outbox import Job
 from domain.personal_data import Subject
 from domain.uow import Autocommit, UnitOfWork
 
-BATCH = 200
+BATCH = 500
 LEASE = timedelta(minutes=5)
 CHECK_EVERY = 50  # messages between looks at whether the campaign was paused or cancelled
 RETRY_BASE = timedelta(minutes=1)
