@@ -38,7 +38,7 @@ from bench.common import CpuMeter, Server, fresh_database, machine_reference
 from cdp.segments import services as segment_services
 from consent import audit
 from consent.keys import Keys
-from delivery.sending import campaigns, domains, message
+from delivery.sending import campaigns, domains, message, policy, throttle
 from delivery.templates import render as rendering
 from delivery.templates import services as template_services
 from delivery.templates.model import Recipient, RecipientProfile
@@ -123,6 +123,9 @@ async def setup(database_url: str, ws: UUID) -> UUID:
             saved = await template_services.create(uow, ACTOR, template_services.TemplateInput(
                 "welcome", page.subject, page.mjml, page.preheader))  # fmt: skip
             await domains.add(uow, ACTOR, SECRET, "shop.example", ed25519=False)
+            # The throttle still runs, at rates that do not hold this campaign back.
+            await policy.set_policy(uow, ACTOR, policy.SendPolicy(
+                sending_domain_rate=throttle.MAX_RATE, recipient_domain_rate=throttle.MAX_RATE))  # fmt: skip
             campaign = await campaigns.create(uow, ACTOR, campaigns.CampaignInput(
                 "bench", segment.id, saved.template.id, "newsletter", "news@shop.example",
                 from_name="Shop"))  # fmt: skip

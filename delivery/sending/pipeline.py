@@ -24,7 +24,7 @@ from cdp import queries
 from consent import gate
 from consent.keys import Keys
 from consent.model import is_marketing
-from delivery.sending import campaigns, domains, message, relay, repository
+from delivery.sending import campaigns, domains, message, relay, repository, throttle
 from delivery.sending import policy as policy_rules
 from delivery.sending.campaigns import SENDING, Campaign
 from delivery.sending.repository import Claimed
@@ -42,6 +42,7 @@ LEASE = timedelta(minutes=5)
 CHECK_EVERY = 50  # messages between looks at whether the campaign was paused or cancelled
 RETRY_BASE = timedelta(minutes=1)
 MAX_ATTEMPTS = 8
+MIN_DELAY_MS = 250  # a throttled campaign looks for its next token no more often
 Units = Callable[[], UnitOfWork]
 
 
@@ -223,7 +224,14 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
         campaign = await campaigns.get(uow, campaign_id)
         if campaign.status != SENDING:
             return {}
-        rows = await claim(uow, campaign_id, lease=sending.lease)
+        rates = (await policy_rules.get(uow)).rates
+        sending_domain = throttle.domain_of(campaign.from_email)
+        room = int(await throttle.room(uow, sending_domain, rates))
+        if room < 1:  # the sending domain's limit is reached: come back for its next token
+            await _next_batch(uow, campaign_id, delay=timedelta(seconds=1 / rates.sending))
+            await uow.commit()
+            return {}
+        rows = await claim(uow, campaign_id, limit=min(BATCH, room), lease=sending.lease)
         await uow.commit()
     if not rows:
         await _finish_or_wait(units, campaign_id)
@@ -231,35 +239,43 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
     async with units() as uow:
         batch = await _prepare(uow, sending, campaign, rows)
     tally: dict[str, int] = {}
-    skipped = [(row, reason) for row in rows if (reason := _skip_reason(batch, row))]
+    now = uow.clock.now()
+    skipped = {row.id: reason for row in rows if (reason := _skip_reason(batch, row))}
+    held = {row.id: hold for row in rows
+            if row.id not in skipped and (hold := _hold(batch, row, now))}  # fmt: skip
+    sendable = [row for row in rows if row.id not in skipped and row.id not in held]
+    async with units() as uow:
+        for delivery_id, reason in skipped.items():
+            repository.record(uow, delivery_id, status="SKIPPED", reason=reason)
+        for delivery_id, (status, until, why) in held.items():
+            repository.record(uow, delivery_id, status=status, reason=why, due_at=until)
+            tally[status] = tally.get(status, 0) + 1
+        admitted = await throttle.admit(uow, sending_domain, rates, [
+            (row.id, batch.emails[batch.survivors[row.profile_id]]) for row in sendable])  # fmt: skip
+        await repository.defer(uow, admitted.waiting)
+        await uow.commit()
     if skipped:
-        async with units() as uow:
-            for row, reason in skipped:
-                repository.record(uow, row.id, status="SKIPPED", reason=reason)
-            await uow.commit()
         tally["SKIPPED"] = len(skipped)
-    to_send = [row for row in rows if _skip_reason(batch, row) is None]
+    if admitted.waiting:
+        tally["THROTTLED"] = len(admitted.waiting)
+    to_send = [row for row in sendable if row.id in admitted.allowed]
     async with units() as uow, uow.autocommit() as out:  # the outcomes, a commit each
         for n, row in enumerate(to_send):
             if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
                 await _release(units, [r.id for r in to_send[n:]])
                 return tally
-            held = _hold(batch, row, out.clock.now())
-            if held is not None:
-                status, until, why = held
-                await repository.record_now(out, batch.workspace_id, row.id, status=status,
-                                            reason=why, due_at=until)  # fmt: skip
-                tally[status] = tally.get(status, 0) + 1
-                continue
             result = await _send_one(out, sending, batch, row)
             tally[result] = tally.get(result, 0) + 1
-            if result == "SENT":
-                batch.recent[row.profile_id] = batch.recent.get(row.profile_id, 0) + 1
     async with units() as uow:
-        await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
-                              queue_name=campaigns.QUEUE))  # fmt: skip
+        await _next_batch(uow, campaign_id)
         await uow.commit()
     return tally
+
+
+async def _next_batch(uow: UnitOfWork, campaign_id: UUID, delay: timedelta | None = None) -> None:
+    delay_ms = max(int(delay.total_seconds() * 1000), MIN_DELAY_MS) if delay else None
+    await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
+                          queue_name=campaigns.QUEUE, delay_ms=delay_ms))  # fmt: skip
 
 
 async def _still_sending(units: Units, campaign_id: UUID) -> bool:
@@ -283,7 +299,5 @@ async def _finish_or_wait(units: Units, campaign_id: UUID) -> None:
             await campaigns.finish(uow, campaign_id, now)
         else:
             wake: datetime = max(x for x in (next_due, leased, now) if x is not None)
-            delay = max(int((wake - now).total_seconds() * 1000), 1000)
-            await uow.enqueue(Job(campaigns.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
-                                  queue_name=campaigns.QUEUE, delay_ms=delay))  # fmt: skip
+            await _next_batch(uow, campaign_id, max(wake - now, timedelta(seconds=1)))
         await uow.commit()

@@ -1,11 +1,12 @@
-"""The send policy: how many marketing messages a person gets, and not at night.
+"""The send policy: how many marketing messages a person gets, not at night, and how fast.
 
 Per workspace (`setSendPolicy`): at most `frequency_cap` marketing messages
 per person in `frequency_hours`, counted across campaigns (and journeys,
 when they send); quiet hours in the recipient's time zone (the `timezone`
 trait, or the workspace's default), which move a message to the end of the
 quiet period. Transactional purposes bypass both; nothing bypasses the
-contact gate.
+contact gate. The policy also sets the throttle's rates (`throttle.py`),
+which every message keeps.
 """
 
 import re
@@ -20,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from consent import audit
 from consent.model import TRANSACTIONAL_PURPOSES
+from delivery.sending import throttle
 from delivery.sending.tables import campaigns, deliveries, send_policies
 from domain.errors import ValidationError
 from domain.uow import UnitOfWork
@@ -35,10 +37,16 @@ class SendPolicy:
     quiet_start: str | None = None
     quiet_end: str | None = None
     default_timezone: str = "UTC"
+    sending_domain_rate: float = throttle.DEFAULT_SENDING_RATE
+    recipient_domain_rate: float = throttle.DEFAULT_RECIPIENT_RATE
 
     @property
     def capped(self) -> bool:
         return self.frequency_cap is not None and self.frequency_hours is not None
+
+    @property
+    def rates(self) -> throttle.Rates:
+        return throttle.Rates(self.sending_domain_rate, self.recipient_domain_rate)
 
 
 def zone(name: Any, default: str) -> ZoneInfo:
@@ -95,6 +103,13 @@ def check(policy: SendPolicy) -> SendPolicy:
     ):
         if value is not None and not _CLOCK.match(value):
             raise ValidationError("a time of day is HH:MM, from 00:00 to 23:59", field=field)
+    for field, rate in (
+        ("sendingDomainRate", policy.sending_domain_rate),
+        ("recipientDomainRate", policy.recipient_domain_rate),
+    ):
+        if not 0 < rate <= throttle.MAX_RATE:
+            raise ValidationError(f"a rate is more than 0 and at most {throttle.MAX_RATE:g} "
+                                  "messages a second", field=field)  # fmt: skip
     try:
         ZoneInfo(policy.default_timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -112,7 +127,8 @@ async def get(uow: UnitOfWork) -> SendPolicy:
     if row is None:
         return SendPolicy()
     return SendPolicy(row.frequency_cap, row.frequency_hours, row.quiet_start, row.quiet_end,
-                      row.default_timezone)  # fmt: skip
+                      row.default_timezone, row.sending_domain_rate,
+                      row.recipient_domain_rate)  # fmt: skip
 
 
 async def set_policy(uow: UnitOfWork, actor: audit.Actor, policy: SendPolicy) -> SendPolicy:

@@ -167,3 +167,79 @@ async def insert_deliveries(
         },
     )  # fmt: skip
     return len(rows)
+
+
+_FILL_BUCKETS = (
+    "INSERT INTO send_buckets (workspace_id, key, tokens, refreshed_at) "
+    "SELECT %(ws)s, w.k, w.b, %(now)s FROM unnest(%(keys)s::text[], %(bursts)s::float8[]) AS w(k, b) "
+    "ORDER BY w.k ON CONFLICT DO NOTHING"
+)
+# Each bucket refilled for the time since it was last taken from (up to its
+# burst), then as many tokens taken as it holds whole, up to what is wanted.
+# The rows are locked in key order, so two batches never wait on each other
+# in a cycle.
+_TAKE_TOKENS = (
+    "WITH w AS (SELECT * FROM unnest(%(keys)s::text[], %(wants)s::int[], %(rates)s::float8[], "
+    " %(bursts)s::float8[]) AS w(k, n, r, b)), "
+    "current AS (SELECT s.key, w.n, least(w.b, s.tokens + w.r * greatest(0, "
+    " extract(epoch FROM %(now)s - s.refreshed_at)::float8)) AS avail "
+    " FROM send_buckets s JOIN w ON w.k = s.key WHERE s.workspace_id = %(ws)s "
+    " ORDER BY s.key FOR UPDATE OF s), "
+    "granted AS (SELECT key, avail, least(n, floor(avail))::int AS taken FROM current) "
+    "UPDATE send_buckets s SET tokens = g.avail - g.taken, refreshed_at = %(now)s FROM granted g "
+    "WHERE s.workspace_id = %(ws)s AND s.key = g.key RETURNING g.key, g.taken"
+)
+_TOKENS_LEFT = (
+    "SELECT least(%(burst)s, tokens + %(rate)s * greatest(0, "
+    " extract(epoch FROM %(now)s - refreshed_at)::float8)) AS avail "
+    "FROM send_buckets WHERE workspace_id = %(ws)s AND key = %(key)s"
+)
+_DEFER = (
+    "UPDATE deliveries d SET due_at = w.due, reason = w.reason, lease_until = NULL, "
+    " attempts = greatest(d.attempts - 1, 0), updated_at = %(now)s "
+    "FROM unnest(%(ids)s::uuid[], %(dues)s::timestamptz[], %(reasons)s::text[]) AS w(id, due, reason) "
+    "WHERE d.workspace_id = %(ws)s AND d.id = w.id"
+)
+
+
+@dataclass(frozen=True)
+class Want:
+    """Tokens wanted from a bucket that refills at `rate` a second up to `burst`."""
+
+    key: str
+    count: int
+    rate: float
+    burst: float
+
+
+async def take_tokens(uow: UnitOfWork, wants: list[Want]) -> dict[str, int]:
+    """Take what each bucket can give of what is wanted; how many each gave."""
+    keys = [w.key for w in wants]
+    bursts = [w.burst for w in wants]
+    now = uow.clock.now()
+    [_, rows] = await uow.pipeline(
+        Statement(_FILL_BUCKETS, {"ws": uow.workspace_id, "keys": keys, "bursts": bursts,
+                                  "now": now}),
+        Statement(_TAKE_TOKENS, {"ws": uow.workspace_id, "keys": keys, "bursts": bursts,
+                                 "wants": [w.count for w in wants],
+                                 "rates": [w.rate for w in wants], "now": now}),
+    )  # fmt: skip
+    return {row.key: int(row.taken) for row in rows}
+
+
+async def tokens_left(uow: UnitOfWork, key: str, *, rate: float, burst: float) -> float:
+    """What the bucket holds now, without taking any (a full one if it was never used)."""
+    rows = await uow.fetch(_TOKENS_LEFT, {"ws": uow.workspace_id, "key": key, "rate": rate,
+                                          "burst": burst, "now": uow.clock.now()})  # fmt: skip
+    return float(rows[0].avail) if rows else burst
+
+
+async def defer(uow: UnitOfWork, waits: dict[UUID, tuple[datetime, str]]) -> None:
+    """Put claimed deliveries back to wait until a moment, with why; not counted as attempts."""
+    if not waits:
+        return
+    ids = list(waits)
+    await uow.pipeline(Statement(_DEFER, {
+        "ws": uow.workspace_id, "ids": ids, "dues": [waits[i][0] for i in ids],
+        "reasons": [waits[i][1] for i in ids], "now": uow.clock.now(),
+    }))  # fmt: skip

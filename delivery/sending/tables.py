@@ -144,6 +144,22 @@ send_policies = Table(
     Column("quiet_start", Text),  # "HH:MM", local time
     Column("quiet_end", Text),
     Column("default_timezone", Text, nullable=False, server_default=text("'UTC'")),
+    # Messages per second per sending domain, and per recipient domain (throttle.py).
+    Column("sending_domain_rate", Float, nullable=False, server_default=text("20")),
+    Column("recipient_domain_rate", Float, nullable=False, server_default=text("10")),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id"),
+)
+
+# The token buckets that throttle sending, shared by every worker: one per
+# sending domain ("from:shop.example") and per recipient domain
+# ("to:gmail.com"), each refilled at its rate when it is next taken from.
+send_buckets = Table(
+    "send_buckets",
+    metadata,
+    workspace_id_column(),
+    Column("key", Text, nullable=False),
+    Column("tokens", Float, nullable=False),
+    Column("refreshed_at", TS, nullable=False),
+    PrimaryKeyConstraint("workspace_id", "key"),
 )

@@ -83,12 +83,18 @@ async def set_send_policy(
     info: Info,
     input: SendPolicyInput,  # noqa: A002 - the contract's name
 ) -> SendPolicyPayload:
-    """The workspace's frequency cap, quiet hours and default time zone for marketing messages."""
+    """The workspace's frequency cap, quiet hours and default time zone for marketing messages,
+    and the throttle's rates for every message."""
     uow = await info.context.require(ADMIN)
     actor = audit.Actor.of(await info.context.principal())
+    defaults = policy.SendPolicy()
     wanted = policy.SendPolicy(
         input.frequency_cap, input.frequency_hours, input.quiet_hours_start,
-        input.quiet_hours_end, input.default_timezone or "UTC",
+        input.quiet_hours_end, input.default_timezone or defaults.default_timezone,
+        defaults.sending_domain_rate if input.sending_domain_rate is None
+        else input.sending_domain_rate,
+        defaults.recipient_domain_rate if input.recipient_domain_rate is None
+        else input.recipient_domain_rate,
     )  # fmt: skip
     try:
         found = await policy.set_policy(uow, actor, wanted)
@@ -100,5 +106,7 @@ async def set_send_policy(
             frequency_cap=found.frequency_cap, frequency_hours=found.frequency_hours,
             quiet_hours_start=found.quiet_start, quiet_hours_end=found.quiet_end,
             default_timezone=found.default_timezone,
+            sending_domain_rate=found.sending_domain_rate,
+            recipient_domain_rate=found.recipient_domain_rate,
         )
     )  # fmt: skip

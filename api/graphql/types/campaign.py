@@ -248,6 +248,12 @@ class SendPolicy:
     quiet_hours_start: str | None
     quiet_hours_end: str | None
     default_timezone: str
+    sending_domain_rate: float = strawberry.field(
+        description="Messages a second at most from each sending domain (all its campaigns)."
+    )
+    recipient_domain_rate: float = strawberry.field(
+        description="Messages a second at most to each recipient domain (gmail.com, ...)."
+    )
 
 
 @strawberry.input
@@ -257,3 +263,5 @@ class SendPolicyInput:
     quiet_hours_start: str | None = None
     quiet_hours_end: str | None = None
     default_timezone: str | None = None
+    sending_domain_rate: float | None = None
+    recipient_domain_rate: float | None = None

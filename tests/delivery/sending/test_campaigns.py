@@ -14,7 +14,8 @@ from aiosmtpd.controller import Controller
 
 from cdp.segments import services as segment_services
 from consent import audit
-from delivery.sending import campaigns, domains, pipeline, relay
+from delivery.sending import campaigns, domains, pipeline, relay, throttle
+from delivery.sending import policy as rules
 from delivery.templates import services as template_services
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
@@ -99,6 +100,9 @@ def _campaign(database_url: str, ws: UUID, **options: Any) -> UUID:
             template_services.TemplateInput("hello", "Hello {{ profile.traits.first_name }}", MJML),
         )
         await domains.add(uow, ACTOR, SECRET, "shop.example", ed25519=False)
+        # Unthrottled: these tests are about what is sent, test_throttle.py about how fast.
+        await rules.set_policy(uow, ACTOR, rules.SendPolicy(sending_domain_rate=throttle.MAX_RATE,
+                                                           recipient_domain_rate=throttle.MAX_RATE))  # fmt: skip
         campaign = await campaigns.create(
             uow, ACTOR,
             campaigns.CampaignInput("first", segment.id, template.template.id, "newsletter",
