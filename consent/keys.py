@@ -33,6 +33,7 @@ class Keys:
         if not secret:
             raise ValidationError("the signing secret must not be empty")
         self._secret = secret.encode()
+        self._serializers: dict[str, URLSafeSerializer] = {}
 
     def _workspace_key(self, workspace_id: UUID) -> bytes:
         return hmac.new(self._secret, b"suppression:" + workspace_id.bytes, hashlib.sha256).digest()
@@ -63,7 +64,13 @@ class Keys:
         return URLSafeTimedSerializer(self._secret, salt=use, signer_kwargs=_SHA256)
 
     def _untimed(self, use: str) -> URLSafeSerializer:
-        return URLSafeSerializer(self._secret, salt=use, signer_kwargs=_SHA256)
+        # Kept per use: a campaign signs two links a message.
+        found = self._serializers.get(use)
+        if found is None:
+            found = self._serializers[use] = URLSafeSerializer(
+                self._secret, salt=use, signer_kwargs=_SHA256
+            )
+        return found
 
     def sign(self, use: str, payload: dict[str, Any]) -> str:
         return self._timed(use).dumps(payload)

@@ -149,7 +149,9 @@ def _chosen(fields: list[tuple[str, bytes]], names: list[str]) -> list[tuple[str
 
 def _relaxed_header(name: str, value: bytes) -> bytes:
     unfolded = value.replace(b"\r\n", b"")
-    return name.encode() + b":" + _WSP.sub(b" ", unfolded).strip(b" \t")
+    if b"\t" in unfolded or b"  " in unfolded:
+        unfolded = _WSP.sub(b" ", unfolded)
+    return name.encode() + b":" + unfolded.strip(b" \t")
 
 
 def _simple_body(body: bytes) -> bytes:

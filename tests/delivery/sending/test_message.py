@@ -4,9 +4,14 @@ import uuid
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 import dkim as dkimpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from delivery.sending import message
 from delivery.sending.dkim import Signer, generate
 from delivery.sending.message import Addressing, build, delivery_of, return_path
 from delivery.templates.model import RenderedEmail
@@ -68,3 +73,15 @@ def test_a_return_path_names_its_delivery_and_cannot_be_forged():
     assert delivery_of(SECRET, forged) is None
     for junk in ("postmaster@shop.example", "b-!!-??@x", "b-@x", ""):
         assert delivery_of(SECRET, junk) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=st.datetimes(
+        min_value=datetime(1970, 1, 2),  # noqa: DTZ001 - hypothesis takes naive bounds
+        max_value=datetime(9998, 12, 31),  # noqa: DTZ001
+        timezones=st.sampled_from([UTC, ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")]),
+    )
+)
+def test_the_date_header_is_what_the_standard_library_writes_in_utc(at):
+    assert message.date_header(at) == format_datetime(at.astimezone(UTC))
