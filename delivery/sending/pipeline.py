@@ -62,8 +62,7 @@ async def claim(
     return await repository.claim(uow, campaign_id, limit=limit, lease=lease)
 
 
-async def _emails(uow: UnitOfWork, merged: dict[UUID, list[UUID]]) -> dict[UUID, str]:
-    held = await queries.identities_of(uow, [i for ids in merged.values() for i in ids])
+def _emails(merged: dict[UUID, list[UUID]], held: dict[UUID, list[Any]]) -> dict[UUID, str]:
     found: dict[UUID, str] = {}
     for survivor, ids in merged.items():
         emails = sorted(i.value for pid in ids for i in held.get(pid, []) if i.kind == "email")
@@ -73,10 +72,13 @@ async def _emails(uow: UnitOfWork, merged: dict[UUID, list[UUID]]) -> dict[UUID,
 
 
 async def _gate(
-    uow: UnitOfWork, keys: Keys, merged: dict[UUID, list[UUID]], purpose: str
+    uow: UnitOfWork,
+    keys: Keys,
+    merged: dict[UUID, list[UUID]],
+    held: dict[UUID, list[Any]],
+    purpose: str,
 ) -> dict[UUID, str | None]:
     """Each survivor's refusal reason, or None when it may be sent this message."""
-    held = await queries.identities_of(uow, [i for ids in merged.values() for i in ids])
     order = list(merged)
     subjects = [
         keys.hashed(Subject(uow.workspace_id, tuple(merged[pid]),
@@ -138,6 +140,7 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
     )
     survivors = {pid: UUID(person.profile["id"]) for pid, person in people.items()}
     merged = await queries.merged_ids(uow, sorted(set(survivors.values())))
+    held = await queries.identities_of(uow, [i for ids in merged.values() for i in ids])
     rules = await policy_rules.get(uow)
     recent: dict[UUID, int] = {}
     if rules.capped and rules.frequency_hours is not None:
@@ -145,8 +148,8 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
         recent = await policy_rules.recent_counts(uow, [r.profile_id for r in rows], since)
     return _Batch(
         campaign, compiled, await template_services.sender(uow), signers, domain.domain, people,
-        await _emails(uow, merged),
-        await _gate(uow, Keys(sending.secret), merged, campaign.purpose), survivors,
+        _emails(merged, held),
+        await _gate(uow, Keys(sending.secret), merged, held, campaign.purpose), survivors,
         rules, recent, uow.workspace_id,
     )  # fmt: skip
 
@@ -280,7 +283,7 @@ async def _next_batch(uow: UnitOfWork, campaign_id: UUID, delay: timedelta | Non
 
 async def _still_sending(units: Units, campaign_id: UUID) -> bool:
     async with units() as uow:
-        return (await campaigns.get(uow, campaign_id)).status == SENDING
+        return await repository.status(uow, campaign_id) == SENDING
 
 
 async def _release(units: Units, ids: list[UUID]) -> None:

@@ -112,6 +112,15 @@ async def record_now(
                                due_at=due_at))  # fmt: skip
 
 
+async def status(uow: UnitOfWork, campaign_id: UUID) -> str | None:
+    """The campaign's status alone, for a sending batch's look at whether it was paused."""
+    rows = await uow.fetch(
+        "SELECT status FROM campaigns WHERE workspace_id = %(ws)s AND id = %(id)s",
+        {"ws": uow.workspace_id, "id": campaign_id},
+    )
+    return str(rows[0].status) if rows else None
+
+
 async def release(uow: UnitOfWork, ids: list[UUID]) -> None:
     """Let go of held deliveries, for the next claim."""
     await uow.execute(
