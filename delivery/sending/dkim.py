@@ -98,7 +98,8 @@ class Signer:
         """`message` (CRLF line ends, as sent) with a DKIM-Signature header in front."""
         head, body = _split(message)
         fields = _fields(head)
-        names = [n for n in SIGNED_HEADERS if any(f[0] == n for f in fields)]
+        present = {name for name, _ in fields}
+        names = [n for n in SIGNED_HEADERS if n in present]
         if "from" not in names:
             raise DkimError("a message without From cannot be signed")
         body_hash = base64.b64encode(hashlib.sha256(_simple_body(body)).digest()).decode()

@@ -12,6 +12,7 @@ multipart/alternative body whose two parts are quoted-printable UTF-8
 import base64
 import binascii
 import secrets
+from collections import OrderedDict
 from collections.abc import Sequence
 
 MAX_PLAIN = 900  # characters of a header value written as it is (lines end by 998)
@@ -63,10 +64,39 @@ def mailbox(address: str, name: str | None = None) -> str:
     return f"{cleaned} <{address}>"
 
 
+class _LineCache:
+    """Quoted-printable lines already encoded, the most recently used kept.
+
+    Quoted-printable encodes each line on its own, and most lines of a
+    campaign's HTML are the template's, the same for every recipient: those
+    are encoded once (about half the bytes of a starter template's HTML).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.lines: OrderedDict[str, bytes] = OrderedDict()
+
+    def encoded(self, line: str) -> bytes:
+        found = self.lines.get(line)
+        if found is not None:
+            self.lines.move_to_end(line)
+            return found
+        encoded = binascii.b2a_qp(line.encode(), quotetabs=False, istext=True, header=False)
+        found = encoded.replace(b"\n", b"\r\n")  # the soft line breaks
+        if len(line) >= _CACHED_LINE:
+            self.lines[line] = found
+            if len(self.lines) > self.size:
+                self.lines.popitem(last=False)
+        return found
+
+
+_CACHED_LINE = 64  # characters; a shorter line costs less to encode than to look up
+_lines = _LineCache(512)
+
+
 def _quoted_printable(text: str) -> bytes:
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = binascii.b2a_qp(normalized.encode(), quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\n", b"\r\n")
+    return b"\r\n".join([_lines.encoded(line) for line in normalized.split("\n")])
 
 
 def compose(headers: Sequence[tuple[str, str]], text: str, html: str) -> bytes:

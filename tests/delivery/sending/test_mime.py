@@ -1,5 +1,6 @@
 """The composed MIME bytes read back, through the standard library, as what went in."""
 
+import binascii
 from email import message_from_bytes
 from email.policy import default
 from email.utils import parseaddr
@@ -47,3 +48,20 @@ def test_a_value_cannot_add_a_header():
     parsed = _read(data)
     assert parsed["Bcc"] is None
     assert str(parsed["Subject"]) == "Hi Bcc: victim@example.org"
+
+
+def _quoted_printable_at_once(text: str) -> bytes:
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(normalized.encode(), quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=st.lists(st.sampled_from(["", " ", "\t", "=", "é", ".", "a" * 70, "b " * 40,
+                                        "long line of the template " * 5, "x\t ", "\r\n", "\r"]),
+                      max_size=12))  # fmt: skip
+def test_quoted_printable_line_by_line_is_the_whole_text_encoded_at_once(lines):
+    text = "\n".join(lines)
+    # Twice: the second time, the long lines come from the cache.
+    assert mime._quoted_printable(text) == _quoted_printable_at_once(text)
+    assert mime._quoted_printable(text) == _quoted_printable_at_once(text)
