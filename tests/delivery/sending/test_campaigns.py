@@ -195,11 +195,17 @@ def test_a_campaign_sends_one_signed_message_to_each_contactable_member_and_skip
         assert {"list-unsubscribe", "list-unsubscribe-post"} <= set(signed)
 
 
+AUDIENCE = 10_000
+
+
 def test_variants_split_the_audience_by_weight_and_the_holdout_gets_nothing(database_url):
     ws = new_workspace(database_url, "variants").workspace.id
     with factories.seeding(database_url) as db:
-        for i in range(2000):
-            pid = factories.profile(db, ws, identifiers=[("email", f"v{i}@example.org")])
+        ids = factories.profiles(db, ws, AUDIENCE)
+        factories._identities(
+            db, ws, [("email", f"v{i}@example.org", pid) for i, pid in enumerate(ids)]
+        )
+        for pid in ids:
             factories.consent_record(db, ws, pid)
         db.commit()
     variants = [campaigns.Variant("a", "Subject A", 3), campaigns.Variant("b", "Subject B", 1)]
@@ -212,11 +218,11 @@ def test_variants_split_the_audience_by_weight_and_the_holdout_gets_nothing(data
             await uow.commit()
             return count
 
-    assert _run(database_url, ws, start) == 2000
+    assert _run(database_url, ws, start) == AUDIENCE
     rows = _deliveries(database_url, ws, campaign_id)
     holdout = [r for r in rows if r.holdout]
     assert all(r.status == "SKIPPED" and r.reason == "holdout" for r in holdout)
-    assert abs(len(holdout) / 2000 - 0.10) < 0.03
+    assert abs(len(holdout) / AUDIENCE - 0.10) < 0.03
     rest = [r for r in rows if not r.holdout]
     share_a = sum(1 for r in rest if r.variant == "a") / len(rest)
     assert abs(share_a - 0.75) < 0.03
