@@ -346,3 +346,9 @@ class Autocommit:
         """Run and commit one statement; how many rows it touched."""
         cursor = await self._raw.execute(statement.sql, statement.params, prepare=statement.prepare)
         return cursor.rowcount
+
+    async def fetch(self, statement: Statement) -> list[Any]:
+        """Run and commit one statement; its rows as named tuples."""
+        cursor = self._raw.cursor(row_factory=namedtuple_row)
+        await cursor.execute(statement.sql, statement.params, prepare=statement.prepare)
+        return await cursor.fetchall()

@@ -56,12 +56,6 @@ class Sending:
     lease: timedelta = LEASE
 
 
-async def claim(
-    uow: UnitOfWork, campaign_id: UUID, *, limit: int = BATCH, lease: timedelta = LEASE
-) -> list[Claimed]:
-    return await repository.claim(uow, campaign_id, limit=limit, lease=lease)
-
-
 def _emails(merged: dict[UUID, list[UUID]], held: dict[UUID, list[Any]]) -> dict[UUID, str]:
     found: dict[UUID, str] = {}
     for survivor, ids in merged.items():
@@ -120,6 +114,7 @@ class _Batch:
     policy: policy_rules.SendPolicy
     recent: dict[UUID, int]  # messages sent to each recipient within the cap's window
     workspace_id: UUID
+    now: datetime
 
 
 async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
@@ -150,7 +145,7 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
         campaign, compiled, await template_services.sender(uow), signers, domain.domain, people,
         _emails(merged, held),
         await _gate(uow, Keys(sending.secret), merged, held, campaign.purpose), survivors,
-        rules, recent, uow.workspace_id,
+        rules, recent, uow.workspace_id, uow.clock.now(),
     )  # fmt: skip
 
 
@@ -221,6 +216,15 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
     return outcome.result.value
 
 
+@dataclass
+class _Lease:
+    """A batch's hold on its deliveries: until when, and which are still its own."""
+
+    until: datetime
+    renew_at: datetime
+    mine: set[UUID]
+
+
 async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[str, int]:
     """Claim and send one batch of the campaign; queue the next one, or finish the campaign."""
     async with units() as uow:
@@ -228,13 +232,14 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
         if campaign.status != SENDING:
             return {}
         rates = (await policy_rules.get(uow)).rates
-        sending_domain = throttle.domain_of(campaign.from_email)
-        room = int(await throttle.room(uow, sending_domain, rates))
+        room = int(await throttle.room(uow, throttle.domain_of(campaign.from_email), rates))
         if room < 1:  # the sending domain's limit is reached: come back for its next token
             await _next_batch(uow, campaign_id, delay=timedelta(seconds=1 / rates.sending))
             await uow.commit()
             return {}
-        rows = await claim(uow, campaign_id, limit=min(BATCH, room), lease=sending.lease)
+        now = uow.clock.now()
+        lease = _Lease(now + sending.lease, now + sending.lease / 2, set())
+        rows = await repository.claim(uow, campaign_id, limit=min(BATCH, room), until=lease.until)
         await uow.commit()
     if not rows:
         await _finish_or_wait(units, campaign_id)
@@ -242,7 +247,28 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
     async with units() as uow:
         batch = await _prepare(uow, sending, campaign, rows)
     tally: dict[str, int] = {}
-    now = uow.clock.now()
+    to_send = await _sort_out(units, batch, rows, rates, tally)
+    lease.mine = {row.id for row in to_send}
+    async with units() as uow, uow.autocommit() as out:  # the outcomes, a commit each
+        for n, row in enumerate(to_send):
+            if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
+                await _release(units, [r.id for r in to_send[n:] if r.id in lease.mine],
+                               lease.until)  # fmt: skip
+                return tally
+            if not await _still_held(out, sending, batch, lease, to_send[n:]):
+                continue  # its lease passed and another worker has it
+            result = await _send_one(out, sending, batch, row)
+            tally[result] = tally.get(result, 0) + 1
+    async with units() as uow:
+        await _next_batch(uow, campaign_id)
+        await uow.commit()
+    return tally
+
+
+async def _sort_out(units: Units, batch: _Batch, rows: list[Claimed], rates: throttle.Rates,
+                    tally: dict[str, int]) -> list[Claimed]:  # fmt: skip
+    """Record the skipped and the held, take the throttle's tokens; the rows to send now."""
+    now = batch.now
     skipped = {row.id: reason for row in rows if (reason := _skip_reason(batch, row))}
     held = {row.id: hold for row in rows
             if row.id not in skipped and (hold := _hold(batch, row, now))}  # fmt: skip
@@ -253,26 +279,33 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
         for delivery_id, (status, until, why) in held.items():
             repository.record(uow, delivery_id, status=status, reason=why, due_at=until)
             tally[status] = tally.get(status, 0) + 1
-        admitted = await throttle.admit(uow, sending_domain, rates, [
-            (row.id, batch.emails[batch.survivors[row.profile_id]]) for row in sendable])  # fmt: skip
+        admitted = await throttle.admit(uow, throttle.domain_of(batch.campaign.from_email), rates,
+                                        [(row.id, batch.emails[batch.survivors[row.profile_id]])
+                                         for row in sendable])  # fmt: skip
         await repository.defer(uow, admitted.waiting)
         await uow.commit()
     if skipped:
         tally["SKIPPED"] = len(skipped)
     if admitted.waiting:
         tally["THROTTLED"] = len(admitted.waiting)
-    to_send = [row for row in sendable if row.id in admitted.allowed]
-    async with units() as uow, uow.autocommit() as out:  # the outcomes, a commit each
-        for n, row in enumerate(to_send):
-            if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
-                await _release(units, [r.id for r in to_send[n:]])
-                return tally
-            result = await _send_one(out, sending, batch, row)
-            tally[result] = tally.get(result, 0) + 1
-    async with units() as uow:
-        await _next_batch(uow, campaign_id)
-        await uow.commit()
-    return tally
+    return [row for row in sendable if row.id in admitted.allowed]
+
+
+async def _still_held(out: Autocommit, sending: Sending, batch: _Batch, lease: _Lease,
+                      rest: list[Claimed]) -> bool:  # fmt: skip
+    """Whether the batch still holds the first of `rest`: past half the lease (a slow relay),
+    the rest is held longer, and what another worker took after the lease passed is dropped."""
+    now = out.clock.now()
+    if now >= lease.renew_at:
+        held, lease.until, lease.renew_at = (
+            lease.until,
+            now + sending.lease,
+            now + sending.lease / 2,
+        )
+        lease.mine = await repository.renew(out, batch.workspace_id,
+                                            [r.id for r in rest if r.id in lease.mine],
+                                            held=held, until=lease.until)  # fmt: skip
+    return rest[0].id in lease.mine
 
 
 async def _next_batch(uow: UnitOfWork, campaign_id: UUID, delay: timedelta | None = None) -> None:
@@ -286,9 +319,9 @@ async def _still_sending(units: Units, campaign_id: UUID) -> bool:
         return await repository.status(uow, campaign_id) == SENDING
 
 
-async def _release(units: Units, ids: list[UUID]) -> None:
+async def _release(units: Units, ids: list[UUID], held: datetime) -> None:
     async with units() as uow:
-        await repository.release(uow, ids)
+        await repository.release(uow, ids, held=held)
         await uow.commit()
 
 

@@ -1,7 +1,7 @@
 """The sending SQL: the audience snapshot, claiming a batch, recording outcomes, what is left."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -44,15 +44,32 @@ class Claimed:
 
 
 async def claim(
-    uow: UnitOfWork, campaign_id: UUID, *, limit: int, lease: timedelta
+    uow: UnitOfWork, campaign_id: UUID, *, limit: int, until: datetime
 ) -> list[Claimed]:
-    """Up to `limit` due deliveries no worker holds, held now until the lease passes."""
-    now = uow.clock.now()
+    """Up to `limit` due deliveries no worker holds, held from now `until` (the lease)."""
     rows = await uow.fetch(
         _CLAIM,
-        {"ws": uow.workspace_id, "c": campaign_id, "now": now, "lease": now + lease, "n": limit},
-    )
+        {"ws": uow.workspace_id, "c": campaign_id, "now": uow.clock.now(), "lease": until,
+         "n": limit},
+    )  # fmt: skip
     return [Claimed(r.id, r.profile_id, r.variant, r.attempts) for r in rows]
+
+
+_RENEW = (
+    "UPDATE deliveries SET lease_until = %(until)s WHERE workspace_id = %(ws)s "
+    "AND id = ANY(%(ids)s) AND lease_until = %(held)s RETURNING id"
+)
+
+
+async def renew(
+    out: Autocommit, workspace_id: UUID, ids: list[UUID], *, held: datetime, until: datetime
+) -> set[UUID]:
+    """Hold the deliveries longer; those still held under the lease `held` (the others went
+    to another worker when it passed)."""
+    rows = await out.fetch(
+        Statement(_RENEW, {"ws": workspace_id, "ids": ids, "held": held, "until": until})
+    )
+    return {row.id for row in rows}
 
 
 def _outcome(
@@ -121,13 +138,14 @@ async def status(uow: UnitOfWork, campaign_id: UUID) -> str | None:
     return str(rows[0].status) if rows else None
 
 
-async def release(uow: UnitOfWork, ids: list[UUID]) -> None:
-    """Let go of held deliveries, for the next claim."""
+async def release(uow: UnitOfWork, ids: list[UUID], *, held: datetime) -> None:
+    """Let go of deliveries held under the lease `held`, for the next claim."""
     await uow.execute(
         update(deliveries)
-        .where(deliveries.c.workspace_id == uow.workspace_id, deliveries.c.id.in_(ids))
+        .where(deliveries.c.workspace_id == uow.workspace_id, deliveries.c.id.in_(ids),
+               deliveries.c.lease_until == held)
         .values(lease_until=None)
-    )
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,13 @@ import dramatiq
 import psycopg
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy.engine import make_url
 
 from domain.db import create_engine, session_factory
 from domain.outbox import Job, OutboxRelay
 from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE
 from tests.support.factories import outbox_job, seeding
-from tests.support.proxy import Proxy
+from tests.support.proxy import database_proxy
 from tests.support.worker import running_worker, wait_for
 
 PROBE = "tests.support.probe_actors"
@@ -116,22 +115,9 @@ def test_commit_runs_once_and_rollback_never_on_a_real_worker(database_url, tmp_
     assert sent_at is not None
 
 
-def _broker_proxy(database_url: str) -> tuple[Proxy, str]:
-    url = make_url(database_url)
-    socket_dir = url.query.get("host")
-    if socket_dir:
-        proxy = Proxy(target_socket=Path(str(socket_dir)) / f".s.PGSQL.{url.port or 5432}")
-    else:
-        proxy = Proxy(target_host=url.host or "127.0.0.1", target_port=url.port or 5432)
-    broker_url = url.set(host="127.0.0.1", port=proxy.port, query={}).render_as_string(
-        hide_password=False
-    )
-    return proxy, broker_url
-
-
 def test_job_committed_while_broker_is_down_runs_once_it_is_back(database_url, tmp_path):
     path = tmp_path / "runs.txt"
-    proxy, broker_url = _broker_proxy(database_url)
+    proxy, broker_url = database_proxy(database_url)
     proxy.start()
     try:
         with running_worker(database_url, broker_url=broker_url) as log:

@@ -6,6 +6,8 @@ import socket
 import threading
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -87,3 +89,15 @@ class Proxy:
         self.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+def database_proxy(database_url: str) -> tuple[Proxy, str]:
+    """A proxy in front of the database server, and the database's URL through it."""
+    url = make_url(database_url)
+    socket_dir = url.query.get("host")
+    if socket_dir:
+        proxy = Proxy(target_socket=Path(str(socket_dir)) / f".s.PGSQL.{url.port or 5432}")
+    else:
+        proxy = Proxy(target_host=url.host or "127.0.0.1", target_port=url.port or 5432)
+    through = url.set(host="127.0.0.1", port=proxy.port, query={})
+    return proxy, through.render_as_string(hide_password=False)

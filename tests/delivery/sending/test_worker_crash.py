@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from delivery.sending import campaigns, pipeline
+from delivery.sending import campaigns
 from domain.uow import UnitOfWork
 from tests.cdp.segments.support import in_uow
 from tests.conftest import new_workspace
 from tests.delivery.sending.test_campaigns import ACTOR, _campaign
 from tests.support import factories
-from tests.support.proxy import free_port
+from tests.support.proxy import database_proxy, free_port
 from tests.support.worker import worker_process
 
 pytestmark = pytest.mark.slow
@@ -81,8 +81,65 @@ def test_a_killed_worker_leaves_its_batch_to_the_next_one(database_url):
     # The worker sends every workspace's due campaigns: count this test's recipients only.
     received = [r for r in inbox.recipients if r.startswith("k")]
     assert set(received) == {f"k{i}@example.org" for i in range(RECIPIENTS)}
+    # At most the message each running batch had in flight goes out twice: far less than
+    # the one batch that Done-when allows.
     duplicates = len(received) - RECIPIENTS
-    assert 0 <= duplicates <= pipeline.BATCH
+    assert 0 <= duplicates <= campaigns.PARALLEL_BATCHES
+
+    async def counts(uow: UnitOfWork) -> dict[str, int]:
+        return (await campaigns.counts(uow, [campaign_id]))[campaign_id]
+
+    assert in_uow(database_url, ws, counts) == {"SENT": RECIPIENTS}
+
+
+def test_a_database_that_goes_away_mid_campaign_is_waited_for_and_nothing_is_lost(database_url):
+    """Every connection to PostgreSQL cut for a few seconds, as a restart does."""
+    ws = new_workspace(database_url, "outage").workspace.id
+    with factories.seeding(database_url) as db:
+        for i in range(RECIPIENTS):
+            pid = factories.profile(db, ws, identifiers=[("email", f"o{i}@example.org")])
+            factories.consent_record(db, ws, pid)
+        db.commit()
+    campaign_id = _campaign(database_url, ws)
+    inbox = _SlowInbox()
+    port = free_port()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    proxy, through_proxy = database_proxy(database_url)
+    proxy.start()
+    env = {"SMTP_PORT": str(port), "SEND_LEASE_SECONDS": "3", "PUBLIC_URL": "https://cdp.example"}
+
+    async def send(uow: UnitOfWork) -> None:
+        await campaigns.send(uow, ACTOR, campaign_id)
+
+    def status() -> str:
+        async def read(uow: UnitOfWork) -> str:
+            return (await campaigns.get(uow, campaign_id)).status
+
+        return in_uow(database_url, ws, read)
+
+    def ours() -> list[str]:
+        return [r for r in inbox.recipients if r.startswith("o")]
+
+    try:
+        with worker_process(through_proxy, extra_env=env):
+            in_uow(database_url, ws, send)
+            _wait(lambda: len(ours()) >= 150, 60, "the first messages")
+            proxy.stop()  # every connection drops, and none can be made
+            during = len(ours())
+            time.sleep(3)
+            assert len(ours()) - during <= campaigns.PARALLEL_BATCHES, "sent with no database"
+            assert status() == "SENDING"
+            proxy.start()
+            _wait(lambda: status() == "SENT", 180, "the campaign to finish")
+    finally:
+        proxy.close()
+        server.stop()
+
+    received = ours()
+    assert set(received) == {f"o{i}@example.org" for i in range(RECIPIENTS)}
+    # Only a message whose outcome the database never heard of goes out again.
+    assert 0 <= len(received) - RECIPIENTS <= campaigns.PARALLEL_BATCHES
 
     async def counts(uow: UnitOfWork) -> dict[str, int]:
         return (await campaigns.counts(uow, [campaign_id]))[campaign_id]
