@@ -15,9 +15,24 @@ async def healthz(_: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+async def _relay_answers(host: str, port: int) -> None:
+    """Connect to the SMTP relay and read its greeting; raise when it does not answer 220."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        greeting = await reader.readline()
+        if not greeting.startswith(b"220"):
+            raise ConnectionError(greeting[:80].decode(errors="replace").strip() or "no greeting")
+        writer.write(b"QUIT\r\n")
+    finally:
+        writer.close()
+
+
 async def readyz(request: Request) -> JSONResponse:
+    """503 when the API cannot serve (database, broker); a relay that does not answer is
+    reported as `degraded`: requests are served, and mail waits and is retried."""
     state = request.app.state.cdp
     problems: dict[str, str] = {}
+    degraded: dict[str, str] = {}
     try:
         async with asyncio.timeout(READY_TIMEOUT), state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -27,6 +42,13 @@ async def readyz(request: Request) -> JSONResponse:
         await asyncio.wait_for(asyncio.to_thread(brokers.check, state.broker), READY_TIMEOUT)
     except Exception as exc:  # noqa: BLE001
         problems["broker"] = type(exc).__name__
+    relay = state.settings.relay()
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await _relay_answers(relay.host, relay.port)
+    except Exception as exc:  # noqa: BLE001
+        degraded["relay"] = f"{relay.host}:{relay.port}: {type(exc).__name__}"
     if problems:
-        return JSONResponse({"status": "unavailable", "failing": problems}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable", "failing": problems, "degraded": degraded},
+                            status_code=503)  # fmt: skip
+    return JSONResponse({"status": "ready", "degraded": degraded})

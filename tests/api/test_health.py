@@ -1,5 +1,7 @@
 """Liveness, readiness and metrics."""
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -19,10 +21,29 @@ def test_request_id_is_echoed(client):
     assert response.headers["x-request-id"] == "abc-123"
 
 
-def test_readyz_when_everything_answers(client):
-    response = client.get("/readyz")
+def test_readyz_when_everything_answers(database_url):
+    port = free_port()
+    relay = Controller(Sink(), hostname="127.0.0.1", port=port)
+    relay.start()
+    try:
+        with TestClient(create_app(make_settings(database_url, smtp_port=port),
+                                   database_url=database_url)) as up:  # fmt: skip
+            response = up.get("/readyz")
+    finally:
+        relay.stop()
     assert response.status_code == 200
-    assert response.json() == {"status": "ready"}
+    assert response.json() == {"status": "ready", "degraded": {}}
+
+
+def test_readyz_serves_but_says_so_when_the_smtp_relay_does_not_answer(database_url):
+    port = free_port()
+    settings = make_settings(database_url, smtp_port=port)
+    with TestClient(create_app(settings, database_url=database_url)) as app:
+        response = app.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["degraded"]["relay"].startswith(f"127.0.0.1:{port}: ")
 
 
 def test_readyz_when_the_broker_does_not_answer(database_url):
