@@ -1,10 +1,12 @@
-"""Throttling: a recipient domain's and a sending domain's messages a second, with a moved clock."""
+"""Throttling (a recipient domain's and a sending domain's messages a second) and a relay that is
+down, with a moved clock."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from delivery.sending import campaigns, pipeline, relay
 from delivery.sending import policy as rules
@@ -13,10 +15,11 @@ from domain.errors import ValidationError
 from domain.uow import UnitOfWork
 from tests.cdp.segments.support import in_uow, recompute_pending
 from tests.conftest import new_workspace
-from tests.delivery.sending.test_campaigns import ACTOR, _campaign, smtp  # noqa: F401 - the fixture
+from tests.delivery.sending.test_campaigns import ACTOR, _campaign, _Inbox, smtp  # noqa: F401 - the fixture
 from tests.delivery.sending.test_policy import _drain, _with_clock
 from tests.support import factories
 from tests.support.database import SECRET
+from tests.support.proxy import free_port
 
 START = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -140,3 +143,39 @@ def test_a_rate_out_of_bounds_is_refused(policy, field):
     with pytest.raises(ValidationError) as caught:
         rules.check(policy)
     assert caught.value.field == field
+
+
+def test_a_relay_that_is_down_defers_every_message_and_they_go_once_it_is_back(database_url):
+    ws = new_workspace(database_url, "relay-down").workspace.id
+    _recipients(database_url, ws, [f"d{i}@example.org" for i in range(5)])
+    campaign_id = _throttled_campaign(
+        database_url, ws, rules.SendPolicy(sending_domain_rate=100, recipient_domain_rate=100)
+    )
+    port = free_port()  # nothing listens here yet
+    clock = FrozenClock(START)
+    sending = pipeline.Sending(SECRET, "https://cdp.example",
+                               relay.Pool(relay.RelaySettings("127.0.0.1", port)))  # fmt: skip
+
+    async def start(units: Any) -> dict[str, int]:
+        async with units() as uow:
+            await campaigns.send(uow, ACTOR, campaign_id)
+            await campaigns.start(uow, campaign_id)
+            await uow.commit()
+        return await _drain(units, sending, campaign_id)
+
+    assert _with_clock(database_url, ws, clock, start) == {"DEFERRED": 5}
+    rows = _deliveries(database_url, ws, campaign_id)
+    assert {row.status for row in rows} == {"DEFERRED"}  # nothing marked sent
+    assert all("could not be reached" in row.reason for row in rows)
+    assert {row.due_at for row in rows} == {START + pipeline.RETRY_BASE}
+
+    inbox = _Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        clock.set(START + pipeline.RETRY_BASE)
+        assert _with_clock(database_url, ws, clock,
+                           lambda u: _drain(u, sending, campaign_id)) == {"SENT": 5}  # fmt: skip
+    finally:
+        server.stop()
+    assert sorted(to for _, [to], _ in inbox.messages) == [f"d{i}@example.org" for i in range(5)]
