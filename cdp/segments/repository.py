@@ -327,20 +327,20 @@ class MembershipChange:
 # little. Every writer of a segment's members holds its lock
 # (`lock_segments`), so the rows read as present are all there are: the
 # insert needs no ON CONFLICT, whose speculative insertion costs more. The
-# exits are deleted by key, each probed in the index: as a join, with the
+# exits are deleted by their row addresses, read with the members (a TID
+# scan, which costs nothing when nobody leaves): as a join, with the
 # members' statistics stale (never analyzed since they were written), the
 # planner expected one member and compared every member with every other.
 _APPLY = (
     "WITH target AS MATERIALIZED ({members}), "
-    "present AS MATERIALIZED (SELECT m.profile_id FROM segment_members m "
+    "present AS MATERIALIZED (SELECT m.profile_id, m.ctid AS row FROM segment_members m "
     " WHERE m.workspace_id = %(ws)s AND m.segment_id = %(segment)s), "
     "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
     " SELECT %(ws)s, %(segment)s, t.id, %(at)s FROM target t "
     " WHERE t.id NOT IN (SELECT profile_id FROM present) "
     " RETURNING profile_id), "
-    "exited AS (DELETE FROM segment_members m WHERE m.workspace_id = %(ws)s "
-    " AND m.segment_id = %(segment)s AND m.profile_id = ANY(ARRAY("
-    "  SELECT profile_id FROM present WHERE profile_id NOT IN (SELECT id FROM target))) "
+    "exited AS (DELETE FROM segment_members m WHERE m.ctid = ANY(ARRAY("
+    "  SELECT row FROM present WHERE profile_id NOT IN (SELECT id FROM target))) "
     " RETURNING m.profile_id), "
     "logged AS (INSERT INTO segment_membership_history "
     " (workspace_id, change_id, segment_id, profile_id, entered, at) "
