@@ -235,13 +235,19 @@ def main() -> None:
                         break
                     time.sleep(0.2)
                 elapsed = time.perf_counter() - started
+        # Again after the campaign, the worker stopped: the machine's speed drifts over a
+        # run this long, and the ratio is taken to the mean of the two.
+        after = baseline_rate(port, envelopes)
+        print(f"baseline again, after the campaign: {after:,.0f} messages/s", flush=True)
+        base = (base + after) / 2
     sent = counts.get("SENT", 0)
     rate = args.recipients / elapsed
     print(f"campaign: {state}, {counts} in {elapsed:.1f} s")
     print(f"end to end ({args.processes} worker processes x {args.threads} threads): "
           f"{rate:,.0f} messages/s (target >= {TARGET_RATE:,}: "
           f"{'MET' if rate >= TARGET_RATE else 'NOT MET'})")  # fmt: skip
-    print(f"ratio to the baseline: {rate / base:.2f} (target >= {TARGET_RATIO}: "
+    print(f"ratio to the baseline (the mean of both, {base:,.0f}/s): {rate / base:.2f} "
+          f"(target >= {TARGET_RATIO}: "
           f"{'MET' if rate / base >= TARGET_RATIO else 'NOT MET'})")  # fmt: skip
     per = max(sent, 1)
     print(f"CPU per message: worker {meter.server_seconds / per * 1000:.2f} ms, "
