@@ -17,10 +17,12 @@ log = structlog.get_logger(__name__)
 @dramatiq.actor(queue_name="maintenance", max_retries=5)
 async def enforce_event_retention(days: int) -> None:
     """Drop event partitions older than the retention period (idempotent)."""
-    async with jobs.runtime().uow() as uow:
+    runtime = jobs.runtime()
+    async with runtime.uow() as uow:
         dropped = await retention.drop_expired_partitions(uow, days=days)
         await uow.commit()
-    log.info("events.retention", days=days, partitions_dropped=dropped)
+    queued = await retention.reevaluate_after_drop(runtime.uow, days=days) if dropped else 0
+    log.info("events.retention", days=days, partitions_dropped=dropped, segments_queued=queued)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=5)

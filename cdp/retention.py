@@ -5,10 +5,13 @@ which is cheap; a workspace may set a shorter period of its own, enforced by
 deleting its older events.
 """
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from cdp import repository
+from cdp.segments import repository as segment_store
+from cdp.segments import services as segment_services
 from consent import audit
 from domain.errors import ValidationError
 from domain.uow import UnitOfWork
@@ -24,6 +27,19 @@ async def drop_expired_partitions(uow: UnitOfWork, *, days: int) -> int:
     if days <= 0:
         return 0
     return await repository.drop_event_partitions_before(uow, cutoff_for(uow.clock.now(), days))
+
+
+async def reevaluate_after_drop(units: Callable[[UUID | None], UnitOfWork], *, days: int) -> int:
+    """Queue a full evaluation of each segment, in every workspace, that counts events older
+    than `days` (an all-time count, say): the dropped months took some away. How many."""
+    async with units(None) as uow:
+        workspace_ids = await segment_store.workspaces_with_segments(uow)
+    queued = 0
+    for workspace_id in workspace_ids:
+        async with units(workspace_id) as uow:
+            queued += await segment_services.events_removed(uow, older_than=timedelta(days=days))
+            await uow.commit()
+    return queued
 
 
 MAX_WORKSPACE_RETENTION_DAYS = 3650

@@ -158,6 +158,12 @@ async def all_segments(uow: UnitOfWork) -> list[SegmentRow]:
     return [_row(row) for row in rows]
 
 
+async def workspaces_with_segments(uow: UnitOfWork) -> list[UUID]:
+    """Every workspace that has a segment (an owner function: the runtime role sees one)."""
+    rows = await uow.fetch("SELECT workspace_id FROM cdp_segment_workspaces()", {})
+    return [row.workspace_id for row in rows]
+
+
 # Upkeep
 
 _QUEUE_CHANGES = (
