@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from cdp import queries
 from cdp.model import Identifier
+from cdp.segments import explain as explaining
 from cdp.segments import repository as segment_store
 from consent import gate, ledger
 from consent.model import ConsentRecord, Contactability
@@ -158,6 +159,24 @@ def segment_sizes(info: Info, uow: UnitOfWork) -> DataLoader[UUID, int]:
         return [found[k] for k in keys]
 
     loader: DataLoader[UUID, int] = info.context.loader("segment_sizes", load)
+    return loader
+
+
+def segment_explanations(
+    info: Info, uow: UnitOfWork
+) -> DataLoader[tuple[UUID, UUID], explaining.Explanation]:
+    """Why each (segment id, profile id) is or is not a member: each profile's facts read once."""
+
+    async def load(
+        keys: Sequence[tuple[UUID, UUID]],
+    ) -> Sequence[explaining.Explanation | BaseException]:
+        rows = await segment_store.get_many(uow, sorted({segment_id for segment_id, _ in keys}))
+        asks = [(rows[segment_id], profile_id) for segment_id, profile_id in keys]
+        return await explaining.explain_many(uow, info.context.state.keys, asks)
+
+    loader: DataLoader[tuple[UUID, UUID], explaining.Explanation] = info.context.loader(
+        "segment_explanations", load
+    )
     return loader
 
 

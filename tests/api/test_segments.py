@@ -234,6 +234,36 @@ def test_explain_names_the_node_that_decided(client, workspace, database_url):
     assert tree["all"][1] | {"matched": False, "actual": "Rome"} == tree["all"][1]
 
 
+def test_explain_over_a_list_of_segments_reads_the_profile_once(
+    client, workspace, database_url, sql_counter
+):
+    ws, token = workspace.workspace.id, workspace.api_token
+    people = _seed_people(database_url, ws)
+    _create(client, token, "Pro in Berlin or Paris", PRO_IN_BERLIN)
+    _create(client, token, "Pro", {"trait": "plan", "op": "eq", "value": "pro"})
+    recompute_pending(database_url, ws)
+    query = (
+        "query($p: ID!) { segments(first: 20) { edges { node { name "
+        "explain(profileId: $p) { member } } } } }"
+    )
+
+    def explained() -> tuple[dict[str, bool], int]:
+        sql_counter.statements.clear()
+        body = gql(client, query, {"p": _profile_gid(people["bo"])}, token=token)
+        edges = body["data"]["segments"]["edges"]
+        # The outbox relay runs beside the request, for the jobs of the mutations before it.
+        ours = [x for x in sql_counter.statements if "outbox" not in x]
+        return {e["node"]["name"]: e["node"]["explain"]["member"] for e in edges}, len(ours)
+
+    two, statements_for_two = explained()
+    assert two == {"Pro in Berlin or Paris": False, "Pro": True}
+    for n in range(4):
+        _create(client, token, f"Pro {n}", {"trait": "plan", "op": "eq", "value": "pro"})
+    six, statements_for_six = explained()
+    assert len(six) == 6
+    assert statements_for_six == statements_for_two
+
+
 def test_the_definition_schema_is_published(client, workspace):
     body = gql(client, "{ segmentDefinitionSchema }", token=workspace.api_token)
     schema = body["data"]["segmentDefinitionSchema"]

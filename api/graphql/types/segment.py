@@ -13,7 +13,6 @@ from api.graphql import connection, loaders
 from api.graphql.ids import local_id
 from api.graphql.nodes import load_nodes
 from api.graphql.scalars import JSON
-from cdp.segments import explain as explaining
 from cdp.segments import repository as segment_store
 from cdp.segments.repository import SegmentRow
 from domain.credentials import SEGMENTS_READ
@@ -124,9 +123,8 @@ class SegmentNode(relay.Node):
     )
     async def explain(self, info: Info, profile_id: relay.GlobalID) -> SegmentExplanation:
         uow = await info.context.require(SEGMENTS_READ)
-        found = await explaining.explain(
-            uow, info.context.state.keys, self.row, local_id(profile_id, "Profile", "profileId")
-        )
+        asked = local_id(profile_id, "Profile", "profileId")
+        found = await loaders.segment_explanations(info, uow).load((self.row.id, asked))
         return SegmentExplanation(
             member=found.matched, is_member=found.is_member, tree=JSON(found.tree)
         )
