@@ -166,6 +166,28 @@ async def workspaces_with_segments(uow: UnitOfWork) -> list[UUID]:
 
 # Upkeep
 
+# A change checks whether its workspace has segments before queuing anything.
+# The check and the first segment's full evaluation could pass each other: a
+# change that saw no segment and committed after the evaluation began would
+# be in no segment's queue and not in the evaluation. So a change holds this
+# lock shared from before its check until it commits, and creating a segment
+# takes it exclusively: the creation waits for the changes in flight, which
+# the evaluation then sees, and the changes after it see the segment.
+_FIRST_SEGMENT = "segment-first:{}"
+
+
+def change_lock(workspace_id: UUID) -> Statement:
+    key = _FIRST_SEGMENT.format(workspace_id)
+    return Statement("SELECT pg_advisory_xact_lock_shared(hashtextextended(%(key)s, 0))",
+                     {"key": key})  # fmt: skip
+
+
+async def lock_out_changes(uow: UnitOfWork) -> None:
+    """Wait for the workspace's changes in flight, and hold new ones until this commits."""
+    key = _FIRST_SEGMENT.format(uow.workspace_id)
+    await uow.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
 _QUEUE_CHANGES = (
     "WITH queued AS ("
     " INSERT INTO segment_pending (workspace_id, changes, profiles)"

@@ -153,6 +153,7 @@ async def create(uow: UnitOfWork, actor: audit.Actor, data: SegmentInput) -> Seg
     name, description = _checked_text(data)
     parsed = parse(data.definition)
     await repository.lock_reference_graph(uow)
+    await repository.lock_out_changes(uow)
     if await repository.name_taken(uow, name, other_than=None):
         raise ConflictError(f'a segment named "{name}" exists', field="name")
     segment_id = new_id()
@@ -187,6 +188,7 @@ async def update(
     name, description = _checked_text(data)
     parsed = parse(data.definition)
     await repository.lock_reference_graph(uow)
+    await repository.lock_out_changes(uow)
     current = await repository.get(uow, segment_id, for_update=True)
     if current is None:
         raise NotFoundError("no such segment", field="id")

@@ -101,7 +101,9 @@ class PendingListener:
             actor=UPKEEP_ACTOR,
             queue=services.QUEUE,
         )
-        return [queued]
+        # The lock first, in a statement of its own: the check then sees a segment whose
+        # creation it waited for (`repository.change_lock`).
+        return [repository.change_lock(workspace_id), queued]
 
 
 changes.register(PendingListener())
