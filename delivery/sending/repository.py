@@ -91,19 +91,12 @@ def _outcome(
 
 
 def record(
-    uow: UnitOfWork,
-    delivery_id: UUID,
-    *,
-    status: str,
-    reason: str | None,
-    message_id: str | None = None,
-    sent_at: datetime | None = None,
-    due_at: datetime | None = None,
+    uow: UnitOfWork, delivery_id: UUID, *, status: str, reason: str, due_at: datetime | None = None
 ) -> None:
-    """One delivery's outcome, sent with the caller's commit in one round trip (and committed
-    without waiting for the disk)."""
+    """A delivery skipped or held before sending, sent with the caller's commit in one round
+    trip (and committed without waiting for the disk)."""
     outcome = _outcome(uow.workspace_id, delivery_id, uow.clock.now(), status=status,
-                       reason=reason, message_id=message_id, sent_at=sent_at, due_at=due_at)  # fmt: skip
+                       reason=reason, message_id=None, sent_at=None, due_at=due_at)  # fmt: skip
     uow.defer(_ASYNC_COMMIT, outcome)
 
 

@@ -54,6 +54,21 @@ def _deliveries(database_url: str, ws: UUID, campaign_id: UUID) -> list[Any]:
     return in_uow(database_url, ws, read)
 
 
+def _sender(port: int, campaign_id: UUID) -> tuple[pipeline.Sending, Any]:
+    """What sends to the relay at `port`, and the work that starts the campaign and drains it."""
+    sending = pipeline.Sending(SECRET, "https://cdp.example",
+                               relay.Pool(relay.RelaySettings("127.0.0.1", port)))  # fmt: skip
+
+    async def start(units: Any) -> dict[str, int]:
+        async with units() as uow:
+            await campaigns.send(uow, ACTOR, campaign_id)
+            await campaigns.start(uow, campaign_id)
+            await uow.commit()
+        return await _drain(units, sending, campaign_id)
+
+    return sending, start
+
+
 def test_a_recipient_domain_gets_its_rate_and_the_rest_waits_for_its_tokens(database_url, smtp):  # noqa: F811
     inbox, port = smtp
     ws = new_workspace(database_url, "throttle").workspace.id
@@ -64,15 +79,7 @@ def test_a_recipient_domain_gets_its_rate_and_the_rest_waits_for_its_tokens(data
         database_url, ws, rules.SendPolicy(sending_domain_rate=100, recipient_domain_rate=2)
     )
     clock = FrozenClock(START)
-    sending = pipeline.Sending(SECRET, "https://cdp.example",
-                               relay.Pool(relay.RelaySettings("127.0.0.1", port)))  # fmt: skip
-
-    async def start(units: Any) -> dict[str, int]:
-        async with units() as uow:
-            await campaigns.send(uow, ACTOR, campaign_id)
-            await campaigns.start(uow, campaign_id)
-            await uow.commit()
-        return await _drain(units, sending, campaign_id)
+    sending, start = _sender(port, campaign_id)
 
     assert _with_clock(database_url, ws, clock, start) == {"SENT": 8, "THROTTLED": 2}
     received = sorted(to for _, [to], _ in inbox.messages)
@@ -107,15 +114,7 @@ def test_a_sending_domain_at_its_rate_claims_only_what_it_may_send(database_url,
         database_url, ws, rules.SendPolicy(sending_domain_rate=3, recipient_domain_rate=100)
     )
     clock = FrozenClock(START)
-    sending = pipeline.Sending(SECRET, "https://cdp.example",
-                               relay.Pool(relay.RelaySettings("127.0.0.1", port)))  # fmt: skip
-
-    async def start(units: Any) -> dict[str, int]:
-        async with units() as uow:
-            await campaigns.send(uow, ACTOR, campaign_id)
-            await campaigns.start(uow, campaign_id)
-            await uow.commit()
-        return await _drain(units, sending, campaign_id)
+    sending, start = _sender(port, campaign_id)
 
     # A bucket of two seconds at three a second: six now, none claimed beyond them.
     assert _with_clock(database_url, ws, clock, start) == {"SENT": 6}
@@ -153,15 +152,7 @@ def test_a_relay_that_is_down_defers_every_message_and_they_go_once_it_is_back(d
     )
     port = free_port()  # nothing listens here yet
     clock = FrozenClock(START)
-    sending = pipeline.Sending(SECRET, "https://cdp.example",
-                               relay.Pool(relay.RelaySettings("127.0.0.1", port)))  # fmt: skip
-
-    async def start(units: Any) -> dict[str, int]:
-        async with units() as uow:
-            await campaigns.send(uow, ACTOR, campaign_id)
-            await campaigns.start(uow, campaign_id)
-            await uow.commit()
-        return await _drain(units, sending, campaign_id)
+    sending, start = _sender(port, campaign_id)
 
     assert _with_clock(database_url, ws, clock, start) == {"DEFERRED": 5}
     rows = _deliveries(database_url, ws, campaign_id)
