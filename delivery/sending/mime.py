@@ -69,7 +69,7 @@ class _LineCache:
 
     Quoted-printable encodes each line on its own, and most lines of a
     campaign's HTML are the template's, the same for every recipient: those
-    are encoded once (about half the bytes of a starter template's HTML).
+    are encoded once.
     """
 
     def __init__(self, size: int) -> None:
