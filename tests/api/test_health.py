@@ -38,12 +38,23 @@ def test_readyz_when_everything_answers(database_url):
 def test_readyz_serves_but_says_so_when_the_smtp_relay_does_not_answer(database_url):
     port = free_port()
     settings = make_settings(database_url, smtp_port=port)
+    relay = Controller(Sink(), hostname="127.0.0.1", port=port)
     with TestClient(create_app(settings, database_url=database_url)) as app:
         response = app.get("/readyz")
+        # The relay is asked again only after RELAY_CHECK_SECONDS: at once, the answer is kept.
+        relay.start()
+        try:
+            kept = app.get("/readyz").json()
+            app.app.state.relay_check = None  # as if the period had passed
+            again = app.get("/readyz").json()
+        finally:
+            relay.stop()
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
     assert body["degraded"]["relay"].startswith(f"127.0.0.1:{port}: ")
+    assert kept["degraded"] == body["degraded"]
+    assert again["degraded"] == {}
 
 
 def test_readyz_when_the_broker_does_not_answer(database_url):
