@@ -11,7 +11,7 @@ Two shapes, one set of rules:
   (`p.id IN (...)`), not a subquery per profile, so that it hashes each set;
 - the verdicts of a few profiles (`verdicts_query`) look each profile up by
   id and probe its rows through their indexes, in subqueries of the select
-  list. PostgreSQL turns subqueries of a WHERE clause into joins, and a join
+  list; its events are read once, for every event condition together. PostgreSQL turns subqueries of a WHERE clause into joins, and a join
   is planned from statistics, which lag behind a burst of new profiles, and
   may then read a whole table once per profile (bench/README.md,
   "Segments"). A subquery of the select list stays a probe per profile.
@@ -46,6 +46,11 @@ class _Builder:
     per_profile: bool
     digest_pads: tuple[bytes, bytes] | None
     params: dict[str, Any] = field(default_factory=dict)
+    # Per profile: each event condition's count, read in one pass over the
+    # profile's events (`verdicts_query`); the conditions refer to `p.counted`.
+    counted: list[str] | None = None
+    counted_names: set[str] = field(default_factory=set)
+    counted_since: list[timedelta | None] = field(default_factory=list)
 
     def param(self, value: Any, cast: str = "") -> str:
         name = f"v{len(self.params)}"
@@ -196,13 +201,11 @@ class _Builder:
         conditions.extend(self.at_path("e.properties", f.path, f.comparison) for f in node.where)
         sign = {m.EQ: "=", m.NEQ: "<>", m.GT: ">", m.GTE: ">=", m.LT: "<", m.LTE: "<="}
         threshold = f"{sign[node.count.op]} {self.param(node.count.value, '::bigint')}"
-        if self.per_profile:
-            where = " AND ".join([*conditions, "e.profile_id = p.id"])
-            if node.count in (m.Comparison(m.GTE, 1), m.Comparison(m.GT, 0)):
-                return f"(EXISTS (SELECT 1 FROM events e WHERE {where}))"
-            if node.count in (m.Comparison(m.EQ, 0), m.Comparison(m.LT, 1), m.Comparison(m.LTE, 0)):
-                return f"(NOT EXISTS (SELECT 1 FROM events e WHERE {where}))"
-            return f"((SELECT count(*) FROM events e WHERE {where}) {threshold})"
+        if self.counted is not None:
+            self.counted.append(" AND ".join(conditions[1:]))
+            self.counted_names.add(node.name)
+            self.counted_since.append(node.window)
+            return f"(p.counted[{len(self.counted)}] {threshold})"
         holds = f"count(*) {threshold}"
         # A profile with no such event is absent from the grouped set. When a
         # count of zero satisfies the condition, the set is that of the
@@ -356,18 +359,23 @@ def verdicts_query(
     if len(wanted) != len(profile_ids):
         raise ValueError("one mask per profile")
     builder = _Builder(workspace_id, now, per_profile=True, digest_pads=digest_pads)
-    verdicts = ", ".join(
-        f"CASE WHEN b.mask & {1 << n} <> 0 THEN {builder.node(node)} END"
-        for n, node in enumerate(nodes)
-    )
-    # LIMIT keeps the lookup a probe by id per profile, whatever the
+    builder.counted = []
+    verdicts = []
+    reading_events = 0
+    for n, node in enumerate(nodes):
+        before = len(builder.counted)
+        verdicts.append(f"CASE WHEN b.mask & {1 << n} <> 0 THEN {builder.node(node)} END")
+        if len(builder.counted) > before:
+            reading_events |= 1 << n
+    # LIMIT keeps each lookup a probe by id per profile, whatever the
     # statistics say (a subquery without it may be planned as a join).
     sql = (
         "SELECT b.id AS profile_id, s.n, COALESCE(p.verdicts[s.n + 1], false) AS member "
         "FROM unnest(%(ids)s::uuid[], %(masks)s::bigint[]) AS b(id, mask) "
-        f"LEFT JOIN LATERAL (SELECT ARRAY[{verdicts}] AS verdicts FROM profiles p "
+        f"LEFT JOIN LATERAL (SELECT ARRAY[{', '.join(verdicts)}] AS verdicts FROM ("
+        f"SELECT p.*, {_counts(builder, reading_events)} AS counted FROM profiles p "
         "WHERE p.workspace_id = %(ws)s AND p.id = b.id AND p.merged_into IS NULL "
-        "AND p.restricted_at IS NULL LIMIT 1) p ON true "
+        "AND p.restricted_at IS NULL LIMIT 1) p) p ON true "
         f"CROSS JOIN LATERAL generate_series(0, {len(nodes) - 1}) AS s(n) "
         "WHERE b.mask & (1::bigint << s.n) <> 0"
     )
@@ -375,6 +383,29 @@ def verdicts_query(
         "ws": workspace_id, "ids": list(profile_ids), "masks": list(wanted), **builder.params,
     }  # fmt: skip
     return CompiledQuery(sql, params)
+
+
+def _counts(builder: _Builder, reading_events: int) -> str:
+    """The profile's count for each event condition, from one pass over its events.
+
+    One pass, not a probe per condition: a probe costs about as much as
+    reading the few events most profiles have (bench/README.md, "Segments").
+    Only the names asked about are counted, from the earliest window's start
+    when every condition has a window; a profile whose asked definitions
+    count no events reads none.
+    """
+    if not builder.counted:
+        return "NULL::bigint[]"
+    names = builder.param(sorted(builder.counted_names), "::text[]")
+    conditions = ["e.workspace_id = %(ws)s", "e.profile_id = p.id", f"e.name = ANY({names})"]
+    windows = [w for w in builder.counted_since if w is not None]
+    if len(windows) == len(builder.counted_since):
+        conditions.append(f"e.timestamp >= {builder.since(max(windows))}")
+    counts = ", ".join(f"count(*) FILTER (WHERE {c})" for c in builder.counted)
+    return (
+        f"CASE WHEN b.mask & {reading_events} <> 0 THEN "
+        f"(SELECT ARRAY[{counts}] FROM events e WHERE {' AND '.join(conditions)}) END"
+    )
 
 
 def _band(builder: _Builder, instant: str, low: datetime, high: datetime) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cdp.segments import compiler, definition, evaluate
 from cdp.segments.model import INSTANT_PATTERN, Node, parse_instant
@@ -239,6 +240,37 @@ def _check(raw: dict[str, Any], seeded: Seeded, conn: psycopg.Connection[Any]) -
 @given(raw=strategies.definitions(segment_ids=SEGMENT_NAMES))
 def test_random_definitions_select_what_the_evaluator_accepts(raw, seeded, app_connection):
     _check(raw, seeded, app_connection)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    raws=st.lists(strategies.definitions(segment_ids=SEGMENT_NAMES), min_size=2, max_size=5),
+    asked=st.randoms(use_true_random=False),
+)
+def test_the_verdicts_of_several_definitions_at_once_are_each_ones_own(
+    raws, asked, seeded, app_connection
+):
+    """The upkeep asks about many definitions in one statement, which reads each profile's
+    events once for all of them: each definition's verdicts stay its own, whichever are asked."""
+    nodes = [_parse(raw, seeded) for raw in raws]
+    masks = [asked.getrandbits(len(nodes)) for _ in seeded.subset]
+    query = compiler.verdicts_query(
+        nodes, masks, workspace_id=seeded.workspace_id, now=NOW, profile_ids=seeded.subset,
+        digest_pads=Keys(SECRET).digest_pads(seeded.workspace_id),
+    )  # fmt: skip
+    found = {
+        (row[0], row[1]): row[2]
+        for row in app_connection.execute(query.sql, query.params, prepare=False)
+    }
+    expected = {
+        (pid, n): pid in seeded.facts and evaluate.evaluate(node, seeded.facts[pid], NOW)
+        for pid, mask in zip(seeded.subset, masks, strict=True)
+        for n, node in enumerate(nodes)
+        if mask & (1 << n)
+    }
+    assert found == expected, raws
 
 
 @pytest.mark.parametrize(
