@@ -92,11 +92,36 @@ class _LineCache:
 
 _CACHED_LINE = 64  # characters; a shorter line costs less to encode than to look up
 _lines = _LineCache(512)
+# MJML writes most of a message's HTML on one line, with the recipient's
+# values in a few of its table rows: a line this long is encoded a row at a
+# time, so that the rows the recipients share come from the cache.
+_LONG_LINE = 1000  # characters
+_ROW = "<tr"
+_MAX_QP_LINE = 76  # characters, the soft break's "=" included (RFC 2045)
+
+
+def _encoded_line(line: str) -> bytes:
+    if len(line) < _LONG_LINE:
+        return _lines.encoded(line)
+    first, *rows = line.split(_ROW)
+    pieces = [_lines.encoded(_ROW + row) for row in rows]
+    if first:
+        pieces.insert(0, _lines.encoded(first))
+    # A soft line break between pieces: read back, they are one line again.
+    return b"".join([_soft_break_after(p) for p in pieces[:-1]] + pieces[-1:])
+
+
+def _soft_break_after(encoded: bytes) -> bytes:
+    """`encoded` and a soft line break, its last line first cut if the "=" would make it too long."""
+    if len(encoded) - encoded.rfind(b"\n") - 1 < _MAX_QP_LINE:
+        return encoded + b"=\r\n"
+    cut = len(encoded) - (3 if encoded[-3:-2] == b"=" else 1)  # never inside an escape
+    return encoded[:cut] + b"=\r\n" + encoded[cut:] + b"=\r\n"
 
 
 def _quoted_printable(text: str) -> bytes:
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
-    return b"\r\n".join([_lines.encoded(line) for line in normalized.split("\n")])
+    return b"\r\n".join([_encoded_line(line) for line in normalized.split("\n")])
 
 
 def compose(headers: Sequence[tuple[str, str]], text: str, html: str) -> bytes:

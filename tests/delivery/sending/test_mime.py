@@ -65,3 +65,20 @@ def test_quoted_printable_line_by_line_is_the_whole_text_encoded_at_once(lines):
     # Twice: the second time, the long lines come from the cache.
     assert mime._quoted_printable(text) == _quoted_printable_at_once(text)
     assert mime._quoted_printable(text) == _quoted_printable_at_once(text)
+
+
+ROW = st.sampled_from(['<tr><td style="padding:0">', "Hi Ann, ", "é ", "=", " ", "\t", "x" * 90,
+                       "</td></tr>", "<tr", ".", "a" * 75 + " ", "x" * 74 + "é", "x" * 73 + "=",
+                       "x" * 75])  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(ROW, min_size=20, max_size=120))
+def test_a_long_line_encoded_a_row_at_a_time_reads_back_as_one_line(pieces):
+    line = "".join(pieces) * 4
+    text = f"before\n{line}\nafter"
+    # Twice: the second time, the rows come from the cache.
+    for encoded in (mime._quoted_printable(text), mime._quoted_printable(text)):
+        assert all(len(physical) <= 76 for physical in encoded.split(b"\r\n"))
+        undone = binascii.a2b_qp(encoded.replace(b"\r\n", b"\n"))
+        assert undone.decode() == text
