@@ -15,7 +15,7 @@ with its headers and DKIM signatures, SMTP to the relay.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -28,6 +28,7 @@ from delivery.sending import campaigns, domains, message, relay, repository, thr
 from delivery.sending import policy as policy_rules
 from delivery.sending.campaigns import SENDING, Campaign
 from delivery.sending.repository import Claimed
+from delivery.sending.sent_records import SentRecords
 from delivery.templates import recipients as template_recipients
 from delivery.templates import render as rendering
 from delivery.templates import services as template_services
@@ -48,12 +49,14 @@ Units = Callable[[], UnitOfWork]
 
 @dataclass(frozen=True)
 class Sending:
-    """What a worker process sends with: its secret, its public URL, its relay connections."""
+    """What a worker process sends with: its secret, its public URL, its relay connections, and
+    the SENT outcomes its batches record together."""
 
     secret: str
     base_url: str
     pool: relay.Pool
     lease: timedelta = LEASE
+    sent: SentRecords = field(default_factory=SentRecords)
 
 
 def _emails(merged: dict[UUID, list[UUID]], held: dict[UUID, list[Any]]) -> dict[UUID, str]:
@@ -204,8 +207,7 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
     async with sending.pool.connection() as connection:
         outcome = await connection.send(envelope)
     if outcome.result is relay.Result.SENT:
-        await repository.record_now(out, ws, row.id, status="SENT", reason=None,
-                                    message_id=envelope.message_id, sent_at=out.clock.now())  # fmt: skip
+        await sending.sent.record(out, ws, row.id, envelope.message_id, out.clock.now())
     elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
         retry = out.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
         await repository.record_now(out, ws, row.id, status="DEFERRED", reason=outcome.reply,

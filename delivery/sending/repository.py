@@ -100,6 +100,31 @@ def record(
     uow.defer(_ASYNC_COMMIT, outcome)
 
 
+# Several deliveries' SENT outcomes (`sent_records`). `id = ANY` keeps the
+# update a probe of the primary key per delivery, whatever the statistics.
+_RECORD_SENT_MANY = (
+    "UPDATE deliveries d SET status = 'SENT', reason = NULL, message_id = u.message_id, "
+    " sent_at = u.at, lease_until = NULL, updated_at = u.at "
+    "FROM unnest(%(ids)s::uuid[], %(message_ids)s::text[], %(ats)s::timestamptz[]) "
+    " AS u(id, message_id, at) "
+    "WHERE d.workspace_id = %(ws)s AND d.id = ANY(%(ids)s::uuid[]) AND d.id = u.id"
+)
+
+
+async def record_sent(
+    out: Autocommit, workspace_id: UUID, sent: list[tuple[UUID, str, datetime]]
+) -> None:
+    """Deliveries SENT, each (id, Message-ID, when), committed before this returns."""
+    if len(sent) == 1:
+        [(delivery_id, message_id, at)] = sent
+        params = {"ws": workspace_id, "id": delivery_id, "message_id": message_id, "at": at}
+        await out.execute(Statement(_RECORD_SENT, params, prepare=True))
+        return
+    ids, message_ids, ats = (list(column) for column in zip(*sent, strict=True))
+    params = {"ws": workspace_id, "ids": ids, "message_ids": message_ids, "ats": ats}
+    await out.execute(Statement(_RECORD_SENT_MANY, params, prepare=True))
+
+
 async def record_now(
     out: Autocommit,
     workspace_id: UUID,
@@ -112,11 +137,6 @@ async def record_now(
     due_at: datetime | None = None,
 ) -> None:
     """One delivery's outcome, committed before this returns (`UnitOfWork.autocommit`)."""
-    if status == "SENT" and reason is None and due_at is None and sent_at is not None:
-        # The usual outcome, with half the parameters to send.
-        params = {"ws": workspace_id, "id": delivery_id, "message_id": message_id, "at": sent_at}
-        await out.execute(Statement(_RECORD_SENT, params, prepare=True))
-        return
     await out.execute(_outcome(workspace_id, delivery_id, out.clock.now(), status=status,
                                reason=reason, message_id=message_id, sent_at=sent_at,
                                due_at=due_at))  # fmt: skip
