@@ -11,10 +11,11 @@ Two shapes, one set of rules:
   (`p.id IN (...)`), not a subquery per profile, so that it hashes each set;
 - the verdicts of a few profiles (`verdicts_query`) look each profile up by
   id and probe its rows through their indexes, in subqueries of the select
-  list; its events are read once, for every event condition together. PostgreSQL turns subqueries of a WHERE clause into joins, and a join
-  is planned from statistics, which lag behind a burst of new profiles, and
-  may then read a whole table once per profile (bench/README.md,
-  "Segments"). A subquery of the select list stays a probe per profile.
+  list, its events once for every event condition together. PostgreSQL
+  turns subqueries of a WHERE clause into joins, and a join is planned from
+  statistics, which lag behind a burst of new profiles, and may then read a
+  whole table once per profile (bench/README.md, "Segments"). A subquery of
+  the select list stays a probe per profile.
 """
 
 from collections.abc import Sequence

@@ -132,13 +132,12 @@ async def record_now(
     *,
     status: str,
     reason: str | None,
-    message_id: str | None = None,
-    sent_at: datetime | None = None,
     due_at: datetime | None = None,
 ) -> None:
-    """One delivery's outcome, committed before this returns (`UnitOfWork.autocommit`)."""
+    """One delivery's outcome other than SENT (`record_sent`), committed before this returns
+    (`UnitOfWork.autocommit`)."""
     await out.execute(_outcome(workspace_id, delivery_id, out.clock.now(), status=status,
-                               reason=reason, message_id=message_id, sent_at=sent_at,
+                               reason=reason, message_id=None, sent_at=None,
                                due_at=due_at))  # fmt: skip
 
 
