@@ -49,7 +49,7 @@ class _Builder:
     params: dict[str, Any] = field(default_factory=dict)
     # Per profile: each event condition's count, read in one pass over the
     # profile's events (`verdicts_query`); the conditions refer to `p.counted`.
-    counted: list[str] | None = None
+    counted: list[str] = field(default_factory=list)
     counted_names: set[str] = field(default_factory=set)
     counted_since: list[timedelta | None] = field(default_factory=list)
 
@@ -202,7 +202,7 @@ class _Builder:
         conditions.extend(self.at_path("e.properties", f.path, f.comparison) for f in node.where)
         sign = {m.EQ: "=", m.NEQ: "<>", m.GT: ">", m.GTE: ">=", m.LT: "<", m.LTE: "<="}
         threshold = f"{sign[node.count.op]} {self.param(node.count.value, '::bigint')}"
-        if self.counted is not None:
+        if self.per_profile:
             self.counted.append(" AND ".join(conditions[1:]))
             self.counted_names.add(node.name)
             self.counted_since.append(node.window)
@@ -360,7 +360,6 @@ def verdicts_query(
     if len(wanted) != len(profile_ids):
         raise ValueError("one mask per profile")
     builder = _Builder(workspace_id, now, per_profile=True, digest_pads=digest_pads)
-    builder.counted = []
     verdicts = []
     reading_events = 0
     for n, node in enumerate(nodes):

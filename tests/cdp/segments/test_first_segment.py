@@ -8,7 +8,7 @@ from cdp.segments import services
 from cdp.segments.upkeep import PendingListener
 from consent import audit
 from domain import changes
-from domain.uow import UnitOfWork
+from domain.uow import Statement, UnitOfWork
 from tests.cdp.segments.support import in_uow
 from tests.conftest import new_workspace
 from tests.support import factories
@@ -24,12 +24,23 @@ def _pending(database_url: str, ws: Any) -> int:
     return in_uow(database_url, ws, read)
 
 
-def test_a_segment_made_while_a_change_is_in_flight_waits_for_it(database_url):
-    ws = new_workspace(database_url, "first-segment").workspace.id
+def _pro_profile_change(database_url: str, name: str) -> tuple[Any, list[Statement]]:
+    """A workspace with one profile on the pro plan, and the statements a change to its traits
+    sends (`PendingListener`), not yet sent."""
+    ws = new_workspace(database_url, name).workspace.id
     with factories.seeding(database_url) as db:
         pid = factories.profile(db, ws, traits={"plan": "pro"})
         db.commit()
-    notices = PendingListener().statements(ws, {pid: frozenset({changes.TRAITS})})
+    return ws, PendingListener().statements(ws, {pid: frozenset({changes.TRAITS})})
+
+
+async def _make_pro_segment(uow: UnitOfWork) -> None:
+    await services.create(uow, ACTOR, services.SegmentInput(
+        "pro", None, {"trait": "plan", "op": "eq", "value": "pro"}))  # fmt: skip
+
+
+def test_a_segment_made_while_a_change_is_in_flight_waits_for_it(database_url):
+    ws, notices = _pro_profile_change(database_url, "first-segment")
     created = threading.Event()
 
     async def change_then_wait(uow: UnitOfWork) -> None:
@@ -40,11 +51,7 @@ def test_a_segment_made_while_a_change_is_in_flight_waits_for_it(database_url):
         assert not created.is_set(), "the segment was made while the change was in flight"
 
     def create() -> None:
-        async def make(uow: UnitOfWork) -> None:
-            await services.create(uow, ACTOR, services.SegmentInput(
-                "pro", None, {"trait": "plan", "op": "eq", "value": "pro"}))  # fmt: skip
-
-        in_uow(database_url, ws, make)
+        in_uow(database_url, ws, _make_pro_segment)
         created.set()
 
     thread = threading.Thread(target=create)
@@ -62,11 +69,7 @@ def test_a_segment_made_while_a_change_is_in_flight_waits_for_it(database_url):
 
 
 def test_a_change_that_comes_while_the_segment_is_made_waits_and_is_queued(database_url):
-    ws = new_workspace(database_url, "first-segment-2").workspace.id
-    with factories.seeding(database_url) as db:
-        pid = factories.profile(db, ws, traits={"plan": "pro"})
-        db.commit()
-    notices = PendingListener().statements(ws, {pid: frozenset({changes.TRAITS})})
+    ws, notices = _pro_profile_change(database_url, "first-segment-2")
     changed = threading.Event()
 
     def change() -> None:
@@ -79,8 +82,7 @@ def test_a_change_that_comes_while_the_segment_is_made_waits_and_is_queued(datab
     thread = threading.Thread(target=change)
 
     async def make_then_wait(uow: UnitOfWork) -> None:
-        await services.create(uow, ACTOR, services.SegmentInput(
-            "pro", None, {"trait": "plan", "op": "eq", "value": "pro"}))  # fmt: skip
+        await _make_pro_segment(uow)
         thread.start()
         time.sleep(0.5)
         assert not changed.is_set(), "the change went ahead of a segment being made"

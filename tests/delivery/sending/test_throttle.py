@@ -69,6 +69,13 @@ def _sender(port: int, campaign_id: UUID) -> tuple[pipeline.Sending, Any]:
     return sending, start
 
 
+def _drain_at(database_url: str, ws: UUID, clock: FrozenClock, sending: pipeline.Sending,
+              campaign_id: UUID, *, at: datetime) -> Any:  # fmt: skip
+    """What the campaign's batches send once the clock reads `at`."""
+    clock.set(at)
+    return _with_clock(database_url, ws, clock, lambda u: _drain(u, sending, campaign_id))
+
+
 def test_a_recipient_domain_gets_its_rate_and_the_rest_waits_for_its_tokens(database_url, smtp):  # noqa: F811
     inbox, port = smtp
     ws = new_workspace(database_url, "throttle").workspace.id
@@ -94,14 +101,9 @@ def test_a_recipient_domain_gets_its_rate_and_the_rest_waits_for_its_tokens(data
     assert {row.attempts for row in waiting} == {0}  # a wait for a token is not an attempt
 
     # Half a second later one token is back; a second later, both.
-    clock.set(START + timedelta(seconds=0.5))
-    assert _with_clock(database_url, ws, clock, lambda u: _drain(u, sending, campaign_id)) == {
-        "SENT": 1
-    }
-    clock.set(START + timedelta(seconds=1))
-    assert _with_clock(database_url, ws, clock, lambda u: _drain(u, sending, campaign_id)) == {
-        "SENT": 1
-    }
+    moments = [START + timedelta(seconds=s) for s in (0.5, 1)]
+    later = [_drain_at(database_url, ws, clock, sending, campaign_id, at=t) for t in moments]
+    assert later == [{"SENT": 1}, {"SENT": 1}]
     assert len(inbox.messages) == 10
     assert {row.status for row in _deliveries(database_url, ws, campaign_id)} == {"SENT"}
 
@@ -119,14 +121,9 @@ def test_a_sending_domain_at_its_rate_claims_only_what_it_may_send(database_url,
     # A bucket of two seconds at three a second: six now, none claimed beyond them.
     assert _with_clock(database_url, ws, clock, start) == {"SENT": 6}
     assert [row.status for row in _deliveries(database_url, ws, campaign_id)].count("QUEUED") == 4
-    clock.set(START + timedelta(seconds=1))
-    assert _with_clock(database_url, ws, clock, lambda u: _drain(u, sending, campaign_id)) == {
-        "SENT": 3
-    }
-    clock.set(START + timedelta(seconds=10))
-    assert _with_clock(database_url, ws, clock, lambda u: _drain(u, sending, campaign_id)) == {
-        "SENT": 1
-    }
+    moments = [START + timedelta(seconds=s) for s in (1, 10)]
+    later = [_drain_at(database_url, ws, clock, sending, campaign_id, at=t) for t in moments]
+    assert later == [{"SENT": 3}, {"SENT": 1}]
     assert len(inbox.messages) == 10
 
 
@@ -164,9 +161,8 @@ def test_a_relay_that_is_down_defers_every_message_and_they_go_once_it_is_back(d
     server = Controller(inbox, hostname="127.0.0.1", port=port)
     server.start()
     try:
-        clock.set(START + pipeline.RETRY_BASE)
-        assert _with_clock(database_url, ws, clock,
-                           lambda u: _drain(u, sending, campaign_id)) == {"SENT": 5}  # fmt: skip
+        later = START + pipeline.RETRY_BASE
+        assert _drain_at(database_url, ws, clock, sending, campaign_id, at=later) == {"SENT": 5}
     finally:
         server.stop()
     assert sorted(to for _, [to], _ in inbox.messages) == [f"d{i}@example.org" for i in range(5)]
