@@ -14,7 +14,7 @@ import api.contexts  # noqa: F401 - every context registers itself
 from api.graphql.schema import build_schema
 from api.graphql.state import AppState
 from api.graphql.view import GraphQLView
-from api.http import consent_links, health, oauth, tracking_api
+from api.http import consent_links, health, oauth, tracking_api, webhooks
 from api.http.observability import RequestContext, metrics
 from api.settings import Settings
 from domain import broker as brokers
@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             Route("/graphql", graphql, methods=["GET", "POST"]),
             *tracking_api.routes,
             *consent_links.routes,
+            *webhooks.routes,
         ],
         middleware=[Middleware(RequestContext)],
         exception_handlers={Exception: _internal_error},

@@ -6,6 +6,7 @@ import cdp.subjects
 import cdp.tables  # noqa: F401 - declares tables
 import consent.personal_data
 import consent.tables  # noqa: F401 - declares tables
+import delivery.deliverability.tables
 import delivery.personal_data
 import delivery.sending.campaigns
 import delivery.sending.tables

@@ -1,5 +1,6 @@
 """Typed settings, read from the environment (see the README for each)."""
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -9,6 +10,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from delivery.deliverability.dns_lookup import parse_server
+from delivery.deliverability.verification import Resolver
+from delivery.sending.domains import DnsSettings
 from delivery.sending.relay import RelaySettings, Tls
 from domain.db import Timeouts
 
@@ -41,6 +45,23 @@ class Settings(BaseSettings):
     spf_include: str | None = None
     return_path_host: str | None = None
     dkim_ed25519: bool = False
+    # Deliverability: the SMTP server for bounces and feedback loops (`cdp inbound`),
+    # the DNS server the checks ask ("host:port"; the system's resolvers when unset),
+    # and how long received reports keep their raw bytes.
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = Field(default=2525, ge=1, le=65535)
+    inbound_max_bytes: int = Field(default=32 * 1024 * 1024, ge=65536)
+    inbound_retention_days: int = Field(default=30, ge=1)
+    dns_resolver: str | None = None
+    dns_timeout: float = Field(default=5.0, gt=0, le=60)
+    # The public address the relay sends from, for the PTR check; unknown for a provider's relay.
+    relay_ip: str | None = None
+    # Relays' webhooks (POST /webhooks/{provider}); a provider left unset refuses every request.
+    webhook_sendgrid_public_key: SecretStr | None = None
+    webhook_postmark_username: str | None = None
+    webhook_postmark_password: SecretStr | None = None
+    webhook_generic_secret: SecretStr | None = None
+    webhook_ses_topic_arns: str | None = None  # comma-separated; SES is refused while unset
     # How long a worker holds a batch of deliveries; a dead worker's batch goes to another after it.
     send_lease_seconds: int = Field(default=300, ge=1, le=3600)
     log_level: str = "INFO"
@@ -66,6 +87,20 @@ class Settings(BaseSettings):
         if value and not value.replace("_", "").isalnum():
             raise ValueError("APP_DB_ROLE must be letters, digits and underscores")
         return value
+
+    @field_validator("dns_resolver")
+    @classmethod
+    def _resolver(cls, value: str | None) -> str | None:
+        if value:
+            parse_server(value)
+        return value or None
+
+    @field_validator("relay_ip")
+    @classmethod
+    def _relay_ip(cls, value: str | None) -> str | None:
+        if value:
+            ipaddress.ip_address(value)
+        return value or None
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> "Settings":
@@ -107,6 +142,17 @@ class Settings(BaseSettings):
     def bounce_host(self) -> str:
         """Where sending domains' return paths point (RETURN_PATH_HOST, or PUBLIC_URL's host)."""
         return self.return_path_host or urlsplit(self.base_url).hostname or self.host
+
+    def sending_dns(self) -> DnsSettings:
+        """What sending domains' DNS records point at."""
+        return DnsSettings(
+            relay_host=self.smtp_host, return_path_host=self.bounce_host,
+            spf_include=self.spf_include, ed25519=self.dkim_ed25519,
+        )  # fmt: skip
+
+    def dns_checks(self) -> Resolver:
+        """Where the DNS checks ask, how long they wait, and the relay's address for PTR."""
+        return Resolver(self.dns_resolver, self.dns_timeout, self.relay_ip)
 
     def secret(self) -> str:
         """The signing secret; in development one is made once and kept in DATA_DIR."""

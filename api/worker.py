@@ -19,6 +19,7 @@ import api.contexts  # noqa: F401 - registrations the actors rely on
 import cdp.actors
 import cdp.segments.actors
 import consent.dsr.actors  # noqa: F401 - declares its actors
+import delivery.deliverability.actors
 import delivery.sending.actors
 import domain.maintenance
 from api import embedded
@@ -65,6 +66,7 @@ class PeriodicTasks(dramatiq.Middleware):
 
     def _maintenance(self) -> None:
         domain.maintenance.purge_outbox.send()
+        delivery.deliverability.actors.deliverability_upkeep.send()
         cdp.actors.enforce_workspace_retention.send()
         if self._retention_days:
             cdp.actors.enforce_event_retention.send(self._retention_days)
@@ -114,6 +116,13 @@ def setup() -> dramatiq.Broker:
         )
     )
     jobs.configure(database_url=database_url, role=role, broker=broker, secret=settings.secret())
+    delivery.deliverability.actors.configure(
+        delivery.deliverability.actors.UpkeepSettings(
+            settings.sending_dns(),
+            settings.dns_checks(),
+            timedelta(days=settings.inbound_retention_days),
+        )
+    )
     delivery.sending.actors.configure(
         base_url=settings.base_url,
         relay_settings=settings.relay(),

@@ -5,7 +5,7 @@
 3. the profile store locks, resolves and writes the batch (`cdp.profile_store`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from cdp import identifiers as ids
 from cdp import queries
@@ -35,10 +35,15 @@ def message_identifiers(message: Message) -> tuple[tuple[Identifier, ...], tuple
     return tuple(found), either
 
 
-def operations_for(messages: Sequence[Message]) -> list[Operation]:
+def operations_for(
+    messages: Sequence[Message], identified_by: Mapping[str, Identifier] | None = None
+) -> list[Operation]:
+    """An operation per message; `identified_by` names, by message id, whose it is instead."""
     operations = []
     for message in messages:
         found, either = message_identifiers(message)
+        if identified_by is not None:
+            found, either = (identified_by[message.message_id],), ()
         operations.append(
             Operation(
                 identifiers=found,
@@ -63,7 +68,11 @@ def _unique(messages: Sequence[Message]) -> list[Message]:
 
 
 async def ingest(
-    uow: UnitOfWork, messages: Sequence[Message], *, require: Statement | None = None
+    uow: UnitOfWork,
+    messages: Sequence[Message],
+    *,
+    require: Statement | None = None,
+    identified_by: Mapping[str, Identifier] | None = None,
 ) -> None:
     """Store Segment messages; a message id seen before is accepted and not stored twice.
 
@@ -75,12 +84,16 @@ async def ingest(
       and cheaper than a round trip;
     - the write is deferred to the unit of work's commit, so the locks are
       held for one round trip less.
+
+    `identified_by` is for events the server records itself (an email
+    complaint, say): each message belongs to the profile holding the
+    identifier given for its id, not to the ids it carries.
     """
     unique = _unique(messages)
     if not unique:
         return
     claim = queries.claim_message_ids(uow.workspace_id, [m.message_id for m in unique])
-    operations = operations_for(unique)
+    operations = operations_for(unique, identified_by)
     before = [claim] if require is None else [require, claim]
     *_, claimed, read = await read_locked(uow, operations, before=before)
     fresh = {row.message_id for row in claimed}

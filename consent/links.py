@@ -151,7 +151,12 @@ def _by_link(
 
 
 async def one_click_unsubscribe(
-    uow: UnitOfWork, keys: Keys, target: LinkTarget, origin: Origin
+    uow: UnitOfWork,
+    keys: Keys,
+    target: LinkTarget,
+    origin: Origin,
+    *,
+    source: str = ONE_CLICK_SOURCE,
 ) -> ConsentRecord | None:
     """RFC 8058. None when the person was erased: there is nobody left to mail."""
     subject = await subjects.directory().of_profile(uow, target.profile_id)
@@ -161,10 +166,10 @@ async def one_click_unsubscribe(
         purpose=target.purpose,
         channel=target.channel,
         status=ConsentStatus.WITHDRAWN,
-        source=ONE_CLICK_SOURCE,
+        source=source,
         origin=origin,
     )
-    return await withdraw(uow, keys, subject, change, audit.Actor.subject_link(ONE_CLICK_SOURCE))
+    return await withdraw(uow, keys, subject, change, audit.Actor.subject_link(source))
 
 
 async def set_preference(

@@ -36,6 +36,8 @@ class SuppressionReason(StrEnum):
     OBJECTED = "objected"
     COMPLAINT = "complaint"
     HARD_BOUNCE = "hard_bounce"
+    # Soft bounces on several days in a row of weeks (delivery/deliverability).
+    SOFT_BOUNCE = "soft_bounce"
     UNSUBSCRIBED = "unsubscribed"
     MANUAL = "manual"
 

@@ -29,3 +29,33 @@ class Deliveries:
 
 
 registry.register(Deliveries())
+
+
+class InboundReports:
+    table = "inbound_messages"
+    category = "bounces, complaints and replies received about messages sent to a person"
+    purpose = "suppressing addresses that bounce or complain, and proving why"
+    retention = (
+        "the raw message for INBOUND_RETENTION_DAYS, what it said while the workspace exists"
+    )
+    _columns = ("received_at", "source", "mail_from", "kind", "bounce_class", "status_code",
+                "recipients", "diagnostic", "outcome", "delivery_id", "raw")  # fmt: skip
+
+    async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
+        rows = await repository.subject_rows(
+            uow, self.table, columns=self._columns, held_in=("profile_id",),
+            workspace_id=subject.workspace_id, profile_ids=subject.profile_ids,
+        )  # fmt: skip
+        for row in rows:
+            raw = row.pop("raw")
+            row["raw"] = bytes(raw).decode("utf-8", errors="replace") if raw is not None else None
+        return rows
+
+    async def erase(self, uow: UnitOfWork, subject: Subject) -> int:
+        return await repository.delete_subject_rows(
+            uow, self.table, held_in=("profile_id",),
+            workspace_id=subject.workspace_id, profile_ids=subject.profile_ids,
+        )  # fmt: skip
+
+
+registry.register(InboundReports())

@@ -36,6 +36,8 @@ from sqlalchemy.exc import ArgumentError
 
 from api import embedded
 from api.app import create_app
+from api.inbound import InboundServer
+from api.inbound import from_settings as inbound_server
 from api.logging import configure as configure_logging
 from api.mailcatcher import MailCatcher
 from api.settings import Settings
@@ -129,6 +131,10 @@ def _run(settings: Settings, stop: _StopSignals) -> None:
         _listen(
             settings.smtp_host, settings.smtp_port, "the mail catcher", "SMTP_HOST/SMTP_PORT"
         ).close()
+        _listen(
+            settings.inbound_host, settings.inbound_port, "the inbound SMTP server",
+            "INBOUND_HOST/INBOUND_PORT",
+        ).close()  # fmt: skip
         try:
             if settings.database_url:
                 _say(f"using DATABASE_URL ({_safe_url(settings.database_url)})…")
@@ -157,6 +163,11 @@ def _run(settings: Settings, stop: _StopSignals) -> None:
             _say(f"starting the mail catcher on {mail.address}…")
             mail.start()
             cleanup.callback(_stop_mail, mail)
+
+            bounces = inbound_server(settings, database_url)
+            _say(f"starting the inbound SMTP server (bounces, complaints) on {bounces.address}…")
+            bounces.start()
+            cleanup.callback(_stop_inbound, bounces)
 
             _say(f"starting the API on {_local_url(settings.host, settings.port)}…")
             server = uvicorn.Server(
@@ -377,6 +388,11 @@ def _stop_mail(mail: MailCatcher) -> None:
     mail.stop()
 
 
+def _stop_inbound(server: InboundServer) -> None:
+    _say("stopping the inbound SMTP server…")
+    server.stop()
+
+
 def _print_banner(
     settings: Settings, data_dir: Path, mail: MailCatcher, dev: DevCredentials
 ) -> None:
@@ -396,6 +412,7 @@ def _print_banner(
         ("GraphQL", f"{graphql}  (GraphiQL: open it in a browser)"),
         ("health", f"{base}/healthz"),
         ("SMTP", f"{mail.address}  (mail is saved to {mail.folder})"),
+        ("inbound SMTP", f"{settings.inbound_host}:{settings.inbound_port}  (bounces, complaints)"),
         ("data", str(data_dir)),
         ("database", database),
     ]

@@ -15,6 +15,7 @@ from api import embedded
 from api.cli.compliance import compliance_app, dsr_app
 from api.cli.errors import one_line_errors
 from api.cli.imports import import_app
+from api.cli.mail import mail_app
 from api.cli.segments import segments_app
 from api.cli.templates import templates_app
 from api.logging import configure as configure_logging
@@ -37,6 +38,7 @@ app.add_typer(dsr_app, name="dsr")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(segments_app, name="segments")
 app.add_typer(templates_app, name="templates")
+app.add_typer(mail_app, name="mail")
 
 
 @app.command()
@@ -137,6 +139,20 @@ def workspace_create(
     else:
         for key, value in payload.items():
             print(f"{key}: {value}")
+
+
+@app.command()
+@one_line_errors
+def inbound(
+    host: str | None = typer.Option(None, help="Interface to bind (default: INBOUND_HOST)."),
+    port: int | None = typer.Option(
+        None, help="Port to bind (default: INBOUND_PORT).", min=1, max=65535
+    ),
+) -> None:
+    """Run the SMTP server for bounces and feedback loops (the return-path addresses)."""
+    from api.cli.inbound import serve_inbound  # noqa: PLC0415 - only this command needs it
+
+    serve_inbound(get_settings(), host=host, port=port)
 
 
 @app.command("export-schema")

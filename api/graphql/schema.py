@@ -122,6 +122,9 @@ class Mutation:
     send_test_email = strawberry.mutation(resolver=template_mutations.send_test_email)
     add_sending_domain = strawberry.mutation(resolver=sending_domain_mutations.add_sending_domain)
     rotate_dkim_key = strawberry.mutation(resolver=sending_domain_mutations.rotate_dkim_key)
+    verify_sending_domain = strawberry.mutation(
+        resolver=sending_domain_mutations.verify_sending_domain
+    )
     create_campaign = strawberry.mutation(resolver=campaign_mutations.create_campaign)
     send_campaign = strawberry.mutation(resolver=campaign_mutations.send_campaign)
     pause_campaign = strawberry.mutation(resolver=campaign_mutations.pause_campaign)

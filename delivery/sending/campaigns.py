@@ -90,6 +90,7 @@ class Campaign:
     finished_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    paused_reason: str | None = None
 
 
 _COLUMNS = [campaigns.c[n] for n in Campaign.__dataclass_fields__]
@@ -301,14 +302,18 @@ async def queue_batches(uow: UnitOfWork, campaign_id: UUID, jobs: int = PARALLEL
                               queue_name=QUEUE))  # fmt: skip
 
 
-async def pause(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Campaign:
+async def pause(
+    uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID, *, reason: str | None = None
+) -> Campaign:
+    """Hold the campaign; `reason` says why when it was not a person (the reputation guard)."""
     campaign = await get(uow, campaign_id, for_update=True)
     if campaign.status not in (SENDING, SCHEDULED):
         raise ConflictError(f"the campaign is {campaign.status}: only sending or scheduled "
                             "campaigns pause", field="id")  # fmt: skip
-    await _set(uow, campaign_id, status=PAUSED)
+    await _set(uow, campaign_id, status=PAUSED, paused_reason=reason)
     await audit.record(uow, actor, "campaign.paused", object_type=CAMPAIGN_TYPE,
-                       object_id=campaign_id)  # fmt: skip
+                       object_id=campaign_id,
+                       details={"reason": reason} if reason else None)  # fmt: skip
     return await get(uow, campaign_id)
 
 
@@ -316,7 +321,7 @@ async def resume(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Camp
     campaign = await get(uow, campaign_id, for_update=True)
     if campaign.status != PAUSED:
         raise ConflictError(f"the campaign is {campaign.status}, not paused", field="id")
-    await _set(uow, campaign_id, status=SENDING)
+    await _set(uow, campaign_id, status=SENDING, paused_reason=None)
     if campaign.started_at is None:
         await uow.enqueue(Job(START_ACTOR, (str(uow.workspace_id), str(campaign_id)),
                               queue_name=QUEUE))  # fmt: skip

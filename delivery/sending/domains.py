@@ -116,6 +116,8 @@ def records(domain: SendingDomain, dns: DnsSettings) -> list[DnsRecord]:
     spf = f"include:{dns.spf_include}" if dns.spf_include else f"a:{dns.relay_host}"
     found += [
         DnsRecord("TXT", domain.domain, f"v=spf1 {spf} ~all"),
+        # Receivers check SPF at the envelope sender's domain: the return path's.
+        DnsRecord("TXT", f"bounces.{domain.domain}", f"v=spf1 {spf} ~all"),
         DnsRecord("TXT", f"_dmarc.{domain.domain}",
                   f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain.domain}"),
         DnsRecord("MX", f"bounces.{domain.domain}", f"10 {dns.return_path_host}"),
@@ -207,6 +209,18 @@ async def mark_published(uow: UnitOfWork, domain_id: UUID, selector: str) -> Non
                k.c.algorithm == found.algorithm, k.c.created_at < found.created_at,
                k.c.retired_at.is_(None))
         .values(retired_at=now)
+    )  # fmt: skip
+
+
+async def record_checks(
+    uow: UnitOfWork, domain_id: UUID, *, status: str, checks: list[dict[str, Any]]
+) -> None:
+    """Keep the latest DNS checks and the status they give (deliverability's checks)."""
+    await uow.execute(
+        update(sending_domains)
+        .where(sending_domains.c.workspace_id == uow.workspace_id,
+               sending_domains.c.id == domain_id)
+        .values(status=status, checks=checks, checked_at=uow.clock.now())
     )  # fmt: skip
 
 

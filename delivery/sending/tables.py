@@ -39,6 +39,8 @@ sending_domains = Table(
     Column("created_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "id"),
     UniqueConstraint("workspace_id", "domain", name="uq_sending_domains_domain"),
+    # Mail to the return path names a domain, not a workspace (cdp_inbound_workspaces).
+    Index("ix_sending_domains_domain", "domain"),
 )
 
 # One key per selector. A rotation adds a selector; the key signs once its
@@ -89,6 +91,8 @@ campaigns = Table(
     Column("scheduled_at", TS),
     Column("started_at", TS),
     Column("finished_at", TS),
+    # Why the reputation guard paused it (deliverability), cleared on resume.
+    Column("paused_reason", Text),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "id"),

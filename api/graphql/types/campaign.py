@@ -134,6 +134,9 @@ class CampaignNode(relay.Node):
     scheduled_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    paused_reason: str | None = strawberry.field(
+        description="Why the reputation guard paused the campaign; null when a person did."
+    )
     row: strawberry.Private[Campaign]
 
     @classmethod
@@ -143,7 +146,8 @@ class CampaignNode(relay.Node):
             purpose=row.purpose, from_email=row.from_email, from_name=row.from_name,
             reply_to=row.reply_to, holdout_percent=row.holdout_percent,
             local_time=row.local_time, scheduled_at=row.scheduled_at,
-            started_at=row.started_at, finished_at=row.finished_at, row=row,
+            started_at=row.started_at, finished_at=row.finished_at,
+            paused_reason=row.paused_reason, row=row,
         )  # fmt: skip
 
     @classmethod

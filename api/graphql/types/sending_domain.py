@@ -10,6 +10,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from api.graphql.nodes import load_nodes
+from api.settings import Settings
 from delivery.sending import domains
 from domain.credentials import MESSAGES_READ
 
@@ -52,13 +53,8 @@ class DnsCheck:
 
 
 def dns_settings(info: Info) -> domains.DnsSettings:
-    settings = info.context.state.settings
-    return domains.DnsSettings(
-        relay_host=settings.smtp_host,
-        return_path_host=settings.bounce_host,
-        spf_include=settings.spf_include,
-        ed25519=settings.dkim_ed25519,
-    )
+    settings: Settings = info.context.state.settings
+    return settings.sending_dns()
 
 
 @strawberry.type(name="SendingDomain")

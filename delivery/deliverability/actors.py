@@ -1,0 +1,119 @@
+"""Deliverability jobs: process a workspace's stored reports, and daily upkeep.
+
+The upkeep re-checks the DNS of every sending domain not checked for a day,
+empties the raw bytes of reports past their retention, and forgets soft
+bounces older than their counting window.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+import dramatiq
+import structlog
+
+from consent import audit
+from consent.keys import Keys
+from delivery.deliverability import processing, repository, verification
+from delivery.sending import domains
+from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
+from domain import jobs
+
+log = structlog.get_logger(__name__)
+RETRIES, BACKOFF_MS = 10, 1000
+RECHECK_EVERY = timedelta(days=1)
+UPKEEP_ACTOR = audit.Actor.system("dns-recheck")
+
+
+@dataclass(frozen=True)
+class UpkeepSettings:
+    dns: domains.DnsSettings
+    resolver: verification.Resolver
+    raw_retention: timedelta
+
+
+_upkeep: UpkeepSettings | None = None
+
+
+def configure(settings: UpkeepSettings) -> None:
+    """Set, once per worker process, what the daily upkeep checks against."""
+    global _upkeep  # noqa: PLW0603 - one per worker process
+    _upkeep = settings
+
+
+@dramatiq.actor(actor_name=repository.PROCESS_ACTOR, queue_name=repository.QUEUE,
+                max_retries=RETRIES, min_backoff=BACKOFF_MS)  # fmt: skip
+async def process_inbound(workspace_id: str) -> None:
+    count = await run_processing(UUID(workspace_id))
+    if count:
+        log.info("inbound.processed", workspace_id=workspace_id, reports=count)
+
+
+async def run_processing(workspace_id: UUID) -> int:
+    """Process every stored report of the workspace, a batch per transaction; how many."""
+    runtime = jobs.runtime()
+    keys = Keys(runtime.secret)
+    # The request goes first: a report stored from now on queues a new job.
+    async with runtime.uow(workspace_id) as uow:
+        await repository.take_request(uow)
+        await uow.commit()
+    total = 0
+    while True:
+        async with runtime.uow(workspace_id) as uow:
+            rows = await repository.claim(uow, processing.BATCH)
+            if not rows:
+                return total
+            try:
+                await processing.process(uow, keys, runtime.secret, rows)
+                await uow.commit()
+            except Exception:
+                log.exception("inbound.batch_failed", workspace_id=str(workspace_id))
+                await uow.rollback()
+                await _one_by_one(workspace_id, keys, runtime.secret, [r.id for r in rows])
+        total += len(rows)
+
+
+async def _one_by_one(workspace_id: UUID, keys: Keys, secret: str, ids: list[UUID]) -> None:
+    """After a batch failed: each report alone, and the one that fails again is marked FAILED."""
+    runtime = jobs.runtime()
+    for report_id in ids:
+        async with runtime.uow(workspace_id) as uow:
+            rows = await repository.claim_one(uow, report_id)
+            if not rows:
+                continue
+            try:
+                await processing.process(uow, keys, secret, rows)
+                await uow.commit()
+                continue
+            except Exception as exc:
+                log.exception("inbound.report_failed", report_id=str(report_id))
+                await uow.rollback()
+                error = f"{type(exc).__name__}: {exc}"[:500]
+        async with runtime.uow(workspace_id) as uow:
+            await repository.mark_failed(uow, report_id, error, uow.clock.now())
+            await uow.commit()
+
+
+@dramatiq.actor(actor_name="deliverability_upkeep", queue_name=repository.QUEUE, max_retries=0)
+async def deliverability_upkeep() -> None:
+    if _upkeep is None:
+        raise RuntimeError("deliverability is not configured; start workers with `cdp worker`")
+    runtime = jobs.runtime()
+    now = runtime.clock.now()
+    async with runtime.uow() as uow:
+        due = await repository.domains_to_check(uow, now - RECHECK_EVERY)
+        workspaces = await repository.sending_workspaces(uow)
+    for workspace_id, domain_id in due:
+        # One domain's failure must not hold up the others' checks.
+        try:
+            async with runtime.uow(workspace_id) as uow:
+                await verification.verify(uow, UPKEEP_ACTOR, domain_id, _upkeep.dns,
+                                          _upkeep.resolver)  # fmt: skip
+                await uow.commit()
+        except Exception:  # logged; the next round tries again
+            log.exception("deliverability.recheck_failed", domain_id=str(domain_id))
+    for workspace_id in workspaces:
+        async with runtime.uow(workspace_id) as uow:
+            await repository.forget_raw(uow, now - _upkeep.raw_retention)
+            await repository.purge_soft_bounces(uow, (now - processing.SOFT_BOUNCE_WINDOW).date())
+            await uow.commit()

@@ -1,0 +1,93 @@
+"""`cdp inbound` with a real worker: bounces and complaints sent over SMTP act within seconds."""
+
+import smtplib
+import time
+from collections.abc import Iterator
+from uuid import UUID
+
+import pytest
+
+from api.inbound import InboundServer
+from domain import broker as brokers
+from tests.delivery.deliverability import support
+from tests.support import factories
+from tests.support.database import APP_ROLE, SECRET
+from tests.support.proxy import free_port
+from tests.support.worker import running_worker
+
+# The promise: suppressed within 5 seconds of the report's arrival.
+PROMISE_SECONDS = 5.0
+
+
+@pytest.fixture
+def inbound_server(database_url: str) -> Iterator[InboundServer]:
+    broker = brokers.make_broker(None, database_url=database_url, role=APP_ROLE)
+    server = InboundServer(database_url, APP_ROLE, broker, SECRET, "127.0.0.1", free_port(),
+                           max_bytes=32 * 1024 * 1024)  # fmt: skip
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _suppressed(database_url: str, ws: UUID) -> dict[str, str]:
+    """Suppression reasons by identifier digest (hex), as the database holds them."""
+    with factories.seeding(database_url) as db:
+        rows = db.execute(
+            "SELECT encode(digest, 'hex'), reason FROM suppressions WHERE workspace_id = %s", (ws,)
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _statuses(database_url: str, ws: UUID) -> dict[UUID, str]:
+    with factories.seeding(database_url) as db:
+        rows = db.execute(
+            "SELECT id, status FROM deliveries WHERE workspace_id = %s", (ws,)
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def test_a_hard_dsn_and_a_complaint_suppress_within_seconds_and_a_soft_dsn_does_not(
+    database_url: str, inbound_server: InboundServer
+) -> None:
+    ann, bob, cyd = "ann@example.org", "bob@example.org", "cyd@example.org"
+    sent = support.sent_campaign(database_url, [ann, bob, cyd])
+    ws = sent.workspace_id
+    with running_worker(database_url):
+        started = time.monotonic()
+        with smtplib.SMTP(inbound_server.host, inbound_server.port) as smtp:
+            smtp.sendmail("", [sent.return_path(ann)], support.dsn(sent, ann, status="5.1.1"))
+            smtp.sendmail("", [f"fbl@bounces.{support.DOMAIN}"], support.arf(sent, bob))
+            smtp.sendmail("", [sent.return_path(cyd)],
+                          support.dsn(sent, cyd, status="4.2.2", diagnostic="mailbox full"))  # fmt: skip
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                smtp.sendmail("", ["someone@elsewhere.example"], b"Subject: hi\r\n\r\nhi\r\n")
+        deadline = started + PROMISE_SECONDS
+        while time.monotonic() < deadline and len(_suppressed(database_url, ws)) < 2:
+            time.sleep(0.05)
+        reasons = sorted(_suppressed(database_url, ws).values())
+        assert reasons == ["complaint", "hard_bounce"], f"after {time.monotonic() - started:.1f} s"
+        deadline = time.monotonic() + PROMISE_SECONDS
+        while time.monotonic() < deadline:
+            statuses = _statuses(database_url, ws)
+            if statuses[sent.deliveries[cyd]] != "SENT":
+                break
+            time.sleep(0.05)
+    assert statuses == {
+        sent.deliveries[ann]: "BOUNCED",
+        sent.deliveries[bob]: "COMPLAINED",
+        sent.deliveries[cyd]: "DEFERRED",
+    }
+    assert sorted(_suppressed(database_url, ws).values()) == ["complaint", "hard_bounce"]
+    with factories.seeding(database_url) as db:
+        stored = db.execute(
+            "SELECT state, kind, bounce_class, raw IS NOT NULL FROM inbound_messages"
+            " WHERE workspace_id = %s ORDER BY id",
+            (ws,),
+        ).fetchall()
+    assert stored == [
+        ("PROCESSED", "dsn", "hard", True),
+        ("PROCESSED", "arf", "complaint", True),
+        ("PROCESSED", "dsn", "soft", True),
+    ]
