@@ -24,6 +24,7 @@ from api.graphql.node_ids import resolve_node_ids_directly
 from api.graphql.permissions import requires
 from api.graphql.queries import audit_log as audit_log_queries
 from api.graphql.queries import campaigns as campaign_queries
+from api.graphql.queries import deliverability as deliverability_queries
 from api.graphql.queries import dsr as dsr_queries
 from api.graphql.queries import duplicates as duplicate_queries
 from api.graphql.queries import identity_conflicts as identity_conflict_queries
@@ -84,6 +85,7 @@ class Query:
     sending_domains = strawberry.field(resolver=sending_domain_queries.sending_domains)
     campaign = strawberry.field(resolver=campaign_queries.campaign)
     campaigns = strawberry.field(resolver=campaign_queries.campaigns)
+    deliverability_report = strawberry.field(resolver=deliverability_queries.deliverability_report)
 
     workspace = strawberry.field(
         resolver=workspace_queries.workspace,

@@ -129,7 +129,7 @@ async def _bounded(deadline: float, limit: float, lookups: Awaitable[T]) -> T | 
         async with asyncio.timeout_at(deadline):
             return await lookups
     except TimeoutError:
-        return Unanswered(f"The DNS server did not answer within {limit:g} seconds.",
+        return Unanswered(f"The DNS server did not answer within {limit:g} second{'' if limit == 1 else 's'}.",
                           timed_out=True)  # fmt: skip
     except Unanswered as error:
         return error

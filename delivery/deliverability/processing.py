@@ -54,8 +54,11 @@ def finding_of(row: repo.Pending) -> m.Finding:
         )  # fmt: skip
     raw = row.raw or b""
     report = reports.classify(raw)
+    # A forwarded address bounces as its final address; ours is the original recipient.
+    originals = tuple(f.original_recipient for f in report.failures if f.original_recipient)
+    named = tuple(dict.fromkeys((*report.recipients, *originals)))
     return m.Finding(
-        kind=report.kind, bounce_class=report.bounce_class, recipients=report.recipients,
+        kind=report.kind, bounce_class=report.bounce_class, recipients=named,
         status=report.status, delayed=report.delayed, message_id=report.original_message_id,
         return_paths=(*row.rcpt_to, *report.original_return_paths),
         unsubscribe=report.kind == "other" and _asks_unsubscribe(raw),

@@ -29,6 +29,7 @@ class Sent:
     campaign_id: UUID
     profiles: dict[str, UUID]  # email → profile
     deliveries: dict[str, UUID]  # email → delivery
+    api_token: str = ""
 
     def return_path(self, email: str) -> str:
         return message.return_path(SECRET, self.deliveries[email], DOMAIN)
@@ -41,7 +42,8 @@ def sent_campaign(
     database_url: str, emails: Sequence[str], *, status: str = "SENDING", extra_sent: int = 0
 ) -> Sent:
     """A workspace with a sending domain and a campaign sent to `emails` (and `extra_sent` more)."""
-    ws = new_workspace(database_url, "deliverability").workspace.id
+    created = new_workspace(database_url, "deliverability")
+    ws = created.workspace.id
     in_uow(database_url, ws, lambda uow: domains.add(uow, ACTOR, SECRET, DOMAIN, ed25519=False))
     campaign_id = new_id()
     profiles: dict[str, UUID] = {}
@@ -64,7 +66,7 @@ def sent_campaign(
         for _ in range(extra_sent):
             _delivery(db, ws, campaign_id, factories.profile(db, ws), now)
         db.commit()
-    return Sent(ws, campaign_id, profiles, deliveries)
+    return Sent(ws, campaign_id, profiles, deliveries, created.api_token)
 
 
 def _delivery(db: object, ws: UUID, campaign_id: UUID, profile_id: UUID, at: datetime) -> UUID:
