@@ -17,6 +17,7 @@ within about the limit even when the server never answers.
 """
 
 import asyncio
+import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -62,6 +63,10 @@ def expectation_for(
                         signing=domain.current(key.algorithm) == key)
         for key in domain.to_publish()
     )  # fmt: skip
+    if relay_ip is None:
+        # A relay named by its address is known by it: SPF may authorize it as ip4:/ip6:.
+        with contextlib.suppress(ValueError):
+            relay_ip = str(ipaddress.ip_address(dns.relay_host))
     return Expectation(domain.domain, keys, dns.relay_host, dns.return_path_host,
                        dns.spf_include, relay_ip)  # fmt: skip
 

@@ -11,6 +11,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+from delivery.sending.domains import spf_mechanism
+
 Status = Literal["PASS", "WARN", "FAIL"]
 DomainStatus = Literal["PENDING", "VERIFIED", "FAILING"]
 
@@ -51,7 +53,7 @@ class Expectation:
 
     @property
     def spf_term(self) -> str:
-        return f"include:{self.spf_include}" if self.spf_include else f"a:{self.relay_host}"
+        return spf_mechanism(self.relay_host, self.spf_include)
 
     @property
     def spf_value(self) -> str:

@@ -61,6 +61,7 @@ def finding_of(row: repo.Pending) -> m.Finding:
         kind=report.kind, bounce_class=report.bounce_class, recipients=named,
         status=report.status, delayed=report.delayed, message_id=report.original_message_id,
         return_paths=(*row.rcpt_to, *report.original_return_paths),
+        diagnostic=next((f.diagnostic for f in report.failures if f.diagnostic), None),
         unsubscribe=report.kind == "other" and _asks_unsubscribe(raw),
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ one keeps signing until the new record is seen in DNS (`mark_published`,
 which the DNS checks call), then it retires.
 """
 
+import ipaddress
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,6 +107,17 @@ def normalize(raw: str) -> str:
     return ascii_name
 
 
+def spf_mechanism(relay_host: str, spf_include: str | None) -> str:
+    """The SPF term that lets the relay send: its include, its address, or its host's."""
+    if spf_include:
+        return f"include:{spf_include}"
+    try:
+        address = ipaddress.ip_address(relay_host)
+    except ValueError:
+        return f"a:{relay_host}"
+    return f"ip{address.version}:{address}"
+
+
 def records(domain: SendingDomain, dns: DnsSettings) -> list[DnsRecord]:
     """What to publish: each DKIM key, SPF for the relay, DMARC, and the return path's MX."""
     found = [
@@ -113,7 +125,7 @@ def records(domain: SendingDomain, dns: DnsSettings) -> list[DnsRecord]:
                   dkim.dns_value(key.algorithm, key.public_key))
         for key in domain.to_publish()
     ]  # fmt: skip
-    spf = f"include:{dns.spf_include}" if dns.spf_include else f"a:{dns.relay_host}"
+    spf = spf_mechanism(dns.relay_host, dns.spf_include)
     found += [
         DnsRecord("TXT", domain.domain, f"v=spf1 {spf} ~all"),
         # Receivers check SPF at the envelope sender's domain: the return path's.
