@@ -98,6 +98,11 @@ async def _one_by_one(workspace_id: UUID, keys: Keys, secret: str, ids: list[UUI
 async def deliverability_upkeep() -> None:
     if _upkeep is None:
         raise RuntimeError("deliverability is not configured; start workers with `cdp worker`")
+    await run_upkeep(_upkeep)
+
+
+async def run_upkeep(settings: UpkeepSettings) -> None:
+    """Re-check the domains due, and apply the retention of reports, in every workspace."""
     runtime = jobs.runtime()
     now = runtime.clock.now()
     async with runtime.uow() as uow:
@@ -107,13 +112,13 @@ async def deliverability_upkeep() -> None:
         # One domain's failure must not hold up the others' checks.
         try:
             async with runtime.uow(workspace_id) as uow:
-                await verification.verify(uow, UPKEEP_ACTOR, domain_id, _upkeep.dns,
-                                          _upkeep.resolver)  # fmt: skip
+                await verification.verify(uow, UPKEEP_ACTOR, domain_id, settings.dns,
+                                          settings.resolver)  # fmt: skip
                 await uow.commit()
         except Exception:  # logged; the next round tries again
             log.exception("deliverability.recheck_failed", domain_id=str(domain_id))
     for workspace_id in workspaces:
         async with runtime.uow(workspace_id) as uow:
-            await repository.forget_raw(uow, now - _upkeep.raw_retention)
+            await repository.forget_raw(uow, now - settings.raw_retention)
             await repository.purge_soft_bounces(uow, (now - processing.SOFT_BOUNCE_WINDOW).date())
             await uow.commit()

@@ -54,7 +54,7 @@ def test_a_hard_dsn_and_a_complaint_suppress_within_seconds_and_a_soft_dsn_does_
     ann, bob, cyd = "ann@example.org", "bob@example.org", "cyd@example.org"
     sent = support.sent_campaign(database_url, [ann, bob, cyd])
     ws = sent.workspace_id
-    with running_worker(database_url):
+    with running_worker(database_url) as lines:
         started = time.monotonic()
         with smtplib.SMTP(inbound_server.host, inbound_server.port) as smtp:
             smtp.sendmail("", [sent.return_path(ann)], support.dsn(sent, ann, status="5.1.1"))
@@ -67,7 +67,9 @@ def test_a_hard_dsn_and_a_complaint_suppress_within_seconds_and_a_soft_dsn_does_
         while time.monotonic() < deadline and len(_suppressed(database_url, ws)) < 2:
             time.sleep(0.05)
         reasons = sorted(_suppressed(database_url, ws).values())
-        assert reasons == ["complaint", "hard_bounce"], f"after {time.monotonic() - started:.1f} s"
+        assert reasons == ["complaint", "hard_bounce"], (
+            f"after {time.monotonic() - started:.1f} s:\n" + "".join(lines[-30:])
+        )
         deadline = time.monotonic() + PROMISE_SECONDS
         while time.monotonic() < deadline:
             statuses = _statuses(database_url, ws)
@@ -91,3 +93,23 @@ def test_a_hard_dsn_and_a_complaint_suppress_within_seconds_and_a_soft_dsn_does_
         ("PROCESSED", "arf", "complaint", True),
         ("PROCESSED", "dsn", "soft", True),
     ]
+
+
+def test_a_huge_or_malformed_message_is_accepted_and_stored_whole(
+    database_url: str, inbound_server: InboundServer
+) -> None:
+    sent = support.sent_campaign(database_url, ["ann@example.org"])
+    rcpt = sent.return_path("ann@example.org")
+    huge = (b"Subject: returned with its attachment\r\nContent-Type: multipart/mixed; "
+            b'boundary="b"\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n'
+            + (b"QUFB" * 19 + b"\r\n") * (20 * 1024 * 1024 // 76) + b"--b--\r\n")  # fmt: skip
+    broken = b'Content-Type: multipart/report; boundary="x\r\n\r\n\xff\xfe--x\r\nno end\r\n'
+    with smtplib.SMTP(inbound_server.host, inbound_server.port) as smtp:
+        assert smtp.sendmail("", [rcpt], huge) == {}
+        assert smtp.sendmail("", [rcpt], broken) == {}
+    with factories.seeding(database_url) as db:
+        sizes = db.execute(
+            "SELECT length(raw) FROM inbound_messages WHERE workspace_id = %s ORDER BY id",
+            (sent.workspace_id,),
+        ).fetchall()
+    assert [s[0] for s in sizes] == [len(huge), len(broken)]
