@@ -18,8 +18,10 @@ import structlog
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from api.http.group_commit import GroupCommit
 from api.settings import Settings
 from delivery.deliverability import inbound
+from delivery.deliverability import repository as repo
 from domain import broker as brokers
 from domain.clock import Clock, SystemClock
 from domain.jobs import JobRuntime
@@ -40,6 +42,12 @@ def _as_bytes(content: bytes | str | None) -> bytes:
     return content
 
 
+# Messages of one workspace that arrive while its earlier ones are being stored
+# are stored together, in one transaction (bench/README.md, "Bounces").
+STORE_CONCURRENCY = 2
+STORE_MAX_ITEMS = 200
+
+
 class _Handler:
     """The aiosmtpd handler: routes each recipient to its workspace and stores the message."""
 
@@ -47,6 +55,14 @@ class _Handler:
         self.runtime = runtime
         self.router = inbound.Router(runtime.uow, secret)
         self.clock = runtime.clock
+        self.commits: GroupCommit[repo.NewReport] = GroupCommit(
+            self._store, concurrency=STORE_CONCURRENCY, max_items=STORE_MAX_ITEMS
+        )
+
+    async def _store(self, key: str, reports: list[repo.NewReport]) -> None:
+        async with self.runtime.uow(UUID(key)) as uow:
+            await inbound.keep(uow, *reports)
+            await uow.commit()
 
     async def handle_RCPT(  # noqa: N802 - the name aiosmtpd looks up
         self, _server: SMTP, _session: Session, envelope: Envelope, address: str,
@@ -74,13 +90,11 @@ class _Handler:
                 if workspace_id is not None:
                     by_workspace.setdefault(workspace_id, []).append(rcpt)
             for workspace_id, rcpts in by_workspace.items():
-                async with self.runtime.uow(workspace_id) as uow:
-                    report = inbound.mail_report(
-                        mail_from=envelope.mail_from, rcpt_to=tuple(rcpts), raw=raw,
-                        at=self.clock.now(),
-                    )  # fmt: skip
-                    await inbound.keep(uow, report)
-                    await uow.commit()
+                report = inbound.mail_report(
+                    mail_from=envelope.mail_from, rcpt_to=tuple(rcpts), raw=raw,
+                    at=self.clock.now(),
+                )  # fmt: skip
+                await self.commits.submit(str(workspace_id), [report])
         except Exception:
             log.exception("inbound.not_stored", rcpt=envelope.rcpt_tos, size=len(raw))
             return TRY_LATER

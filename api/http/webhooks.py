@@ -113,8 +113,7 @@ async def _store(state: AppState, provider: str, events: tuple[webhooks.Provider
             by_workspace.setdefault(workspace_id, []).append(event)
     for workspace_id, found in by_workspace.items():
         async with router.units(workspace_id) as uow:
-            for event in found:
-                await inbound.keep(uow, _report(provider, event))
+            await inbound.keep(uow, *(_report(provider, event) for event in found))
             await uow.commit()
     return sum(len(found) for found in by_workspace.values())
 

@@ -1,48 +1,48 @@
 """Suppression entries, found by the keyed hashes of identifiers."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
 
 from consent.model import Suppression, SuppressionReason
 from consent.repository.params import any_bytes
 from consent.tables import suppressions
 from domain.uow import UnitOfWork
 
-_INSERT = insert(suppressions).on_conflict_do_nothing()
+
+@dataclass(frozen=True)
+class NewEntry:
+    kind: str
+    digest: bytes
+    channel: str
+    purpose: str
+    reason: SuppressionReason
+    source: str
 
 
-async def insert_many(
-    uow: UnitOfWork,
-    digests: Sequence[tuple[str, bytes]],
-    *,
-    channel: str,
-    purpose: str,
-    reason: SuppressionReason,
-    source: str,
-    at: datetime,
-) -> int:
-    """Insert one entry per (identifier kind, digest); an entry that exists is kept as it was."""
-    result = await uow.execute(
-        _INSERT,
-        [
-            {
-                "workspace_id": uow.workspace_id,
-                "digest": digest,
-                "identifier_kind": kind,
-                "channel": channel,
-                "purpose": purpose,
-                "reason": reason.value,
-                "source": source,
-                "created_at": at,
-            }
-            for kind, digest in digests
-        ],
-    )
-    return int(result.rowcount or 0)
+async def insert_rows(uow: UnitOfWork, rows: Sequence[NewEntry], *, at: datetime) -> int:
+    """Insert entries of any reasons and sources in one statement; existing ones are kept."""
+    if not rows:
+        return 0
+    found = await uow.fetch(
+        "INSERT INTO suppressions (workspace_id, digest, identifier_kind, channel, purpose,"
+        " reason, source, created_at)"
+        " SELECT %(ws)s, r.digest, r.kind, r.channel, r.purpose, r.reason, r.source, %(at)s"
+        " FROM unnest(%(digests)s::bytea[], %(kinds)s::text[], %(channels)s::text[],"
+        " %(purposes)s::text[], %(reasons)s::text[], %(sources)s::text[])"
+        " AS r(digest, kind, channel, purpose, reason, source)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        {
+            "ws": uow.workspace_id, "at": at, "digests": [r.digest for r in rows],
+            "kinds": [r.kind for r in rows], "channels": [r.channel for r in rows],
+            "purposes": [r.purpose for r in rows], "reasons": [r.reason.value for r in rows],
+            "sources": [r.source for r in rows],
+        },
+    )  # fmt: skip
+    return len(found)
 
 
 async def delete_for(uow: UnitOfWork, digests: Sequence[bytes], reason: SuppressionReason) -> int:

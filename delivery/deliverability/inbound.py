@@ -84,12 +84,18 @@ class Router:
         return candidates[0]
 
 
-async def keep(uow: UnitOfWork, report: repo.NewReport) -> None:
-    """Store a report and queue its processing, in the caller's unit of work.
+async def keep(uow: UnitOfWork, *reports: repo.NewReport) -> None:
+    """Store reports and queue their processing, in the caller's unit of work.
 
     A relay's event stored before (the same external id) is not stored again.
     """
-    await uow.pipeline(repo.store(uow.workspace_id, report, job_id=new_id()))
+    if not reports:
+        return
+    [[row]] = await uow.pipeline(repo.store(uow.workspace_id, reports, job_id=new_id()))
+    fresh = sum(1 for r in reports if r.external_id is None)
+    if row.stored < fresh:
+        # Only a relay's event seen before may be left out: mail is never dropped.
+        raise RuntimeError(f"{fresh - row.stored} of {len(reports)} reports were not stored")
 
 
 def mail_report(

@@ -96,6 +96,7 @@ class _Work:
     audits: dict[str, list[tuple[object, Mapping[str, Any] | None]]] = field(default_factory=dict)
     complaints: list[tuple[UUID, m.Target, tuple[str, ...]]] = field(default_factory=list)
     guarded: set[UUID] = field(default_factory=set)
+    suppress: list[suppression.Request] = field(default_factory=list)
 
 
 async def process(uow: UnitOfWork, keys: Keys, secret: str, rows: Sequence[repo.Pending]) -> None:
@@ -119,6 +120,7 @@ async def process(uow: UnitOfWork, keys: Keys, secret: str, rows: Sequence[repo.
             target.delivery_id if target else None, target.profile_id if target else None,
             outcome,
         ))  # fmt: skip
+    await suppression.add_many(uow, ACTOR, work.suppress)
     await repo.update_deliveries(uow, work.changes, now)
     for action, items in work.audits.items():
         await audit.record_many(uow, ACTOR, action, object_type="delivery", items=items)
@@ -189,14 +191,14 @@ async def _act(
     digests = _digests(keys, uow, mine, decision.addresses)
     outcome = decision.outcome
     if decision.act == m.Act.HARD_BOUNCE:
-        await suppression.add(uow, ACTOR, digests=digests, channel="email", purpose=ANY,
-                              reason=SuppressionReason.HARD_BOUNCE, source=source,
-                              object_id=target.profile_id)  # fmt: skip
+        work.suppress.append(suppression.Request(digests, "email", ANY,
+                                                 SuppressionReason.HARD_BOUNCE, source,
+                                                 target.profile_id))  # fmt: skip
         work.guarded.add(target.campaign_id)
     elif decision.act == m.Act.COMPLAINT:
-        await suppression.add(uow, ACTOR, digests=digests, channel="email", purpose=MARKETING,
-                              reason=SuppressionReason.COMPLAINT, source=source,
-                              object_id=target.profile_id)  # fmt: skip
+        work.suppress.append(suppression.Request(digests, "email", MARKETING,
+                                                 SuppressionReason.COMPLAINT, source,
+                                                 target.profile_id))  # fmt: skip
         work.complaints.append((row.id, target, decision.addresses))
         work.guarded.add(target.campaign_id)
     elif decision.act == m.Act.SOFT_BOUNCE:
@@ -206,9 +208,9 @@ async def _act(
         )
         often = [(k, d) for k, d in digests if days.get(d, 0) >= SOFT_BOUNCE_DAYS]
         if often:
-            await suppression.add(uow, ACTOR, digests=often, channel="email", purpose=ANY,
-                                  reason=SuppressionReason.SOFT_BOUNCE, source=source,
-                                  object_id=target.profile_id)  # fmt: skip
+            work.suppress.append(suppression.Request(often, "email", ANY,
+                                                     SuppressionReason.SOFT_BOUNCE, source,
+                                                     target.profile_id))  # fmt: skip
             outcome = (f"{outcome}; soft bounces on {SOFT_BOUNCE_DAYS} days within "
                        f"{SOFT_BOUNCE_WINDOW.days}: address suppressed")  # fmt: skip
     _change_delivery(uow, finding, target, decision, work, report_id=row.id)

@@ -49,42 +49,50 @@ class NewReport:
     diagnostic: str | None = None
 
 
-# The report, and the workspace's processing job unless one is queued already
+# The reports, and the workspace's processing job unless one is queued already
 # (the same request-row pattern as the segments' upkeep: a queued job's row is
 # share-locked until this commits, and the job deletes its row before it
-# claims, so it sees this report or a new job is queued for it). A webhook
-# event seen before is not stored again, and queues nothing.
+# claims, so it sees these reports or a new job is queued for them). A
+# webhook event seen before is not stored again, and queues nothing. The raw
+# bytes travel as an array beside the rest, matched by position.
 _STORE = (
     "WITH stored AS ("
     " INSERT INTO inbound_messages (workspace_id, id, source, external_id, received_at,"
     " mail_from, rcpt_to, size, raw, kind, bounce_class, status_code, recipients, message_id,"
     " diagnostic)"
-    " VALUES (%(ws)s, %(id)s, %(source)s, %(external_id)s, %(at)s, %(mail_from)s,"
-    " %(rcpt_to)s, %(size)s, %(raw)s, %(kind)s, %(class)s, %(status)s, %(recipients)s,"
-    " %(message_id)s, %(diagnostic)s)"
+    " SELECT %(ws)s, r.id, r.source, r.external_id, r.received_at, r.mail_from, r.rcpt_to,"
+    " r.size, b.raw, r.kind, r.bounce_class, r.status_code, r.recipients, r.message_id,"
+    " r.diagnostic"
+    " FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(id uuid, source text,"
+    " external_id text, received_at timestamptz, mail_from text, rcpt_to text[], size int,"
+    " kind text, bounce_class text, status_code text, recipients text[], message_id text,"
+    " diagnostic text, n bigint)"
+    " JOIN unnest(%(raws)s::bytea[]) WITH ORDINALITY AS b(raw, n) ON b.n = r.n"
     " ON CONFLICT (workspace_id, source, external_id) DO NOTHING RETURNING 1), "
     "held AS (SELECT workspace_id FROM inbound_requests WHERE workspace_id = %(ws)s"
     " AND EXISTS (SELECT 1 FROM stored) FOR KEY SHARE), "
     "requested AS (INSERT INTO inbound_requests (workspace_id)"
     " SELECT %(ws)s WHERE EXISTS (SELECT 1 FROM stored) AND NOT EXISTS (SELECT 1 FROM held)"
-    " ON CONFLICT DO NOTHING RETURNING workspace_id) "
-    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
+    " ON CONFLICT DO NOTHING RETURNING workspace_id), "
+    "queued AS (INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
     " SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}'"
-    " FROM requested RETURNING id"
+    " FROM requested RETURNING id) "
+    "SELECT (SELECT count(*) FROM stored) AS stored, (SELECT count(*) FROM queued) AS queued"
 )
 
 
-def store(workspace_id: UUID, report: NewReport, *, job_id: UUID) -> Statement:
-    """Keep a report for processing, and queue the workspace's job if none is queued."""
+def store(workspace_id: UUID, reports: Sequence[NewReport], *, job_id: UUID) -> Statement:
+    """Keep reports for processing, and queue the workspace's job if none is queued.
+
+    It answers one row: how many reports were stored, and whether a job was.
+    """
+    rows = [
+        {**{k: v for k, v in dataclasses.asdict(r).items() if k != "raw"}, "n": n}
+        for n, r in enumerate(reports, start=1)
+    ]
     params = {
-        "ws": workspace_id, "id": report.id, "source": report.source,
-        "external_id": report.external_id, "at": report.received_at,
-        "mail_from": report.mail_from, "rcpt_to": list(report.rcpt_to), "size": report.size,
-        "raw": report.raw, "kind": report.kind, "class": report.bounce_class,
-        "status": report.status_code,
-        "recipients": list(report.recipients) if report.recipients is not None else None,
-        "message_id": report.message_id, "diagnostic": report.diagnostic, "job": job_id,
-        "actor": PROCESS_ACTOR, "queue": QUEUE,
+        "ws": workspace_id, "rows": orjson.dumps(rows, default=str).decode(),
+        "raws": [r.raw for r in reports], "job": job_id, "actor": PROCESS_ACTOR, "queue": QUEUE,
     }  # fmt: skip
     return Statement(_STORE, params, writes_jobs=True, prepare=False)
 

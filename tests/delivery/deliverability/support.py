@@ -81,8 +81,7 @@ def _delivery(db: object, ws: UUID, campaign_id: UUID, profile_id: UUID, at: dat
 
 def keep(database_url: str, ws: UUID, *reports: repo.NewReport) -> None:
     async def work(uow: UnitOfWork) -> None:
-        for report in reports:
-            await inbound.keep(uow, report)
+        await inbound.keep(uow, *reports)
 
     in_uow(database_url, ws, work)
 
