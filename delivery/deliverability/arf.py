@@ -78,6 +78,8 @@ def read_jmrp(found: list[Part]) -> Feedback | None:
     """A JMRP report, or None when the message is not one."""
     if len(found) < 2 or not found[0].type.startswith("multipart/"):  # noqa: PLR2004 - a container and a part
         return None
+    if found[0].type == "multipart/report":
+        return None  # a report says what it is; JMRP is a plain message with one attached
     attached = [part for part in found[1:] if part.type in HEADER_TYPES]
     if len(attached) != 1:
         return None

@@ -91,11 +91,11 @@ async def keep(uow: UnitOfWork, *reports: repo.NewReport) -> None:
     """
     if not reports:
         return
-    [[row]] = await uow.pipeline(repo.store(uow.workspace_id, reports, job_id=new_id()))
+    stored, _ = await uow.pipeline(*repo.store(uow.workspace_id, reports, job_id=new_id()))
     fresh = sum(1 for r in reports if r.external_id is None)
-    if row.stored < fresh:
+    if len(stored) < fresh:
         # Only a relay's event seen before may be left out: mail is never dropped.
-        raise RuntimeError(f"{fresh - row.stored} of {len(reports)} reports were not stored")
+        raise RuntimeError(f"{fresh - len(stored)} of {len(reports)} reports were not stored")
 
 
 def mail_report(

@@ -49,15 +49,16 @@ class NewReport:
     diagnostic: str | None = None
 
 
-# The reports, and the workspace's processing job unless one is queued already
-# (the same request-row pattern as the segments' upkeep: a queued job's row is
-# share-locked until this commits, and the job deletes its row before it
-# claims, so it sees these reports or a new job is queued for them). A
-# webhook event seen before is not stored again, and queues nothing. The raw
-# bytes travel as an array beside the rest, matched by position.
+# The reports, then the workspace's processing job unless one is queued
+# already (the same request-row pattern as the segments' upkeep: a queued
+# job's row is share-locked until this commits, and the job deletes its row
+# before it claims, so it sees these reports or a new job is queued for them).
+# Two statements of one round trip: the second answers a row only when it
+# queued a job, which is what wakes the outbox relay after the commit. A
+# webhook event seen before is not stored again. The raw bytes travel as an
+# array beside the rest, matched by position.
 _STORE = (
-    "WITH stored AS ("
-    " INSERT INTO inbound_messages (workspace_id, id, source, external_id, received_at,"
+    "INSERT INTO inbound_messages (workspace_id, id, source, external_id, received_at,"
     " mail_from, rcpt_to, size, raw, kind, bounce_class, status_code, recipients, message_id,"
     " diagnostic)"
     " SELECT %(ws)s, r.id, r.source, r.external_id, r.received_at, r.mail_from, r.rcpt_to,"
@@ -68,33 +69,33 @@ _STORE = (
     " kind text, bounce_class text, status_code text, recipients text[], message_id text,"
     " diagnostic text, n bigint)"
     " JOIN unnest(%(raws)s::bytea[]) WITH ORDINALITY AS b(raw, n) ON b.n = r.n"
-    " ON CONFLICT (workspace_id, source, external_id) DO NOTHING RETURNING 1), "
-    "held AS (SELECT workspace_id FROM inbound_requests WHERE workspace_id = %(ws)s"
-    " AND EXISTS (SELECT 1 FROM stored) FOR KEY SHARE), "
+    " ON CONFLICT (workspace_id, source, external_id) WHERE external_id IS NOT NULL"
+    " DO NOTHING RETURNING 1"
+)
+_QUEUE_JOB = (
+    "WITH held AS (SELECT workspace_id FROM inbound_requests WHERE workspace_id = %(ws)s"
+    " FOR KEY SHARE), "
     "requested AS (INSERT INTO inbound_requests (workspace_id)"
-    " SELECT %(ws)s WHERE EXISTS (SELECT 1 FROM stored) AND NOT EXISTS (SELECT 1 FROM held)"
-    " ON CONFLICT DO NOTHING RETURNING workspace_id), "
-    "queued AS (INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
+    " SELECT %(ws)s WHERE NOT EXISTS (SELECT 1 FROM held)"
+    " ON CONFLICT DO NOTHING RETURNING workspace_id) "
+    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
     " SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}'"
-    " FROM requested RETURNING id) "
-    "SELECT (SELECT count(*) FROM stored) AS stored, (SELECT count(*) FROM queued) AS queued"
+    " FROM requested RETURNING id"
 )
 
 
-def store(workspace_id: UUID, reports: Sequence[NewReport], *, job_id: UUID) -> Statement:
-    """Keep reports for processing, and queue the workspace's job if none is queued.
-
-    It answers one row: how many reports were stored, and whether a job was.
-    """
+def store(workspace_id: UUID, reports: Sequence[NewReport], *, job_id: UUID) -> list[Statement]:
+    """Keep reports for processing (a row each one stored), and queue the workspace's job if
+    none is queued."""
     rows = [
         {**{k: v for k, v in dataclasses.asdict(r).items() if k != "raw"}, "n": n}
         for n, r in enumerate(reports, start=1)
     ]
-    params = {
-        "ws": workspace_id, "rows": orjson.dumps(rows, default=str).decode(),
-        "raws": [r.raw for r in reports], "job": job_id, "actor": PROCESS_ACTOR, "queue": QUEUE,
-    }  # fmt: skip
-    return Statement(_STORE, params, writes_jobs=True, prepare=False)
+    stored = {"ws": workspace_id, "rows": orjson.dumps(rows, default=str).decode(),
+              "raws": [r.raw for r in reports]}  # fmt: skip
+    job = {"ws": workspace_id, "job": job_id, "actor": PROCESS_ACTOR, "queue": QUEUE}
+    return [Statement(_STORE, stored, prepare=False),
+            Statement(_QUEUE_JOB, job, writes_jobs=True)]  # fmt: skip
 
 
 async def take_request(uow: UnitOfWork) -> None:

@@ -10,7 +10,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -54,15 +53,22 @@ inbound_messages = Table(
     Column("error", Text),
     Column("processed_at", TS),
     PrimaryKeyConstraint("workspace_id", "id"),
-    UniqueConstraint("workspace_id", "source", "external_id", name="uq_inbound_external"),
     Index(
         "ix_inbound_messages_pending",
         "workspace_id",
         "id",
         postgresql_where=text("state = 'RECEIVED'"),
     ),
+    # Only relays' events have their own ids; mail received over SMTP has none.
+    Index(
+        "uq_inbound_external",
+        "workspace_id",
+        "source",
+        "external_id",
+        unique=True,
+        postgresql_where=text("external_id IS NOT NULL"),
+    ),
     Index("ix_inbound_messages_profile", "workspace_id", "profile_id"),
-    Index("ix_inbound_messages_delivery", "workspace_id", "delivery_id"),
 )
 
 # One row while a workspace's processing job is queued, so that a burst of

@@ -66,7 +66,10 @@ def upgrade() -> None:
         _ts("processed_at"),
         workspace_fk("inbound_messages"),
         sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_inbound_messages"),
-        sa.UniqueConstraint("workspace_id", "source", "external_id", name="uq_inbound_external"),
+    )  # fmt: skip
+    op.create_index(
+        "uq_inbound_external", "inbound_messages", ["workspace_id", "source", "external_id"],
+        unique=True, postgresql_where=sa.text("external_id IS NOT NULL"),
     )  # fmt: skip
     op.create_index(
         "ix_inbound_messages_pending", "inbound_messages", ["workspace_id", "id"],
@@ -74,9 +77,6 @@ def upgrade() -> None:
     )  # fmt: skip
     op.create_index(
         "ix_inbound_messages_profile", "inbound_messages", ["workspace_id", "profile_id"]
-    )
-    op.create_index(
-        "ix_inbound_messages_delivery", "inbound_messages", ["workspace_id", "delivery_id"]
     )
     op.create_table(
         "inbound_requests",
