@@ -86,9 +86,11 @@ class _Handler:
         by_workspace: dict[UUID, list[str]] = {}
         try:
             for rcpt in envelope.rcpt_tos:
-                workspace_id = await self.router.workspace_of(rcpt)
+                workspace_id = await self.router.workspace_of_mail(rcpt, raw)
                 if workspace_id is not None:
                     by_workspace.setdefault(workspace_id, []).append(rcpt)
+            if not by_workspace:
+                return NOT_HERE  # its domain was removed since RCPT
             for workspace_id, rcpts in by_workspace.items():
                 report = inbound.mail_report(
                     mail_from=envelope.mail_from, rcpt_to=tuple(rcpts), raw=raw,

@@ -47,7 +47,7 @@ def _config(state: AppState, request: Request) -> webhooks.WebhookConfig:
         return cached
     s = state.settings
     arns = frozenset(a.strip() for a in (s.webhook_ses_topic_arns or "").split(",") if a.strip())
-    source = webhooks.CachingCertificateSource(webhooks.HttpCertificateSource(httpx.AsyncClient()))
+    source = webhooks.CachingCertificateSource(webhooks.HttpCertificateSource(_client(request)))
     config = webhooks.WebhookConfig(
         sendgrid_public_key=_secret(s.webhook_sendgrid_public_key),
         postmark_username=s.webhook_postmark_username,
@@ -59,6 +59,13 @@ def _config(state: AppState, request: Request) -> webhooks.WebhookConfig:
     )
     request.app.state.webhook_config = config
     return config
+
+
+def _client(request: Request) -> httpx.AsyncClient:
+    client = getattr(request.app.state, "webhook_http", None)
+    if not isinstance(client, httpx.AsyncClient):
+        client = request.app.state.webhook_http = httpx.AsyncClient()
+    return client
 
 
 def _router(state: AppState) -> inbound.Router:
@@ -98,7 +105,12 @@ async def receive(request: Request) -> Response:
     if result.subscribe_url and config.certificate_source is not None:
         if not webhooks.is_sns_url(result.subscribe_url):
             return JSONResponse({"error": "the subscription URL is not Amazon SNS's"}, 400)
-        await config.certificate_source.fetch(result.subscribe_url)
+        try:
+            # Not through the certificate cache: a confirmation is fetched once.
+            await webhooks.HttpCertificateSource(_client(request)).fetch(result.subscribe_url)
+        except Exception as exc:  # noqa: BLE001 - SNS sends the confirmation again
+            log.warning("webhook.subscription_failed", provider=provider, error=repr(exc))
+            return JSONResponse({"error": "the subscription could not be confirmed"}, 503)
         log.info("webhook.subscribed", provider=provider)
     stored = await _store(state, provider, result.events)
     return JSONResponse({"received": len(result.events), "stored": stored})

@@ -11,7 +11,9 @@ from datetime import timedelta
 from uuid import UUID
 
 import dramatiq
+import psycopg
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from consent import audit
 from consent.keys import Keys
@@ -28,6 +30,19 @@ RETRIES, BACKOFF_MS = 10, 1000
 # (bench/README.md, "Bounces").
 GATHER_SECONDS = 0.1
 RECHECK_EVERY = timedelta(days=1)
+STALE_AFTER = timedelta(minutes=10)
+
+
+def _passing(exc: BaseException) -> bool:
+    """A lock timeout, a deadlock, a dropped connection: the job is tried again later.
+
+    A report is marked FAILED only for an error of its own (one its data
+    causes), which trying again would meet again.
+    """
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(cause, (psycopg.OperationalError, OSError, TimeoutError))
+
+
 UPKEEP_ACTOR = audit.Actor.system("dns-recheck")
 
 
@@ -74,7 +89,9 @@ async def run_processing(workspace_id: UUID) -> int:
             try:
                 await processing.process(uow, keys, runtime.secret, rows)
                 await uow.commit()
-            except Exception:
+            except Exception as exc:
+                if _passing(exc):
+                    raise
                 log.exception("inbound.batch_failed", workspace_id=str(workspace_id))
                 await uow.rollback()
                 await _one_by_one(workspace_id, keys, runtime.secret, [r.id for r in rows])
@@ -95,6 +112,8 @@ async def _one_by_one(workspace_id: UUID, keys: Keys, secret: str, ids: list[UUI
                 await uow.commit()
                 continue
             except Exception as exc:
+                if _passing(exc):
+                    raise
                 log.exception("inbound.report_failed", report_id=str(report_id))
                 await uow.rollback()
                 error = f"{type(exc).__name__}: {exc}"[:500]
@@ -127,6 +146,12 @@ async def run_upkeep(settings: UpkeepSettings) -> None:
         except Exception:  # logged; the next round tries again
             log.exception("deliverability.recheck_failed", domain_id=str(domain_id))
     for workspace_id in workspaces:
+        async with runtime.uow(workspace_id) as uow:
+            stale = await repository.waiting_since(uow, now - STALE_AFTER)
+        if stale:
+            # Its job was lost (a broker outage, retries spent): process here.
+            log.warning("inbound.stale_reports", workspace_id=str(workspace_id))
+            await run_processing(workspace_id)
         async with runtime.uow(workspace_id) as uow:
             await repository.forget_raw(uow, now - settings.raw_retention)
             await repository.purge_soft_bounces(uow, (now - processing.SOFT_BOUNCE_WINDOW).date())

@@ -52,7 +52,8 @@ async def check(uow: UnitOfWork, campaign_ids: Sequence[UUID]) -> list[UUID]:
     paused = []
     for campaign_id in sending:
         verdict = judge(counts.get(campaign_id, repo.CampaignCounts(0, 0, 0)))
-        if verdict.pause:
-            await campaigns.pause(uow, ACTOR, campaign_id, reason=verdict.reason)
+        if verdict.pause and await campaigns.hold(
+            uow, ACTOR, campaign_id, reason=verdict.reason or "rates past their limits"
+        ):
             paused.append(campaign_id)
     return paused

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from delivery.deliverability import reports
 from delivery.deliverability import repository as repo
 from delivery.sending import message
 from domain.ids import new_id
 from domain.uow import UnitOfWork
 
 ROUTE_TTL = 60.0  # seconds a domain's workspaces are remembered
+ROUTE_CACHE = 10_000  # domains remembered at most: the RCPT domains are the senders' choice
 
 
 def sending_domain_of(address: str) -> str | None:
@@ -47,6 +49,8 @@ class Router:
             return cached[1]
         async with self.units(None) as uow:
             found = await repo.workspaces_for_domain(uow, domain)
+        if len(seen) >= ROUTE_CACHE:
+            seen.clear()
         seen[domain] = (time.monotonic(), found)
         return found
 
@@ -55,6 +59,21 @@ class Router:
         if domain is None:
             return None
         return await self._pick(domain, message.delivery_of(self.secret, address))
+
+    async def workspace_of_mail(self, address: str, raw: bytes) -> UUID | None:
+        """`workspace_of`, and when a domain is shared and the address names no delivery (a
+        feedback loop's address), the workspace holding the delivery the message reports on."""
+        domain = sending_domain_of(address)
+        if domain is None:
+            return None
+        named = message.delivery_of(self.secret, address)
+        if named is not None or len(await self.workspaces(domain)) <= 1:
+            return await self._pick(domain, named)
+        report = reports.classify(raw)
+        for path in report.original_return_paths:
+            if (found := message.delivery_of(self.secret, path)) is not None:
+                return await self._pick(domain, found)
+        return await self.workspace_of_event(None, report.original_message_id)
 
     async def workspace_of_event(
         self, return_path: str | None, message_id: str | None

@@ -8,9 +8,10 @@ matched to, and only on addresses of that delivery's recipient:
 - when it names none of them: for a complaint, every address of the
   recipient when it names none at all or when the signed VERP return path
   named the delivery (feedback loops redact the address, often by replacing
-  it); for a bounce, the recipient's addresses only when it names no
-  address and the VERP return path named the delivery. A Message-ID can be
-  guessed, so it never stands alone for that.
+  it); for a bounce that names no address, the address the message went
+  to, and only when the VERP return path named the delivery: a Message-ID
+  can be guessed. (A complaint matched by its Message-ID alone can at worst
+  stop a person's marketing mail.)
 """
 
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ def _ours(finding: Finding, emails: frozenset[str], *, all_if_unnamed: bool) -> 
     return tuple(sorted({a.lower() for a in finding.recipients} & emails))
 
 
+def sent_to(emails: frozenset[str]) -> tuple[str, ...]:
+    """The address a message to this recipient went to: the sending pipeline picks the first."""
+    return (min(emails),) if emails else ()
+
+
 def _not_ours(finding: Finding) -> str:
     if finding.recipients:
         return "it names no address of the delivery's recipient; nothing was suppressed"
@@ -122,7 +128,9 @@ def _complaint(finding: Finding, target: Target, emails: frozenset[str]) -> Deci
 def _bounce(finding: Finding, target: Target, emails: frozenset[str]) -> Decision:
     if finding.bounce_class == SOFT and finding.delayed:
         return Decision(Act.DELAY, outcome="delay notice: the receiving side is still trying")
-    found = _ours(finding, emails, all_if_unnamed=target.by_verp)
+    found = _ours(finding, emails, all_if_unnamed=False)
+    if not finding.recipients and target.by_verp:
+        found = sent_to(emails)
     if not found:
         return Decision(Act.NOTHING, outcome=_not_ours(finding))
     code = f" {finding.status}" if finding.status else ""

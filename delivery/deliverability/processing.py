@@ -12,7 +12,7 @@ import email.policy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -30,7 +30,8 @@ from domain.uow import UnitOfWork
 BATCH = 200
 SOFT_BOUNCE_DAYS = 3  # soft bounces on this many days ...
 SOFT_BOUNCE_WINDOW = timedelta(days=14)  # ... within this window suppress the address
-SOFT_RETRY = timedelta(hours=1)  # a soft-bounced message of a campaign still sending
+SOFT_RETRY = timedelta(hours=1)
+ONE_DAY = timedelta(days=1)  # a soft-bounced message of a campaign still sending
 ACTOR = audit.Actor.system("deliverability")
 COMPLAINED_EVENT = "Email Complained"
 MAILTO_SOURCE = "mailto-unsubscribe"
@@ -202,9 +203,10 @@ async def _act(
         work.complaints.append((row.id, target, decision.addresses))
         work.guarded.add(target.campaign_id)
     elif decision.act == m.Act.SOFT_BOUNCE:
-        today = uow.clock.now().date()
+        # The day the report came, not the day it is processed: a backlog keeps its days.
+        day = row.received_at.astimezone(UTC).date()
         days = await repo.soft_bounce_days(
-            uow, [d for _, d in digests], day=today, since=today - SOFT_BOUNCE_WINDOW
+            uow, [d for _, d in digests], day=day, since=day - (SOFT_BOUNCE_WINDOW - ONE_DAY)
         )
         often = [(k, d) for k, d in digests if days.get(d, 0) >= SOFT_BOUNCE_DAYS]
         if often:

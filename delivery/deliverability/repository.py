@@ -8,6 +8,7 @@ from uuid import UUID
 
 import orjson
 
+from delivery.deliverability import message_parts
 from domain.uow import Statement, UnitOfWork
 
 PROCESS_ACTOR = "process_inbound"
@@ -109,6 +110,7 @@ async def take_request(uow: UnitOfWork) -> None:
 class Pending:
     id: UUID
     source: str
+    received_at: datetime
     mail_from: str | None
     rcpt_to: list[str]
     raw: bytes | None
@@ -120,25 +122,31 @@ class Pending:
     diagnostic: str | None
 
 
+# Only the head of a raw message is read back: the classifier reads no further,
+# and a batch of huge messages must not fill memory.
+HEAD_BYTES = message_parts.MAX_BYTES
+_PENDING_COLUMNS = (
+    "SELECT id, source, received_at, mail_from, rcpt_to, substring(raw from 1 for %(head)s)"
+    " AS raw, kind, bounce_class, status_code, recipients, message_id, diagnostic"
+    " FROM inbound_messages"
+)
+
+
 async def claim(uow: UnitOfWork, limit: int) -> list[Pending]:
     """The oldest reports not yet processed, locked; a concurrent claim takes others."""
     rows = await uow.fetch(
-        "SELECT id, source, mail_from, rcpt_to, raw, kind, bounce_class, status_code,"
-        " recipients, message_id, diagnostic FROM inbound_messages"
-        " WHERE workspace_id = %(ws)s AND state = 'RECEIVED'"
+        _PENDING_COLUMNS + " WHERE workspace_id = %(ws)s AND state = 'RECEIVED'"
         " ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
-        {"ws": uow.workspace_id, "limit": limit},
+        {"ws": uow.workspace_id, "limit": limit, "head": HEAD_BYTES},
     )
     return [Pending(**row._asdict()) for row in rows]
 
 
 async def claim_one(uow: UnitOfWork, report_id: UUID) -> list[Pending]:
     rows = await uow.fetch(
-        "SELECT id, source, mail_from, rcpt_to, raw, kind, bounce_class, status_code,"
-        " recipients, message_id, diagnostic FROM inbound_messages"
-        " WHERE workspace_id = %(ws)s AND id = %(id)s AND state = 'RECEIVED'"
+        _PENDING_COLUMNS + " WHERE workspace_id = %(ws)s AND id = %(id)s AND state = 'RECEIVED'"
         " FOR UPDATE SKIP LOCKED",
-        {"ws": uow.workspace_id, "id": report_id},
+        {"ws": uow.workspace_id, "id": report_id, "head": HEAD_BYTES},
     )
     return [Pending(**row._asdict()) for row in rows]
 
@@ -280,7 +288,8 @@ async def campaign_counts(
         return {}
     rows = await uow.fetch(
         "SELECT d.campaign_id, count(*) FILTER (WHERE d.sent_at IS NOT NULL) AS sent,"
-        " count(*) FILTER (WHERE d.status = 'BOUNCED') AS bounced,"
+        # A message the relay refused was never sent: it counts in neither.
+        " count(*) FILTER (WHERE d.status = 'BOUNCED' AND d.sent_at IS NOT NULL) AS bounced,"
         " count(*) FILTER (WHERE d.status = 'COMPLAINED') AS complained"
         " FROM deliveries d WHERE d.workspace_id = %(ws)s AND d.campaign_id = ANY(%(ids)s::uuid[])"
         " GROUP BY d.campaign_id",
@@ -340,11 +349,23 @@ async def sending_workspaces(uow: UnitOfWork) -> list[UUID]:
     return [row.workspace_id for row in rows]
 
 
-async def forget_raw(uow: UnitOfWork, before: datetime) -> int:
-    """Empty the raw bytes of the reports received before `before`; what they said stays."""
+async def waiting_since(uow: UnitOfWork, before: datetime) -> bool:
+    """Whether a report received before `before` is still waiting to be processed."""
     rows = await uow.fetch(
-        "UPDATE inbound_messages SET raw = NULL WHERE workspace_id = %(ws)s"
-        " AND received_at < %(before)s AND raw IS NOT NULL AND state <> 'RECEIVED' RETURNING 1",
+        "SELECT 1 AS found FROM inbound_messages WHERE workspace_id = %(ws)s"
+        " AND state = 'RECEIVED' AND received_at < %(before)s LIMIT 1",
+        {"ws": uow.workspace_id, "before": before},
+    )
+    return bool(rows)
+
+
+async def forget_raw(uow: UnitOfWork, before: datetime) -> int:
+    """Empty the raw bytes and the addresses of the reports received before `before`; what
+    they were and what was done stay."""
+    rows = await uow.fetch(
+        "UPDATE inbound_messages SET raw = NULL, mail_from = NULL, recipients = NULL,"
+        " diagnostic = NULL WHERE workspace_id = %(ws)s AND received_at < %(before)s"
+        " AND (raw IS NOT NULL OR recipients IS NOT NULL) AND state <> 'RECEIVED' RETURNING 1",
         {"ws": uow.workspace_id, "before": before},
     )
     return len(rows)

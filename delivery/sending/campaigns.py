@@ -302,19 +302,31 @@ async def queue_batches(uow: UnitOfWork, campaign_id: UUID, jobs: int = PARALLEL
                               queue_name=QUEUE))  # fmt: skip
 
 
-async def pause(
-    uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID, *, reason: str | None = None
-) -> Campaign:
-    """Hold the campaign; `reason` says why when it was not a person (the reputation guard)."""
+async def pause(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Campaign:
     campaign = await get(uow, campaign_id, for_update=True)
     if campaign.status not in (SENDING, SCHEDULED):
         raise ConflictError(f"the campaign is {campaign.status}: only sending or scheduled "
                             "campaigns pause", field="id")  # fmt: skip
-    await _set(uow, campaign_id, status=PAUSED, paused_reason=reason)
+    await _set(uow, campaign_id, status=PAUSED, paused_reason=None)
     await audit.record(uow, actor, "campaign.paused", object_type=CAMPAIGN_TYPE,
-                       object_id=campaign_id,
-                       details={"reason": reason} if reason else None)  # fmt: skip
+                       object_id=campaign_id)  # fmt: skip
     return await get(uow, campaign_id)
+
+
+async def hold(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID, *, reason: str) -> bool:
+    """Pause the campaign if it is still sending (the reputation guard); whether it was."""
+    rows = await uow.execute(
+        update(campaigns)
+        .where(campaigns.c.workspace_id == uow.workspace_id, campaigns.c.id == campaign_id,
+               campaigns.c.status == SENDING)
+        .values(status=PAUSED, paused_reason=reason, updated_at=uow.clock.now())
+        .returning(campaigns.c.id)
+    )  # fmt: skip
+    if rows.first() is None:
+        return False
+    await audit.record(uow, actor, "campaign.paused", object_type=CAMPAIGN_TYPE,
+                       object_id=campaign_id, details={"reason": reason})  # fmt: skip
+    return True
 
 
 async def resume(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Campaign:

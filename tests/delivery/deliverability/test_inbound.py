@@ -8,7 +8,11 @@ from uuid import UUID
 import pytest
 
 from api.inbound import InboundServer
+from consent import gate
+from consent.keys import Keys
 from domain import broker as brokers
+from domain.personal_data import Subject
+from tests.cdp.segments.support import in_uow
 from tests.delivery.deliverability import support
 from tests.support import factories
 from tests.support.database import APP_ROLE, SECRET
@@ -81,7 +85,16 @@ def test_a_hard_dsn_and_a_complaint_suppress_within_seconds_and_a_soft_dsn_does_
         sent.deliveries[bob]: "COMPLAINED",
         sent.deliveries[cyd]: "DEFERRED",
     }
-    assert sorted(_suppressed(database_url, ws).values()) == ["complaint", "hard_bounce"]
+    digests = {e: Keys(SECRET).identifier_digest(ws, "email", e).hex() for e in (ann, bob, cyd)}
+    assert _suppressed(database_url, ws) == {digests[ann]: "hard_bounce", digests[bob]: "complaint"}
+    refusals = in_uow(database_url, ws, lambda uow: gate.contactability(uow, [
+        Keys(SECRET).hashed(Subject(ws, (sent.profiles[e],), (("email", e),))) for e in (ann, bob, cyd)
+    ], channel="email", purpose="newsletter"))  # fmt: skip
+    assert [r.reason.split(" (")[0] if r.reason else None for r in refusals] == [
+        "suppressed: hard_bounce",
+        "suppressed: complaint",
+        "no consent recorded",
+    ]
     with factories.seeding(database_url) as db:
         stored = db.execute(
             "SELECT state, kind, bounce_class, raw IS NOT NULL FROM inbound_messages"
@@ -113,3 +126,20 @@ def test_a_huge_or_malformed_message_is_accepted_and_stored_whole(
             (sent.workspace_id,),
         ).fetchall()
     assert [s[0] for s in sizes] == [len(huge), len(broken)]
+
+
+def test_a_feedback_report_for_a_shared_domain_goes_to_the_workspace_that_sent_the_message(
+    database_url: str, inbound_server: InboundServer
+) -> None:
+    first = support.sent_campaign(database_url, ["ann@example.org"])
+    second = support.sent_campaign(database_url, ["bob@example.org"])  # the same domain
+    with smtplib.SMTP(inbound_server.host, inbound_server.port) as smtp:
+        smtp.sendmail("", [f"fbl@bounces.{support.DOMAIN}"], support.arf(second, "bob@example.org"))
+        smtp.sendmail("", [f"fbl@bounces.{support.DOMAIN}"], support.arf(first, "ann@example.org"))
+    with factories.seeding(database_url) as db:
+        stored = db.execute(
+            "SELECT workspace_id, count(*) FROM inbound_messages WHERE workspace_id IN (%s, %s)"
+            " GROUP BY workspace_id",
+            (first.workspace_id, second.workspace_id),
+        ).fetchall()
+    assert dict(stored) == {first.workspace_id: 1, second.workspace_id: 1}

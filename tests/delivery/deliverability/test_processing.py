@@ -118,12 +118,15 @@ def test_a_complaint_suppresses_marketing_and_lands_as_an_event(database_url):
 def test_a_soft_bounce_defers_and_three_on_separate_days_within_two_weeks_suppress(database_url):
     sent = support.sent_campaign(database_url, ["ann@example.org"])
     ann, ws = "ann@example.org", sent.workspace_id
-    start = datetime.now(UTC)
+    # Noon, so that the first two reports, a quarter of an hour apart, share their day.
+    start = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 
     def soft(days: float) -> None:
-        keep(database_url, ws, event(kind="bounce", bounce_class="soft", recipients=(ann,),
-                                     status="4.2.2", return_path=sent.return_path(ann)))  # fmt: skip
-        process(database_url, ws, clock=FrozenClock(start + timedelta(days=days)))
+        at = start + timedelta(days=days)
+        report = event(kind="bounce", bounce_class="soft", recipients=(ann,), status="4.2.2",
+                       return_path=sent.return_path(ann))  # fmt: skip
+        keep(database_url, ws, replace(report, received_at=at))
+        process(database_url, ws, clock=FrozenClock(at))
 
     soft(0)
     assert _delivery(database_url, sent, ann)[0] == "DEFERRED"
@@ -131,7 +134,7 @@ def test_a_soft_bounce_defers_and_three_on_separate_days_within_two_weeks_suppre
     soft(0.01)  # the same day again: still one day
     soft(5)
     assert _suppressions(database_url, ws) == []
-    soft(13)
+    soft(13)  # the 14th day from the first: within the two weeks
     assert _suppressions(database_url, ws) == [("soft_bounce", "*")]
     later = start + timedelta(days=13)
     assert _suppressed(database_url, sent, ann, at=later).startswith("suppressed: soft_bounce")
@@ -140,11 +143,13 @@ def test_a_soft_bounce_defers_and_three_on_separate_days_within_two_weeks_suppre
 def test_soft_bounces_spread_over_more_than_two_weeks_do_not_suppress(database_url):
     sent = support.sent_campaign(database_url, ["ann@example.org"])
     ann, ws = "ann@example.org", sent.workspace_id
-    start = datetime.now(UTC)
-    for days in (0, 10, 20):
-        keep(database_url, ws, event(kind="bounce", bounce_class="soft", recipients=(ann,),
-                                     status="4.2.2", return_path=sent.return_path(ann)))  # fmt: skip
-        process(database_url, ws, clock=FrozenClock(start + timedelta(days=days)))
+    start = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    for days in (0, 10, 14):  # the third falls on the 15th day: the first is out of the window
+        at = start + timedelta(days=days)
+        report = event(kind="bounce", bounce_class="soft", recipients=(ann,), status="4.2.2",
+                       return_path=sent.return_path(ann))  # fmt: skip
+        keep(database_url, ws, replace(report, received_at=at))
+        process(database_url, ws, clock=FrozenClock(at))
     assert _suppressions(database_url, ws) == []
 
 
@@ -279,3 +284,38 @@ def test_bad_mail_is_stored_classified_as_far_as_it_goes_and_suppresses_nobody(d
     assert [state for state, _, _ in _reports(database_url, ws)] == ["PROCESSED"] * len(bad)
     assert _suppressions(database_url, ws) == []
     assert _delivery(database_url, sent, ann)[0] == "SENT"
+
+
+def test_a_bounce_naming_no_address_suppresses_only_the_address_the_message_went_to(database_url):
+    sent = support.sent_campaign(database_url, ["ann@example.org"])
+    ws = sent.workspace_id
+    with factories.seeding(database_url) as db:
+        factories.identity(db, ws, sent.profiles["ann@example.org"], "email", "zed@example.org")
+        db.commit()
+    keep(database_url, ws, event(kind="bounce", bounce_class="hard", status="5.1.1",
+                                 return_path=sent.return_path("ann@example.org")))  # fmt: skip
+    process(database_url, ws)
+    with factories.seeding(database_url) as db:
+        [(digest,)] = db.execute(
+            "SELECT digest FROM suppressions WHERE workspace_id = %s", (ws,)
+        ).fetchall()
+    assert bytes(digest) == Keys(SECRET).identifier_digest(ws, "email", "ann@example.org")
+
+
+def test_the_guard_counts_only_messages_that_were_sent(database_url):
+    emails = [f"p{i}@example.org" for i in range(2)]
+    sent = support.sent_campaign(database_url, emails, extra_sent=998)
+    ws = sent.workspace_id
+    with factories.seeding(database_url) as db:  # 60 the relay refused: bounced, never sent
+        for _ in range(60):
+            pid = factories.profile(db, ws)
+            db.execute(
+                "INSERT INTO deliveries (workspace_id, id, campaign_id, profile_id, status,"
+                " due_at) VALUES (%s, %s, %s, %s, 'BOUNCED', now())",
+                (ws, new_id(), sent.campaign_id, pid),
+            )
+        db.commit()
+    keep(database_url, ws, event(kind="bounce", bounce_class="hard", recipients=(emails[0],),
+                                 status="5.1.1", return_path=sent.return_path(emails[0])))  # fmt: skip
+    process(database_url, ws)
+    assert _campaign(database_url, sent) == ("SENDING", None)
