@@ -9,7 +9,6 @@ queued (`delivery.deliverability.inbound`). When it cannot store, it answers
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -18,6 +17,7 @@ import structlog
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from api import smtp_servers
 from api.http.group_commit import GroupCommit
 from api.settings import Settings
 from delivery.deliverability import inbound
@@ -135,18 +135,8 @@ class InboundServer:
             _Handler(runtime, self.secret), hostname=self.host, port=self.port,
             data_size_limit=self.max_bytes, ident="cdp inbound",
         )  # fmt: skip
-        try:
-            controller.start()
-        except OSError as exc:
-            self._discard(controller)
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise RuntimeError(
-                f"the inbound server cannot listen on {self.address} ({reason}); "
-                "set INBOUND_HOST/INBOUND_PORT"
-            ) from None
-        except BaseException:
-            self._discard(controller)
-            raise
+        smtp_servers.start(controller, what="the inbound server", address=self.address,
+                           settings="INBOUND_HOST/INBOUND_PORT")  # fmt: skip
         self._controller, self._runtime = controller, runtime
         asyncio.run_coroutine_threadsafe(self._relay(runtime), controller.loop).result(timeout=10)
         log.info("inbound.started", address=self.address)
@@ -176,13 +166,6 @@ class InboundServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await runtime.close()
-
-    @staticmethod
-    def _discard(controller: Controller) -> None:
-        with contextlib.suppress(AssertionError, RuntimeError):
-            controller.stop(no_assert=True)
-        if not controller.loop.is_closed() and not controller.loop.is_running():
-            controller.loop.close()
 
 
 def from_settings(

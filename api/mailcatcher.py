@@ -6,7 +6,6 @@ watcher of the folder never reads half a message.
 """
 
 import asyncio
-import contextlib
 import os
 import secrets
 from datetime import UTC, datetime
@@ -17,6 +16,8 @@ from pathlib import Path
 import structlog
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from api import smtp_servers
 
 log = structlog.get_logger("cdp.mailcatcher")
 
@@ -108,18 +109,8 @@ class MailCatcher:
             raise RuntimeError("the mail catcher is already running")
         self.folder.mkdir(parents=True, exist_ok=True)
         controller = Controller(_SaveToFolder(self.folder), hostname=self.host, port=self.port)
-        try:
-            controller.start()
-        except OSError as exc:
-            self._discard(controller)
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise RuntimeError(
-                f"the mail catcher cannot listen on {self.address} ({reason}); "
-                "set SMTP_HOST/SMTP_PORT"
-            ) from None
-        except BaseException:
-            self._discard(controller)
-            raise
+        smtp_servers.start(controller, what="the mail catcher", address=self.address,
+                           settings="SMTP_HOST/SMTP_PORT")  # fmt: skip
         self._controller = controller
         log.info("mailcatcher.started", address=self.address, folder=str(self.folder))
 
@@ -127,11 +118,3 @@ class MailCatcher:
         controller, self._controller = self._controller, None
         if controller is not None:
             controller.stop()
-
-    @staticmethod
-    def _discard(controller: Controller) -> None:
-        # A failed start leaves the controller's private loop open and maybe its thread running.
-        with contextlib.suppress(AssertionError, RuntimeError):
-            controller.stop(no_assert=True)
-        if not controller.loop.is_closed() and not controller.loop.is_running():
-            controller.loop.close()

@@ -95,7 +95,7 @@ class _Work:
     done: list[repo.Done] = field(default_factory=list)
     changes: list[repo.DeliveryChange] = field(default_factory=list)
     audits: dict[str, list[tuple[object, Mapping[str, Any] | None]]] = field(default_factory=dict)
-    complaints: list[tuple[UUID, m.Target, tuple[str, ...]]] = field(default_factory=list)
+    complaints: list[tuple[m.Target, tuple[str, ...]]] = field(default_factory=list)
     guarded: set[UUID] = field(default_factory=set)
     suppress: list[suppression.Request] = field(default_factory=list)
 
@@ -200,7 +200,7 @@ async def _act(
         work.suppress.append(suppression.Request(digests, "email", MARKETING,
                                                  SuppressionReason.COMPLAINT, source,
                                                  target.profile_id))  # fmt: skip
-        work.complaints.append((row.id, target, decision.addresses))
+        work.complaints.append((target, decision.addresses))
         work.guarded.add(target.campaign_id)
     elif decision.act == m.Act.SOFT_BOUNCE:
         # The day the report came, not the day it is processed: a backlog keeps its days.
@@ -241,18 +241,19 @@ def _change_delivery(
 
 async def _record_complaints(
     uow: UnitOfWork,
-    complaints: Sequence[tuple[UUID, m.Target, tuple[str, ...]]],
+    complaints: Sequence[tuple[m.Target, tuple[str, ...]]],
     emails: dict[UUID, dict[str, str]],
 ) -> None:
     """Each complaint lands as an `Email Complained` event on the recipient's profile."""
     now = uow.clock.now()
     messages: list[Message] = []
     identified_by: dict[str, Identifier] = {}
-    for report_id, target, addresses in complaints:
+    for target, addresses in complaints:
         mine = emails.get(target.profile_id, {})
         if not addresses or addresses[0] not in mine:
             continue
-        message_id = f"complaint-{report_id}"
+        # One event per delivery: a report received twice is one complaint.
+        message_id = f"complaint-{target.delivery_id}"
         messages.append(Message(
             type="track", message_id=message_id, timestamp=now, received_at=now,
             name=COMPLAINED_EVENT,

@@ -16,6 +16,7 @@ from domain.clock import Clock, FrozenClock
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
 from tests.support.database import APP_ROLE, SECRET
+from tests.support.jobs import as_worker
 
 T = TypeVar("T")
 
@@ -65,25 +66,9 @@ def recompute_pending(
 
 def run_upkeep(database_url: str, workspace_id: UUID, *, clock: Clock | None = None) -> int:
     """Run the workspace's upkeep job body, as a worker would; how many profiles it took."""
-    from dramatiq.brokers.stub import StubBroker
-
     from cdp.segments import actors
-    from domain import jobs
 
-    runtime = jobs.configure(
-        database_url=database_url, role=APP_ROLE, broker=StubBroker(), clock=clock, secret=SECRET
-    )
-
-    async def run() -> int:
-        try:
-            return await actors.run_upkeep(workspace_id)
-        finally:
-            await runtime.close()
-
-    try:
-        return asyncio.run(run())
-    finally:
-        jobs._runtime = None
+    return as_worker(database_url, lambda: actors.run_upkeep(workspace_id), clock=clock)
 
 
 def sweep(database_url: str, workspace_id: UUID, segment_id: UUID, now: datetime) -> None:

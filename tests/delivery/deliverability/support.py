@@ -1,6 +1,5 @@
 """A campaign already sent, reports about it, and processing them as the worker would."""
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,14 +9,14 @@ from consent import audit
 from delivery.deliverability import actors, inbound
 from delivery.deliverability import repository as repo
 from delivery.sending import domains, message
-from domain import jobs
 from domain.clock import Clock
 from domain.ids import new_id
 from domain.uow import UnitOfWork
 from tests.cdp.segments.support import in_uow
 from tests.conftest import new_workspace
 from tests.support import factories
-from tests.support.database import APP_ROLE, SECRET
+from tests.support.database import SECRET
+from tests.support.jobs import as_worker
 
 ACTOR = audit.Actor.system("test")
 DOMAIN = "shop.example"
@@ -105,22 +104,7 @@ def mail(raw: bytes, *, rcpt: str) -> repo.NewReport:
 
 def process(database_url: str, ws: UUID, *, clock: Clock | None = None) -> int:
     """Run the workspace's processing job body, as a worker would; how many reports it took."""
-    from dramatiq.brokers.stub import StubBroker
-
-    runtime = jobs.configure(
-        database_url=database_url, role=APP_ROLE, broker=StubBroker(), clock=clock, secret=SECRET
-    )
-
-    async def run() -> int:
-        try:
-            return await actors.run_processing(ws)
-        finally:
-            await runtime.close()
-
-    try:
-        return asyncio.run(run())
-    finally:
-        jobs._runtime = None
+    return as_worker(database_url, lambda: actors.run_processing(ws), clock=clock)
 
 
 def dsn(

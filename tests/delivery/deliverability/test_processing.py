@@ -319,3 +319,19 @@ def test_the_guard_counts_only_messages_that_were_sent(database_url):
                                  status="5.1.1", return_path=sent.return_path(emails[0])))  # fmt: skip
     process(database_url, ws)
     assert _campaign(database_url, sent) == ("SENDING", None)
+
+
+def test_a_complaint_received_twice_is_one_event(database_url):
+    sent = support.sent_campaign(database_url, ["ann@example.org"])
+    ws, ann = sent.workspace_id, "ann@example.org"
+    for _ in range(2):  # a sender that did not see our answer sends it again
+        keep(database_url, ws, support.mail(support.arf(sent, ann),
+                                            rcpt=f"fbl@bounces.{support.DOMAIN}"))  # fmt: skip
+        process(database_url, ws)
+    with factories.seeding(database_url) as db:
+        [(events,)] = db.execute(
+            "SELECT count(*) FROM events WHERE workspace_id = %s AND name = 'Email Complained'",
+            (ws,),
+        ).fetchall()
+    assert events == 1
+    assert _suppressions(database_url, ws) == [("complaint", "marketing")]

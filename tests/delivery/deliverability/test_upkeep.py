@@ -1,39 +1,23 @@
 """The daily upkeep: every sending domain re-checked once a day, its status change audited, and
 raw reports emptied after their retention."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
-
-from dramatiq.brokers.stub import StubBroker
 
 from delivery.deliverability import actors, verification
 from delivery.sending import domains
-from domain import jobs
 from domain.clock import FrozenClock
 from tests.delivery.deliverability import support
 from tests.support import factories
-from tests.support.database import APP_ROLE, SECRET
 from tests.support.dns_server import DnsServer
+from tests.support.jobs import as_worker
 
 
 def _run_upkeep(database_url: str, dns: DnsServer, at: datetime) -> None:
-    runtime = jobs.configure(database_url=database_url, role=APP_ROLE, broker=StubBroker(),
-                             clock=FrozenClock(at), secret=SECRET)  # fmt: skip
     settings = actors.UpkeepSettings(
         domains.DnsSettings(relay_host="relay.example.net", return_path_host="in.example.net"),
         verification.Resolver(dns.address, 1.0), raw_retention=timedelta(days=30),
     )  # fmt: skip
-
-    async def run() -> None:
-        try:
-            await actors.run_upkeep(settings)
-        finally:
-            await runtime.close()
-
-    try:
-        asyncio.run(run())
-    finally:
-        jobs._runtime = None
+    as_worker(database_url, lambda: actors.run_upkeep(settings), clock=FrozenClock(at))
 
 
 def _domain(database_url: str, ws: object) -> tuple[str, datetime | None]:
