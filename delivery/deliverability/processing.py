@@ -7,12 +7,13 @@ is tried again. A report that cannot be processed on its own is marked
 FAILED with the error, so one bad report never holds the others up.
 """
 
+import dataclasses
 import email.parser
 import email.policy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -98,6 +99,17 @@ class _Work:
     complaints: list[tuple[m.Target, tuple[str, ...]]] = field(default_factory=list)
     guarded: set[UUID] = field(default_factory=set)
     suppress: list[suppression.Request] = field(default_factory=list)
+    soft: list["_Soft"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Soft:
+    """A soft bounce's addresses, counted with the batch's others once the batch is read."""
+
+    report_id: UUID
+    profile_id: UUID
+    day: date
+    digests: list[tuple[str, bytes]]
 
 
 async def process(uow: UnitOfWork, keys: Keys, secret: str, rows: Sequence[repo.Pending]) -> None:
@@ -121,6 +133,7 @@ async def process(uow: UnitOfWork, keys: Keys, secret: str, rows: Sequence[repo.
             target.delivery_id if target else None, target.profile_id if target else None,
             outcome,
         ))  # fmt: skip
+    await _count_soft_bounces(uow, work)
     await suppression.add_many(uow, ACTOR, work.suppress)
     await repo.update_deliveries(uow, work.changes, now)
     for action, items in work.audits.items():
@@ -190,7 +203,6 @@ async def _act(
         return decision.outcome
     source = f"report:{row.id}"
     digests = _digests(keys, uow, mine, decision.addresses)
-    outcome = decision.outcome
     if decision.act == m.Act.HARD_BOUNCE:
         work.suppress.append(suppression.Request(digests, "email", ANY,
                                                  SuppressionReason.HARD_BOUNCE, source,
@@ -205,18 +217,33 @@ async def _act(
     elif decision.act == m.Act.SOFT_BOUNCE:
         # The day the report came, not the day it is processed: a backlog keeps its days.
         day = row.received_at.astimezone(UTC).date()
-        days = await repo.soft_bounce_days(
-            uow, [d for _, d in digests], day=day, since=day - (SOFT_BOUNCE_WINDOW - ONE_DAY)
-        )
-        often = [(k, d) for k, d in digests if days.get(d, 0) >= SOFT_BOUNCE_DAYS]
-        if often:
-            work.suppress.append(suppression.Request(often, "email", ANY,
-                                                     SuppressionReason.SOFT_BOUNCE, source,
-                                                     target.profile_id))  # fmt: skip
-            outcome = (f"{outcome}; soft bounces on {SOFT_BOUNCE_DAYS} days within "
-                       f"{SOFT_BOUNCE_WINDOW.days}: address suppressed")  # fmt: skip
+        work.soft.append(_Soft(row.id, target.profile_id, day, digests))
     _change_delivery(uow, finding, target, decision, work, report_id=row.id)
-    return outcome
+    return decision.outcome
+
+
+async def _count_soft_bounces(uow: UnitOfWork, work: _Work) -> None:
+    """Suppress the addresses that soft-bounced on enough days of the window."""
+    pairs = [(soft, kind, digest) for soft in work.soft for kind, digest in soft.digests]
+    days = await repo.soft_bounce_days(
+        uow, [(digest, soft.day) for soft, _, digest in pairs],
+        window_days=SOFT_BOUNCE_WINDOW.days,
+    )  # fmt: skip
+    often: dict[UUID, list[tuple[str, bytes]]] = {}
+    for (soft, kind, digest), n in zip(pairs, days, strict=True):
+        if n >= SOFT_BOUNCE_DAYS:
+            often.setdefault(soft.report_id, []).append((kind, digest))
+    suppressed = {s.report_id: s for s in work.soft if s.report_id in often}
+    for report_id, soft in suppressed.items():
+        work.suppress.append(suppression.Request(often[report_id], "email", ANY,
+                                                 SuppressionReason.SOFT_BOUNCE,
+                                                 f"report:{report_id}", soft.profile_id))  # fmt: skip
+    note = (f"; soft bounces on {SOFT_BOUNCE_DAYS} days within {SOFT_BOUNCE_WINDOW.days}: "
+            "address suppressed")  # fmt: skip
+    work.done = [
+        dataclasses.replace(d, outcome=d.outcome + note) if d.id in suppressed else d
+        for d in work.done
+    ]
 
 
 def _change_delivery(

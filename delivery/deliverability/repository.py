@@ -246,25 +246,30 @@ async def update_deliveries(
 
 
 async def soft_bounce_days(
-    uow: UnitOfWork, digests: Sequence[bytes], *, day: date, since: date
-) -> dict[bytes, int]:
-    """Record a soft bounce on `day` for each digest; the days each has bounced since `since`."""
-    if not digests:
-        return {}
-    params = {"ws": uow.workspace_id, "digests": sorted(set(digests)), "day": day, "since": since}
+    uow: UnitOfWork, bounces: Sequence[tuple[bytes, date]], *, window_days: int
+) -> list[int]:
+    """Record each (digest, day) soft bounce; for each, the days its digest bounced in the
+    `window_days` days that end on its day. Two statements for the lot."""
+    if not bounces:
+        return []
+    params = {
+        "ws": uow.workspace_id, "digests": [d for d, _ in bounces],
+        "days": [day for _, day in bounces], "back": window_days - 1,
+    }  # fmt: skip
     await uow.fetch(
         "INSERT INTO soft_bounces (workspace_id, digest, day)"
-        " SELECT %(ws)s, d, %(day)s FROM unnest(%(digests)s::bytea[]) AS t(d)"
-        " ON CONFLICT DO NOTHING RETURNING 1",
+        " SELECT DISTINCT %(ws)s, t.d, t.day FROM unnest(%(digests)s::bytea[], %(days)s::date[])"
+        " AS t(d, day) ON CONFLICT DO NOTHING RETURNING 1",
         params,
     )
     rows = await uow.fetch(
-        "SELECT b.digest, count(*) AS days FROM soft_bounces b"
-        " WHERE b.workspace_id = %(ws)s AND b.digest = ANY(%(digests)s::bytea[])"
-        " AND b.day >= %(since)s GROUP BY b.digest",
+        "SELECT t.n, count(b.day) AS days"
+        " FROM unnest(%(digests)s::bytea[], %(days)s::date[]) WITH ORDINALITY AS t(d, day, n)"
+        " LEFT JOIN soft_bounces b ON b.workspace_id = %(ws)s AND b.digest = t.d"
+        " AND b.day BETWEEN t.day - %(back)s AND t.day GROUP BY t.n ORDER BY t.n",
         params,
     )
-    return {bytes(row.digest): int(row.days) for row in rows}
+    return [int(row.days) for row in rows]
 
 
 async def purge_soft_bounces(uow: UnitOfWork, before: date) -> None:

@@ -335,3 +335,21 @@ def test_a_complaint_received_twice_is_one_event(database_url):
         ).fetchall()
     assert events == 1
     assert _suppressions(database_url, ws) == [("complaint", "marketing")]
+
+
+def test_a_backlog_of_soft_bounces_counts_the_days_they_were_received(database_url):
+    sent = support.sent_campaign(database_url, ["ann@example.org"])
+    ann, ws = "ann@example.org", sent.workspace_id
+    start = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    report = event(kind="bounce", bounce_class="soft", recipients=(ann,), status="4.2.2",
+                   return_path=sent.return_path(ann))  # fmt: skip
+    keep(database_url, ws, *(replace(report, id=new_id(), external_id=str(new_id()),
+                                     received_at=start + timedelta(days=d)) for d in (0, 3, 6)))  # fmt: skip
+    assert process(database_url, ws, clock=FrozenClock(start + timedelta(days=7))) == 3
+    assert _suppressions(database_url, ws) == [("soft_bounce", "*")]
+    with factories.seeding(database_url) as db:
+        outcomes = [r[0] for r in db.execute(
+            "SELECT outcome FROM inbound_messages WHERE workspace_id = %s ORDER BY received_at",
+            (ws,),
+        ).fetchall()]  # fmt: skip
+    assert ["address suppressed" in o for o in outcomes] == [False, False, True]
