@@ -35,6 +35,8 @@ log = structlog.get_logger("cdp.worker")
 MAINTENANCE_INTERVAL = 3600.0
 # Time-window segments move at least this often (and queued upkeep is caught up).
 SEGMENT_SWEEP_INTERVAL = 60.0
+# Campaigns still sending are judged by the reputation guard at least this often.
+REPUTATION_SWEEP_INTERVAL = 60.0
 
 
 class PeriodicTasks(dramatiq.Middleware):
@@ -75,6 +77,8 @@ class PeriodicTasks(dramatiq.Middleware):
         # (seconds between, what to schedule, its name in the logs); each is due at once.
         tasks: list[tuple[float, Callable[[], object], str]] = [
             (SEGMENT_SWEEP_INTERVAL, cdp.segments.actors.segment_sweep.send, "segments.sweep"),
+            (REPUTATION_SWEEP_INTERVAL, delivery.deliverability.actors.reputation_sweep.send,
+             "reputation.sweep"),
             (self._sending_sweep_interval, delivery.sending.actors.campaign_sweep.send,
              "sending.sweep"),
             (self._maintenance_interval, self._maintenance, "maintenance"),

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from consent import audit
 from consent.keys import Keys
-from delivery.deliverability import processing, repository, verification
+from delivery.deliverability import guard, processing, repository, verification
 from delivery.sending import domains
 from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
 from domain import jobs
@@ -156,3 +156,26 @@ async def run_upkeep(settings: UpkeepSettings) -> None:
             await repository.forget_raw(uow, now - settings.raw_retention)
             await repository.purge_soft_bounces(uow, (now - processing.SOFT_BOUNCE_WINDOW).date())
             await uow.commit()
+
+
+@dramatiq.actor(actor_name="reputation_sweep", queue_name=repository.QUEUE, max_retries=0)
+async def reputation_sweep() -> None:
+    await run_reputation_sweep()
+
+
+async def run_reputation_sweep() -> list[UUID]:
+    """Judge every campaign still sending, whether or not a report came for it; those paused.
+
+    The guard also runs with each batch of reports, but a campaign's rate
+    moves with its sends too: complaints that came early are judged again
+    once enough messages have gone out.
+    """
+    runtime = jobs.runtime()
+    async with runtime.uow() as uow:
+        sending = await repository.campaigns_sending(uow)
+    paused: list[UUID] = []
+    for workspace_id, campaign_id in sending:
+        async with runtime.uow(workspace_id) as uow:
+            paused += await guard.check(uow, [campaign_id])
+            await uow.commit()
+    return paused

@@ -349,6 +349,12 @@ async def domains_to_check(uow: UnitOfWork, before: datetime) -> list[tuple[UUID
     return [(row.workspace_id, row.domain_id) for row in rows]
 
 
+async def campaigns_sending(uow: UnitOfWork) -> list[tuple[UUID, UUID]]:
+    """(workspace, campaign) of every campaign with messages still to send, any workspace."""
+    rows = await uow.fetch("SELECT workspace_id, campaign_id FROM cdp_sending_work()", {})
+    return [(row.workspace_id, row.campaign_id) for row in rows]
+
+
 async def sending_workspaces(uow: UnitOfWork) -> list[UUID]:
     rows = await uow.fetch("SELECT workspace_id FROM cdp_sending_workspaces()", {})
     return [row.workspace_id for row in rows]

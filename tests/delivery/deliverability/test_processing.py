@@ -6,7 +6,7 @@ from uuid import UUID
 
 from consent import gate
 from consent.keys import Keys
-from delivery.deliverability import guard
+from delivery.deliverability import actors, guard
 from domain.clock import FrozenClock
 from domain.ids import new_id
 from domain.personal_data import Subject
@@ -16,6 +16,7 @@ from tests.delivery.deliverability import support
 from tests.delivery.deliverability.support import Sent, event, keep, process
 from tests.support import factories
 from tests.support.database import SECRET
+from tests.support.jobs import as_worker
 
 
 def _suppressed(
@@ -353,3 +354,27 @@ def test_a_backlog_of_soft_bounces_counts_the_days_they_were_received(database_u
             (ws,),
         ).fetchall()]  # fmt: skip
     assert ["address suppressed" in o for o in outcomes] == [False, False, True]
+
+
+def test_the_guard_also_judges_campaigns_as_they_send(database_url):
+    emails = [f"p{i}@example.org" for i in range(4)]
+    sent = support.sent_campaign(database_url, emails, extra_sent=996)
+    ws = sent.workspace_id
+    with factories.seeding(database_url) as db:
+        # Four complaints came while the first few hundred had gone out; more is still to send.
+        db.execute(
+            "UPDATE deliveries SET status = 'COMPLAINED' WHERE workspace_id = %s AND id = ANY(%s)",
+            (ws, list(sent.deliveries.values())),
+        )
+        db.execute(
+            "INSERT INTO deliveries (workspace_id, id, campaign_id, profile_id, status, due_at)"
+            " VALUES (%s, %s, %s, %s, 'QUEUED', now() - interval '1 minute')",
+            (ws, new_id(), sent.campaign_id, factories.profile(db, ws)),
+        )
+        db.commit()
+    paused = as_worker(database_url, actors.run_reputation_sweep)
+    assert sent.campaign_id in paused
+    status, reason = _campaign(database_url, sent)
+    assert status == "PAUSED"
+    assert reason is not None
+    assert reason.startswith("complaint rate 0.40%")
