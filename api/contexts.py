@@ -7,6 +7,9 @@ import cdp.tables  # noqa: F401 - declares tables
 import consent.personal_data
 import consent.tables  # noqa: F401 - declares tables
 import delivery.deliverability.tables
+import delivery.journeys.inbox
+import delivery.journeys.services
+import delivery.journeys.tables
 import delivery.personal_data
 import delivery.sending.campaigns
 import delivery.sending.tables

@@ -20,6 +20,7 @@ import cdp.actors
 import cdp.segments.actors
 import consent.dsr.actors  # noqa: F401 - declares its actors
 import delivery.deliverability.actors
+import delivery.journeys.actors
 import delivery.sending.actors
 import domain.maintenance
 from api import embedded
@@ -37,6 +38,9 @@ MAINTENANCE_INTERVAL = 3600.0
 SEGMENT_SWEEP_INTERVAL = 60.0
 # Campaigns still sending are judged by the reputation guard at least this often.
 REPUTATION_SWEEP_INTERVAL = 60.0
+# Due journey enrollments are looked for this often: a wait ends at most
+# about this late when workers are free.
+JOURNEY_TICK_INTERVAL = 1.0
 
 
 class PeriodicTasks(dramatiq.Middleware):
@@ -76,6 +80,7 @@ class PeriodicTasks(dramatiq.Middleware):
     def _loop(self) -> None:
         # (seconds between, what to schedule, its name in the logs); each is due at once.
         tasks: list[tuple[float, Callable[[], object], str]] = [
+            (JOURNEY_TICK_INTERVAL, delivery.journeys.actors.journey_tick.send, "journeys.tick"),
             (SEGMENT_SWEEP_INTERVAL, cdp.segments.actors.segment_sweep.send, "segments.sweep"),
             (REPUTATION_SWEEP_INTERVAL, delivery.deliverability.actors.reputation_sweep.send,
              "reputation.sweep"),
@@ -84,14 +89,17 @@ class PeriodicTasks(dramatiq.Middleware):
             (self._maintenance_interval, self._maintenance, "maintenance"),
         ]  # fmt: skip
         due = [time.monotonic()] * len(tasks)
-        while not self._stop.wait(self._relay_interval):
+        relay_due = time.monotonic() + self._relay_interval
+        while not self._stop.wait(min(self._relay_interval, JOURNEY_TICK_INTERVAL)):
             loop = get_event_loop_thread()
             if loop is None:
                 continue
-            try:
-                loop.run_coroutine(jobs.runtime().outbox_relay().relay_pending())
-            except Exception as exc:  # noqa: BLE001 - keep relaying through outages
-                log.warning("outbox.relay_failed", error=repr(exc))
+            if time.monotonic() >= relay_due:
+                relay_due = time.monotonic() + self._relay_interval
+                try:
+                    loop.run_coroutine(jobs.runtime().outbox_relay().relay_pending())
+                except Exception as exc:  # noqa: BLE001 - keep relaying through outages
+                    log.warning("outbox.relay_failed", error=repr(exc))
             for n, (interval, schedule, name) in enumerate(tasks):
                 if time.monotonic() < due[n]:
                     continue

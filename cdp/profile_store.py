@@ -152,7 +152,7 @@ def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, 
     return (*op.identifiers, known)
 
 
-def _event_rows(events: list[tuple[UUID, Message]]) -> str:
+def _event_rows(events: list[tuple[UUID, Message]], ids: list[str]) -> str:
     return json_rows(
         [
             {
@@ -166,7 +166,7 @@ def _event_rows(events: list[tuple[UUID, Message]]) -> str:
                 "props": m.properties,
                 "ctx": m.context,
             }
-            for event_id, (p, m) in zip(new_ids_text(len(events)), events, strict=True)
+            for event_id, (p, m) in zip(ids, events, strict=True)
         ]
     )
 
@@ -291,19 +291,23 @@ async def _write_batch(
     identities = [
         {"kind": i.kind, "value": i.value, "pid": resolver.survivor(p)} for i, p in plan.attached
     ]
+    event_ids = new_ids_text(len(events))
     write = queries.write_batch(
         uow.workspace_id,
         now,
         created=_state_rows(states, created),
         identities=json_rows(identities),
         conflicts=json_rows(conflicts),
-        events=_event_rows(events),
+        events=_event_rows(events, event_ids),
         groups=_group_rows(groups),
         updated=_state_rows(states, survivors),
     )
     statements = [queries.ensure_partitions(events), write] if events else [write]
     notices = changes.statements(uow.workspace_id, _changed(resolver, events, identities, states))
     statements.extend(notices)
+    statements.extend(changes.event_statements(uow.workspace_id, changes.NewEvents(
+        event_ids, [m.timestamp for _p, m in events], [p for p, _m in events],
+        [m.name for _p, m in events])))  # fmt: skip
     if not answer:
         uow.defer(*statements)
         return {}

@@ -7,13 +7,11 @@ from domain.personal_data import Subject, registry
 from domain.uow import UnitOfWork
 
 
-class Deliveries:
-    table = "deliveries"
-    category = "the messages sent or meant for a person, and what became of each"
-    purpose = "sending campaigns and journeys, and proving what was sent"
-    retention = "while the campaign exists; erased on request"
-    _columns = ("campaign_id", "profile_id", "variant", "holdout", "status", "reason",
-                "message_id", "sent_at")  # fmt: skip
+class _HeldByProfile:
+    """Rows that name the profile in `profile_id`: exported as `_columns`, erased whole."""
+
+    table: str
+    _columns: tuple[str, ...]
 
     async def export(self, uow: UnitOfWork, subject: Subject) -> list[dict[str, Any]]:
         return await repository.subject_rows(
@@ -28,7 +26,37 @@ class Deliveries:
         )  # fmt: skip
 
 
+class Deliveries(_HeldByProfile):
+    table = "deliveries"
+    category = "the messages sent or meant for a person, and what became of each"
+    purpose = "sending campaigns and journeys, and proving what was sent"
+    retention = "while the campaign exists; erased on request"
+    _columns = ("campaign_id", "enrollment_id", "variant", "holdout", "status", "reason",
+                "message_id", "sent_at", "event")  # fmt: skip
+
+
+class JourneyEnrollments(_HeldByProfile):
+    table = "journey_enrollments"
+    category = (
+        "the journeys a person entered, where they are in each, and the event that started it"
+    )
+    purpose = "sending a journey's messages at their time, and counting its conversions"
+    retention = "while the journey exists; erased on request"
+    _columns = ("journey_id", "version", "state", "step", "wake_at", "event", "entered_at",
+                "finished_at", "exit_reason", "converted_at")  # fmt: skip
+
+
+class JourneyInbox(_HeldByProfile):
+    table = "journey_inbox"
+    category = "a person's events waiting to be applied to journeys"
+    purpose = "entering and moving people in journeys as their events arrive"
+    retention = "seconds: until the journeys' job applies them"
+    _columns = ("event_id", "event_at", "name", "queued_at")
+
+
 registry.register(Deliveries())
+registry.register(JourneyEnrollments())
+registry.register(JourneyInbox())
 
 
 class InboundReports:

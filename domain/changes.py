@@ -8,6 +8,8 @@ below needs to know who listens.
 """
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -59,3 +61,34 @@ def touched(uow: UnitOfWork, profile_ids: Iterable[UUID], *reasons: str) -> None
     found = statements(uow.workspace_id, dict.fromkeys(profile_ids, why))
     if found:
         uow.defer(*found)
+
+
+@dataclass(frozen=True)
+class NewEvents:
+    """The events a change stored, column by column (ids as text, as they were written)."""
+
+    ids: list[str]
+    times: list[datetime]
+    profiles: list[UUID]
+    names: list[str | None]
+
+
+class EventListener(Protocol):
+    def event_statements(self, workspace_id: UUID, events: NewEvents) -> list[Statement]:
+        """The statements that note these new events in the same transaction."""
+        ...
+
+
+_event_listeners: list[EventListener] = []
+
+
+def register_events(listener: EventListener) -> None:
+    if listener not in _event_listeners:
+        _event_listeners.append(listener)
+
+
+def event_statements(workspace_id: UUID, events: NewEvents) -> list[Statement]:
+    """Every event listener's statements for the events a change stored."""
+    if not events.ids:
+        return []
+    return [s for lsn in _event_listeners for s in lsn.event_statements(workspace_id, events)]

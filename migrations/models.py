@@ -5,6 +5,7 @@ from sqlalchemy import MetaData
 import cdp.segments.tables
 import cdp.tables  # noqa: F401 - imported for their tables
 import consent.tables  # noqa: F401 - imported for their tables
+import delivery.journeys.tables
 import delivery.sending.tables
 import delivery.templates.tables  # noqa: F401 - imported for their tables
 import domain.credentials

@@ -13,6 +13,7 @@ from api.graphql.mutations import api_tokens as api_token_mutations
 from api.graphql.mutations import campaigns as campaign_mutations
 from api.graphql.mutations import consent as consent_mutations
 from api.graphql.mutations import dsr as dsr_mutations
+from api.graphql.mutations import journeys as journey_mutations
 from api.graphql.mutations import merge_rules as merge_rule_mutations
 from api.graphql.mutations import oauth_clients as oauth_client_mutations
 from api.graphql.mutations import profiles as profile_mutations
@@ -28,6 +29,7 @@ from api.graphql.queries import deliverability as deliverability_queries
 from api.graphql.queries import dsr as dsr_queries
 from api.graphql.queries import duplicates as duplicate_queries
 from api.graphql.queries import identity_conflicts as identity_conflict_queries
+from api.graphql.queries import journeys as journey_queries
 from api.graphql.queries import node as node_queries
 from api.graphql.queries import profiles as profile_queries
 from api.graphql.queries import segments as segment_queries
@@ -42,6 +44,7 @@ from api.graphql.types.campaign import CampaignNode, DeliveryNode
 from api.graphql.types.dsr import DataSubjectRequestNode
 from api.graphql.types.event import EventNode
 from api.graphql.types.identity import IdentityConflictNode
+from api.graphql.types.journey import JourneyEnrollmentNode, JourneyNode
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
 from api.graphql.types.segment import SegmentNode
@@ -86,6 +89,9 @@ class Query:
     campaign = strawberry.field(resolver=campaign_queries.campaign)
     campaigns = strawberry.field(resolver=campaign_queries.campaigns)
     deliverability_report = strawberry.field(resolver=deliverability_queries.deliverability_report)
+    journey = strawberry.field(resolver=journey_queries.journey)
+    journeys = strawberry.field(resolver=journey_queries.journeys)
+    journey_definition_schema = strawberry.field(resolver=journey_queries.journey_definition_schema)
 
     workspace = strawberry.field(
         resolver=workspace_queries.workspace,
@@ -133,6 +139,11 @@ class Mutation:
     resume_campaign = strawberry.mutation(resolver=campaign_mutations.resume_campaign)
     cancel_campaign = strawberry.mutation(resolver=campaign_mutations.cancel_campaign)
     set_send_policy = strawberry.mutation(resolver=campaign_mutations.set_send_policy)
+    create_journey = strawberry.mutation(resolver=journey_mutations.create_journey)
+    update_journey = strawberry.mutation(resolver=journey_mutations.update_journey)
+    activate_journey = strawberry.mutation(resolver=journey_mutations.activate_journey)
+    pause_journey = strawberry.mutation(resolver=journey_mutations.pause_journey)
+    archive_journey = strawberry.mutation(resolver=journey_mutations.archive_journey)
     create_oauth_client = strawberry.mutation(
         resolver=oauth_client_mutations.create_oauth_client, name="createOAuthClient"
     )
@@ -169,6 +180,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             SendingDomainNode,
             CampaignNode,
             DeliveryNode,
+            JourneyNode,
+            JourneyEnrollmentNode,
             EventNode,
             IdentityConflictNode,
             DataSubjectRequestNode,

@@ -102,10 +102,16 @@ class DefinitionError(ValidationError):
         self.errors = errors
 
 
-def parse(definition: object, *, segment_id: Callable[[str], UUID | None]) -> Node:
-    """The typed tree of a definition, or DefinitionError listing all its problems."""
+def parse(
+    definition: object, *, segment_id: Callable[[str], UUID | None], root: str = ROOT
+) -> Node:
+    """The typed tree of a definition, or DefinitionError listing all its problems.
+
+    `root` is the path of the definition itself, so that a condition inside a
+    larger document (a journey's `branch.if`) reports paths within it.
+    """
     reader = _Reader(segment_id)
-    node = reader.node(definition, ROOT, 1)
+    node = reader.node(definition, root, 1)
     if reader.problems or node is None:
         raise DefinitionError(reader.problems)
     return node

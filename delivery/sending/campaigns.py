@@ -74,7 +74,7 @@ class Campaign:
     id: UUID
     name: str
     status: str
-    segment_id: UUID
+    segment_id: UUID | None  # None for a journey's step
     template_id: UUID
     template_version: int | None
     purpose: str
@@ -91,6 +91,8 @@ class Campaign:
     created_at: datetime
     updated_at: datetime
     paused_reason: str | None = None
+    journey_id: UUID | None = None
+    journey_step: str | None = None
 
 
 _COLUMNS = [campaigns.c[n] for n in Campaign.__dataclass_fields__]
@@ -122,7 +124,9 @@ async def get_many(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, Campaign]:
 
 
 async def page(uow: UnitOfWork, *, after: UUID | None, limit: int) -> list[Campaign]:
-    query = select(*_COLUMNS).where(campaigns.c.workspace_id == uow.workspace_id)
+    query = select(*_COLUMNS).where(
+        campaigns.c.workspace_id == uow.workspace_id, campaigns.c.journey_id.is_(None)
+    )
     if after is not None:
         query = query.where(campaigns.c.id > after)
     rows = await uow.execute(query.order_by(campaigns.c.id).limit(limit))
@@ -149,7 +153,7 @@ def _variants(given: Sequence[Variant]) -> list[dict[str, Any]]:
     return found
 
 
-async def _sending_domain(uow: UnitOfWork, from_email: str) -> tuple[str, UUID]:
+async def sending_domain(uow: UnitOfWork, from_email: str) -> tuple[str, UUID]:
     try:
         address = validate_email(from_email.strip(), check_deliverability=False).normalized
     except EmailNotValidError as error:
@@ -176,7 +180,7 @@ async def create(uow: UnitOfWork, actor: audit.Actor, data: CampaignInput) -> Ca
     if data.from_name and len(data.from_name.strip()) > MAX_FROM_NAME:
         raise ValidationError(f"fromName must be at most {MAX_FROM_NAME} characters",
                               field="fromName")  # fmt: skip
-    from_email, domain_id = await _sending_domain(uow, data.from_email)
+    from_email, domain_id = await sending_domain(uow, data.from_email)
     reply_to = None
     if data.reply_to:
         try:
@@ -223,6 +227,8 @@ async def send(
     campaign = await get(uow, campaign_id, for_update=True)
     if campaign.status not in (DRAFT, SCHEDULED):
         raise ConflictError(f"the campaign is {campaign.status}, not a draft", field="id")
+    if campaign.segment_id is None:
+        raise ConflictError("this is a journey's step: its journey sends it", field="id")
     saved = await template_services.current_version(uow, campaign.template_id)
     template_services.check(saved.version.content)  # still compiles
     size = (await segment_store.size(uow, [campaign.segment_id]))[campaign.segment_id]
@@ -266,6 +272,8 @@ def _variant_case(campaign: Campaign, holdout_buckets: int) -> tuple[str, dict[s
 
 async def snapshot(uow: UnitOfWork, campaign: Campaign, at: datetime) -> int:
     """One delivery row per member of the campaign's segment now; the holdout's rows skipped."""
+    if campaign.segment_id is None:
+        return 0  # a journey's step: its deliveries come as enrollments reach it
     holdout_buckets = round(BUCKETS * campaign.holdout_percent / 100)
     variant, params = _variant_case(campaign, holdout_buckets)
     return await repository.insert_deliveries(
@@ -364,11 +372,12 @@ async def cancel(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Camp
 
 
 async def finish(uow: UnitOfWork, campaign_id: UUID, at: datetime) -> None:
-    """Nothing is left to send: a campaign still sending is SENT."""
+    """Nothing is left to send: a campaign still sending is SENT (a journey's step is not: more
+    enrollments may reach it)."""
     await uow.execute(
         update(campaigns)
         .where(campaigns.c.workspace_id == uow.workspace_id, campaigns.c.id == campaign_id,
-               campaigns.c.status == SENDING)
+               campaigns.c.status == SENDING, campaigns.c.journey_id.is_(None))
         .values(status=SENT, finished_at=at, updated_at=at)
     )  # fmt: skip
 
@@ -444,7 +453,11 @@ async def using_segment(uow: UnitOfWork, segment_id: UUID) -> list[str]:
     """The campaigns that send to this segment, which keep it from being deleted."""
     rows = await uow.execute(
         select(campaigns.c.name)
-        .where(campaigns.c.workspace_id == uow.workspace_id, campaigns.c.segment_id == segment_id)
+        .where(
+            campaigns.c.workspace_id == uow.workspace_id,
+            campaigns.c.segment_id == segment_id,
+            campaigns.c.journey_id.is_(None),
+        )
         .order_by(campaigns.c.name)
     )
     return [f'campaign "{row.name}"' for row in rows]

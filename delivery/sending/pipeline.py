@@ -187,6 +187,8 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
     campaign, ws = batch.campaign, batch.workspace_id
     survivor = batch.survivors[row.profile_id]
     person = batch.people[row.profile_id]
+    if row.event is not None:
+        person = replace(person, event=row.event)
     compiled = batch.compiled
     subject = _variant_subject(campaign, row.variant)
     if subject is not None:

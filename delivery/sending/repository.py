@@ -19,7 +19,7 @@ _CLAIM = (
     " AND status IN ('QUEUED', 'DEFERRED') AND due_at <= %(now)s "
     " AND (lease_until IS NULL OR lease_until < %(now)s) "
     " ORDER BY due_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
-    "RETURNING d.id, d.profile_id, d.variant, d.attempts"
+    "RETURNING d.id, d.profile_id, d.variant, d.attempts, d.event"
 )
 _RECORD = (
     "UPDATE deliveries SET status = %(status)s, reason = %(reason)s, "
@@ -41,6 +41,7 @@ class Claimed:
     profile_id: UUID
     variant: str | None
     attempts: int
+    event: dict[str, Any] | None = None  # a journey's trigger event
 
 
 async def claim(
@@ -52,7 +53,7 @@ async def claim(
         {"ws": uow.workspace_id, "c": campaign_id, "now": uow.clock.now(), "lease": until,
          "n": limit},
     )  # fmt: skip
-    return [Claimed(r.id, r.profile_id, r.variant, r.attempts) for r in rows]
+    return [Claimed(r.id, r.profile_id, r.variant, r.attempts, r.event) for r in rows]
 
 
 _RENEW = (

@@ -68,7 +68,9 @@ dkim_keys = Table(
 )
 
 # A campaign sends one template version to a segment's members as of the
-# moment it starts (the deliveries are that snapshot).
+# moment it starts (the deliveries are that snapshot). A journey's send step
+# is a campaign too, with no segment: its deliveries are added one by one as
+# enrollments reach the step, and it never finishes while the journey runs.
 campaigns = Table(
     "campaigns",
     metadata,
@@ -76,7 +78,7 @@ campaigns = Table(
     Column("id", PG_UUID(as_uuid=True), nullable=False),
     Column("name", Text, nullable=False),
     Column("status", Text, nullable=False, server_default=text("'DRAFT'")),
-    Column("segment_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("segment_id", PG_UUID(as_uuid=True)),  # None for a journey's step
     Column("template_id", PG_UUID(as_uuid=True), nullable=False),
     Column("template_version", Integer),  # fixed when sending starts
     Column("purpose", Text, nullable=False),
@@ -93,10 +95,22 @@ campaigns = Table(
     Column("finished_at", TS),
     # Why the reputation guard paused it (deliverability), cleared on resume.
     Column("paused_reason", Text),
+    Column("journey_id", PG_UUID(as_uuid=True)),
+    Column("journey_version", Integer),
+    Column("journey_step", Text),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "id"),
     UniqueConstraint("workspace_id", "name", name="uq_campaigns_name"),
+    Index(
+        "uq_campaigns_journey_step",
+        "workspace_id",
+        "journey_id",
+        "journey_version",
+        "journey_step",
+        unique=True,
+        postgresql_where=text("journey_id IS NOT NULL"),
+    ),
 )
 
 # One row per (campaign, profile): the audience snapshot and each message's fate.
@@ -109,6 +123,10 @@ deliveries = Table(
     Column("id", PG_UUID(as_uuid=True), nullable=False),
     Column("campaign_id", PG_UUID(as_uuid=True), nullable=False),
     Column("profile_id", PG_UUID(as_uuid=True), nullable=False, info={PERSONAL_DATA: True}),
+    # A journey's delivery: the enrollment that reached the step (one per entry).
+    Column("enrollment_id", PG_UUID(as_uuid=True)),
+    # What its template sees as `event`: the event that started the journey.
+    Column("event", JSONB, info={PERSONAL_DATA: True}),
     Column("variant", Text),
     Column("holdout", Boolean, nullable=False, server_default=text("false")),
     Column("status", Text, nullable=False, server_default=text("'QUEUED'")),
@@ -120,7 +138,14 @@ deliveries = Table(
     Column("sent_at", TS),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "id"),
-    UniqueConstraint("workspace_id", "campaign_id", "profile_id", name="uq_deliveries_recipient"),
+    UniqueConstraint(
+        "workspace_id",
+        "campaign_id",
+        "profile_id",
+        "enrollment_id",
+        name="uq_deliveries_recipient",
+        postgresql_nulls_not_distinct=True,
+    ),
     ForeignKeyConstraint(
         ["workspace_id", "campaign_id"],
         ["campaigns.workspace_id", "campaigns.id"],

@@ -165,7 +165,11 @@ async def campaigns_using(uow: UnitOfWork, template_id: UUID) -> list[str]:
     """The names of the campaigns that send this template, which keeps it from being deleted."""
     rows = await uow.execute(
         select(campaigns.c.name)
-        .where(campaigns.c.workspace_id == uow.workspace_id, campaigns.c.template_id == template_id)
+        .where(
+            campaigns.c.workspace_id == uow.workspace_id,
+            campaigns.c.template_id == template_id,
+            campaigns.c.journey_id.is_(None),
+        )
         .order_by(campaigns.c.name)
     )
     return [row.name for row in rows]

@@ -25,7 +25,7 @@ from delivery.templates.model import (
     TemplateWarning,
 )
 from delivery.templates.repository import TemplateRow, VersionRow
-from domain import workspaces
+from domain import references, workspaces
 from domain.errors import ConflictError, InUseError, NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.uow import UnitOfWork
@@ -135,10 +135,10 @@ async def delete(uow: UnitOfWork, actor: audit.Actor, template_id: UUID) -> None
     current = await repository.get(uow, template_id, for_update=True)
     if current is None:
         raise NotFoundError("no such template", field="id")
-    users = await repository.campaigns_using(uow, template_id)
+    users = [f'campaign "{name}"' for name in await repository.campaigns_using(uow, template_id)]
+    users += await references.users_of(uow, "template", template_id)
     if users:
-        listed = ", ".join(f'"{name}"' for name in users)
-        raise InUseError(f"the template is used by the campaigns {listed}")
+        raise InUseError(f"the template is used by {', '.join(users)}")
     await repository.delete_template(uow, template_id)
     await audit.record(
         uow, actor, "template.deleted", object_type=TEMPLATE_TYPE, object_id=template_id,

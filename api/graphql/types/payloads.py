@@ -13,6 +13,7 @@ from api.graphql.types.campaign import CampaignNode, SendPolicy
 from api.graphql.types.consent import Consent
 from api.graphql.types.dsr import DataSubjectRequestNode
 from api.graphql.types.input_error import InputError
+from api.graphql.types.journey import JourneyNode
 from api.graphql.types.merge_rule import MergeRuleType
 from api.graphql.types.oauth_client import OAuthClientNode
 from api.graphql.types.profile import ProfileNode
@@ -164,4 +165,10 @@ class CampaignPayload:
 @strawberry.type
 class SendPolicyPayload:
     policy: SendPolicy | None = None
+    errors: list[InputError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class JourneyPayload:
+    journey: JourneyNode | None = None
     errors: list[InputError] = strawberry.field(default_factory=list)

@@ -24,13 +24,15 @@ from cdp.traits import rfm
 from consent import links
 from consent.keys import Keys
 from consent.model import ConsentRecord, check_name
-from domain.credentials import CONSENT_READ, PROFILES_READ, SEGMENTS_READ
+from domain.credentials import CONSENT_READ, MESSAGES_READ, PROFILES_READ, SEGMENTS_READ
 from domain.personal_data import Subject
 
 if TYPE_CHECKING:
+    from api.graphql.types.journey import JourneyEnrollmentNode
     from api.graphql.types.segment import SegmentMembershipChange, SegmentNode
 
 Segment = Annotated["SegmentNode", strawberry.lazy("api.graphql.types.segment")]
+JourneyEnrollment = Annotated["JourneyEnrollmentNode", strawberry.lazy("api.graphql.types.journey")]
 SegmentChange = Annotated["SegmentMembershipChange", strawberry.lazy("api.graphql.types.segment")]
 
 
@@ -196,6 +198,16 @@ class ProfileNode(relay.Node):
         ids = await loaders.profile_segments(info, uow).load(self.row.id)
         nodes = await SegmentNode.resolve_nodes(info=info, node_ids=[str(i) for i in ids])
         return [n for n in nodes if n is not None]
+
+    @strawberry.field(description="This profile's journey enrollments, the latest first.")
+    async def journeys(self, info: Info) -> list[JourneyEnrollment]:
+        from api.graphql.types.journey import JourneyEnrollmentNode  # noqa: PLC0415 - the types refer to each other
+        from delivery.journeys import repository as journey_store  # noqa: PLC0415 - one use
+
+        uow = await info.context.require(MESSAGES_READ)
+        merged = await queries.merged_ids(uow, [self.row.id])
+        rows = await journey_store.enrollments_of(uow, merged.get(self.row.id, [self.row.id]))
+        return [JourneyEnrollmentNode.from_row(r) for r in rows]
 
     @strawberry.field(description="This profile's latest segment entries and exits, newest first.")
     async def segment_history(self, info: Info, first: int | None = None) -> list[SegmentChange]:

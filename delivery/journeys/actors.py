@@ -1,0 +1,74 @@
+"""Journey jobs: events into journeys after ingest, and the timer that moves due enrollments."""
+
+import time
+from uuid import UUID
+
+import dramatiq
+import structlog
+
+from consent.keys import Keys
+from delivery.journeys import inbox, timers
+from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
+from domain import jobs
+
+log = structlog.get_logger(__name__)
+RETRIES, BACKOFF_MS = 10, 1000
+TICK_ACTOR = "journey_tick"
+# A tick moves batches for at most this long, so ticks do not pile up behind
+# a backlog; the next tick goes on with it.
+TICK_BUDGET_SECONDS = 5.0
+
+
+@dramatiq.actor(actor_name=inbox.INBOX_ACTOR, queue_name=inbox.QUEUE, max_retries=RETRIES,
+                min_backoff=BACKOFF_MS)  # fmt: skip
+async def journey_inbox(workspace_id: str) -> None:
+    await run_inbox(UUID(workspace_id))
+
+
+async def run_inbox(workspace_id: UUID) -> int:
+    """Apply every queued event of the workspace, a batch per transaction; how many enrolled."""
+    runtime = jobs.runtime()
+    # The request goes first: an event stored from now on queues a new job.
+    async with runtime.uow(workspace_id) as uow:
+        await inbox.take_request(uow)
+        await uow.commit()
+    total = 0
+    while True:
+        async with runtime.uow(workspace_id) as uow:
+            events = await inbox.claim(uow)
+            if not events:
+                return total
+            total += await inbox.process(uow, events)
+            await uow.commit()
+
+
+@dramatiq.actor(actor_name=TICK_ACTOR, queue_name=inbox.QUEUE, max_retries=0,
+                time_limit=60_000)  # fmt: skip
+async def journey_tick() -> None:
+    """Every second: move the due enrollments of every workspace."""
+    moved = await run_due(budget=TICK_BUDGET_SECONDS)
+    if moved.moved:
+        log.info("journeys.moved", enrollments=moved.moved, messages=moved.sends)
+
+
+async def run_due(budget: float | None = None) -> timers.Advanced:
+    """Move due enrollments, batch by batch, until none is due or the budget is spent."""
+    runtime = jobs.runtime()
+    keys = Keys(runtime.secret)
+    started = time.monotonic()
+    moved = sent = 0
+    async with runtime.uow() as uow:
+        workspaces = await timers.due_workspaces(uow)
+    for workspace_id in workspaces:
+        while budget is None or time.monotonic() - started < budget:
+            try:
+                async with runtime.uow(workspace_id) as uow:
+                    done = await timers.advance_batch(uow, keys)
+                    await uow.commit()
+            except Exception:  # one workspace's failure must not hold up the others
+                log.exception("journeys.advance_failed", workspace_id=str(workspace_id))
+                break
+            moved, sent = moved + done.moved, sent + done.sends
+            if done.moved < timers.BATCH:
+                break
+    return timers.Advanced(moved, sent)

@@ -1,0 +1,221 @@
+"""Events into journeys: entries, exits, awaited events and conversions, after ingest commits.
+
+1. Ingest stores events and, in the same transaction (`domain.changes`),
+   queues in `journey_inbox` only those whose name a live journey listens
+   for (`journey_listens`), with the workspace's job unless one is queued.
+   A workspace with no journeys pays one index probe per ingest batch.
+2. The job (`run`, in a worker) claims the queued events in order and, for
+   each: takes enrolled profiles out on an `exitOn` event; moves those
+   waiting for it (`waitFor`) onto its `then` path; marks goal conversions;
+   and enrols the profile in each active journey it triggers, as the
+   re-entry rule allows. An event's message id enrols it once per journey,
+   however often it is delivered.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete
+
+from delivery.journeys import model as m
+from delivery.journeys import repository, services
+from delivery.journeys.definition import event_matches
+from delivery.journeys.engine import ACTIVE, COMPLETED, EXITED, Plan
+from delivery.journeys.repository import EnrollmentRow, Entry, JourneyRow, Move
+from delivery.journeys.tables import journey_requests
+from domain import changes
+from domain.ids import new_id
+from domain.uow import Statement, UnitOfWork
+
+QUEUE = "journeys"
+INBOX_ACTOR = "journey_inbox"
+CLAIM_BATCH = 1000
+# An event older than its journey (by its own time, less this margin for
+# clock skew) does not enrol: an import of last year's carts sends nothing.
+ENTRY_MARGIN = timedelta(minutes=5)
+ONCE_KEYS = {m.REENTRY_NEVER: "once", m.REENTRY_AFTER_EXIT: "active", m.REENTRY_ALWAYS: None}
+
+_QUEUE = (
+    "WITH e AS (SELECT * FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[], "
+    " %(pids)s::uuid[], %(names)s::text[]) AS e(id, at, pid, name) "
+    " WHERE e.name IN (SELECT l.name FROM journey_listens l WHERE l.workspace_id = %(ws)s)), "
+    "queued AS (INSERT INTO journey_inbox (workspace_id, event_id, event_at, profile_id, name) "
+    " SELECT %(ws)s, e.id, e.at, e.pid, e.name FROM e RETURNING 1), "
+    "held AS (SELECT workspace_id FROM journey_requests WHERE workspace_id = %(ws)s "
+    " AND EXISTS (SELECT 1 FROM queued) FOR KEY SHARE), "
+    "requested AS (INSERT INTO journey_requests (workspace_id) SELECT %(ws)s "
+    " WHERE EXISTS (SELECT 1 FROM queued) AND NOT EXISTS (SELECT 1 FROM held) "
+    " ON CONFLICT DO NOTHING RETURNING workspace_id) "
+    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
+    "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
+    "FROM requested RETURNING id"
+)
+
+
+class InboxListener:
+    """Queues the new events that a live journey listens for (`domain.changes`)."""
+
+    def event_statements(self, workspace_id: UUID, events: changes.NewEvents) -> list[Statement]:
+        named = [n for n, name in enumerate(events.names) if name]
+        if not named:
+            return []
+        params = {
+            "ws": workspace_id, "ids": [events.ids[n] for n in named],
+            "times": [events.times[n] for n in named],
+            "pids": [events.profiles[n] for n in named],
+            "names": [events.names[n] for n in named], "job": new_id(), "actor": INBOX_ACTOR,
+            "queue": QUEUE,
+        }  # fmt: skip
+        return [Statement(_QUEUE, params, writes_jobs=True)]
+
+
+changes.register_events(InboxListener())
+
+
+@dataclass(frozen=True)
+class Event:
+    id: UUID
+    profile_id: UUID
+    name: str
+    message_id: str
+    timestamp: datetime
+    properties: dict[str, Any]
+
+    def for_templates(self) -> dict[str, Any]:
+        return {"name": self.name, "properties": self.properties,
+                "timestamp": self.timestamp.isoformat()}  # fmt: skip
+
+
+_CLAIM = (
+    "WITH claimed AS (SELECT i.id, i.event_id, i.event_at FROM journey_inbox i "
+    " WHERE i.workspace_id = %(ws)s ORDER BY i.id LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+    "gone AS (DELETE FROM journey_inbox d USING claimed c "
+    " WHERE d.workspace_id = %(ws)s AND d.id = c.id) "
+    "SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, e.properties "
+    "FROM claimed c JOIN events e ON e.workspace_id = %(ws)s AND e.id = c.event_id "
+    " AND e.timestamp = c.event_at ORDER BY e.timestamp, c.id"
+)
+
+
+async def take_request(uow: UnitOfWork) -> None:
+    await uow.execute(delete(journey_requests).where(
+        journey_requests.c.workspace_id == uow.workspace_id))  # fmt: skip
+
+
+async def claim(uow: UnitOfWork, limit: int = CLAIM_BATCH) -> list[Event]:
+    """The oldest queued events (deleted from the inbox with this transaction), by their time."""
+    rows = await uow.fetch(_CLAIM, {"ws": uow.workspace_id, "n": limit})
+    return [Event(r.id, r.profile_id, r.name, r.message_id, r.timestamp, r.properties)
+            for r in rows]  # fmt: skip
+
+
+@dataclass
+class _Journeys:
+    rows: dict[UUID, JourneyRow]
+    plans: dict[tuple[UUID, int], Plan]
+
+    def current(self, journey_id: UUID) -> Plan:
+        row = self.rows[journey_id]
+        return self.plans[(journey_id, row.version)]
+
+
+async def _load(uow: UnitOfWork, enrolled: Sequence[EnrollmentRow]) -> _Journeys:
+    live = {j.id: j for j in await repository.live(uow)}
+    keys = {(j.id, j.version) for j in live.values()} | {(e.journey_id, e.version)
+                                                          for e in enrolled}  # fmt: skip
+    found = await repository.definitions(uow, sorted(keys))
+    plans = {k: services.plan(uow.workspace_id, k[0], k[1], raw) for k, raw in found.items()}
+    return _Journeys(live, plans)
+
+
+def _exit_match(plan: Plan, event: Event, now: datetime) -> m.EventMatch | None:
+    for match in plan.definition.exit_on:
+        if event_matches(match, event.name, event.properties, now):
+            return match
+    return None
+
+
+def _on_enrollment(plan: Plan, row: EnrollmentRow, event: Event, now: datetime) -> Move | None:
+    """What the event does to one enrollment: an exit, a waitFor answered, or nothing."""
+    if row.state != ACTIVE or event.timestamp < row.trigger_at:
+        return None
+    if row.event is not None and row.event.get("id") == str(event.id):
+        return None
+    match = _exit_match(plan, event, now)
+    if match is not None:
+        return Move(row.id, EXITED, row.step, waiting=False, wake_at=None,
+                    exit_reason=f"exitOn {match.name}")  # fmt: skip
+    step = plan.steps.get(row.step or "")
+    if (
+        row.waiting
+        and isinstance(step, m.WaitFor)
+        and event_matches(step.match, event.name, event.properties, now)
+    ):
+        after = plan.resume_after_event(step.id)
+        if after.state == COMPLETED:
+            return Move(row.id, COMPLETED, None, waiting=False, wake_at=None, exit_reason=None)
+        return Move(row.id, ACTIVE, after.step, waiting=False, wake_at=now, exit_reason=None)
+    return None
+
+
+def _apply(journeys: _Journeys, mine: list[EnrollmentRow], event: Event, now: datetime,
+           moves: dict[UUID, Move]) -> list[EnrollmentRow]:  # fmt: skip
+    """The event's effect on one profile's enrollments (into `moves`); those still active."""
+    still = []
+    for row in mine:
+        move = _on_enrollment(journeys.plans[(row.journey_id, row.version)], row, event, now)
+        if move is not None:
+            moves[row.id] = move
+        if move is None or move.state == ACTIVE:
+            still.append(row)
+    return still
+
+
+async def process(uow: UnitOfWork, events: Sequence[Event]) -> int:
+    """Apply the events to the workspace's journeys; the caller commits. How many enrolled."""
+    if not events:
+        return 0
+    now = uow.clock.now()
+    live_ids = [j.id for j in await repository.live(uow)]
+    enrolled = await repository.active_of(uow, sorted({e.profile_id for e in events}), live_ids)
+    journeys = await _load(uow, enrolled)
+    by_profile: dict[UUID, list[EnrollmentRow]] = {}
+    for row in enrolled:
+        by_profile.setdefault(row.profile_id, []).append(row)
+    moves: dict[UUID, Move] = {}
+    goals: list[tuple[UUID, UUID, datetime, datetime]] = []
+    entries: list[Entry] = []
+    for event in events:
+        by_profile[event.profile_id] = _apply(journeys, by_profile.get(event.profile_id, []),
+                                              event, now, moves)  # fmt: skip
+        for journey in journeys.rows.values():
+            plan = journeys.current(journey.id)
+            goal = plan.definition.goal
+            if goal is not None and goal.event == event.name:
+                goals.append((journey.id, event.profile_id, event.timestamp,
+                              event.timestamp - goal.within))  # fmt: skip
+            entry = _entry(journey, plan, event, now)
+            if entry is not None:
+                entries.append(entry)
+    await repository.record_moves(uow, list(moves.values()))
+    await repository.convert(uow, goals)
+    return len(await repository.enrol(uow, entries))
+
+
+def _entry(journey: JourneyRow, plan: Plan, event: Event, now: datetime) -> Entry | None:
+    trigger = plan.definition.trigger
+    if journey.status != repository.ACTIVE or not isinstance(trigger, m.EventTrigger):
+        return None
+    if not event_matches(trigger.match, event.name, event.properties, now):
+        return None
+    if journey.activated_at is not None and event.timestamp < journey.activated_at - ENTRY_MARGIN:
+        return None
+    start = plan.start()
+    return Entry(
+        new_id(), journey.id, journey.version, event.profile_id, start.step, event.message_id,
+        ONCE_KEYS[plan.definition.reentry], {**event.for_templates(), "id": str(event.id)},
+        event.timestamp,
+    )  # fmt: skip

@@ -1,0 +1,358 @@
+"""The journeys' SQL: journeys and versions, listened event names, enrollments and their moves."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import delete, func, select, update
+
+from delivery.journeys.tables import (
+    journey_enrollments,
+    journey_listens,
+    journey_versions,
+    journeys,
+)
+from domain.uow import UnitOfWork
+
+DRAFT, ACTIVE, PAUSED, ARCHIVED = "DRAFT", "ACTIVE", "PAUSED", "ARCHIVED"
+
+
+@dataclass(frozen=True)
+class JourneyRow:
+    id: UUID
+    name: str
+    status: str
+    version: int
+    activated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+_JOURNEY = [journeys.c[n] for n in JourneyRow.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class EnrollmentRow:
+    id: UUID
+    journey_id: UUID
+    version: int
+    profile_id: UUID
+    state: str
+    step: str | None
+    waiting: bool
+    wake_at: datetime | None
+    event: dict[str, Any] | None
+    trigger_at: datetime
+    entered_at: datetime
+    finished_at: datetime | None
+    exit_reason: str | None
+    converted_at: datetime | None
+
+
+_ENROLLMENT = [journey_enrollments.c[n] for n in EnrollmentRow.__dataclass_fields__]
+
+
+def _journey(row: Any) -> JourneyRow:
+    return JourneyRow(**row._asdict())
+
+
+async def get(uow: UnitOfWork, journey_id: UUID, *, for_update: bool = False) -> JourneyRow | None:
+    query = select(*_JOURNEY).where(journeys.c.workspace_id == uow.workspace_id,
+                                    journeys.c.id == journey_id)  # fmt: skip
+    if for_update:
+        query = query.with_for_update()
+    row = (await uow.execute(query)).one_or_none()
+    return None if row is None else _journey(row)
+
+
+async def get_many(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, JourneyRow]:
+    rows = await uow.execute(select(*_JOURNEY).where(journeys.c.workspace_id == uow.workspace_id,
+                                                     journeys.c.id.in_(ids)))  # fmt: skip
+    return {row.id: _journey(row) for row in rows}
+
+
+async def page(uow: UnitOfWork, *, after: UUID | None, limit: int) -> list[JourneyRow]:
+    query = select(*_JOURNEY).where(journeys.c.workspace_id == uow.workspace_id)
+    if after is not None:
+        query = query.where(journeys.c.id > after)
+    rows = await uow.execute(query.order_by(journeys.c.id).limit(limit))
+    return [_journey(row) for row in rows]
+
+
+async def name_taken(uow: UnitOfWork, name: str, *, other_than: UUID | None) -> bool:
+    query = select(journeys.c.id).where(journeys.c.workspace_id == uow.workspace_id,
+                                        journeys.c.name == name)  # fmt: skip
+    if other_than is not None:
+        query = query.where(journeys.c.id != other_than)
+    return (await uow.execute(query)).first() is not None
+
+
+async def insert(uow: UnitOfWork, journey_id: UUID, name: str, definition: Any) -> None:
+    now = uow.clock.now()
+    await uow.execute(journeys.insert().values(
+        workspace_id=uow.workspace_id, id=journey_id, name=name, status=DRAFT, version=1,
+        created_at=now, updated_at=now))  # fmt: skip
+    await insert_version(uow, journey_id, 1, definition)
+
+
+async def insert_version(uow: UnitOfWork, journey_id: UUID, version: int, definition: Any) -> None:
+    await uow.execute(journey_versions.insert().values(
+        workspace_id=uow.workspace_id, journey_id=journey_id, version=version,
+        definition=definition, created_at=uow.clock.now()))  # fmt: skip
+
+
+async def set_journey(uow: UnitOfWork, journey_id: UUID, **values: Any) -> None:
+    await uow.execute(
+        update(journeys)
+        .where(journeys.c.workspace_id == uow.workspace_id, journeys.c.id == journey_id)
+        .values(updated_at=uow.clock.now(), **values)
+    )
+
+
+async def definitions(
+    uow: UnitOfWork, keys: Sequence[tuple[UUID, int]]
+) -> dict[tuple[UUID, int], Any]:
+    """The definition of each (journey, version) asked for."""
+    if not keys:
+        return {}
+    v = journey_versions
+    rows = await uow.execute(
+        select(v.c.journey_id, v.c.version, v.c.definition).where(
+            v.c.workspace_id == uow.workspace_id,
+            v.c.journey_id.in_({k[0] for k in keys}),
+        )
+    )
+    wanted = set(keys)
+    return {(r.journey_id, r.version): r.definition for r in rows if (r.journey_id, r.version)
+            in wanted}  # fmt: skip
+
+
+async def all_definitions(uow: UnitOfWork, journey_id: UUID) -> dict[int, Any]:
+    v = journey_versions
+    rows = await uow.execute(select(v.c.version, v.c.definition).where(
+        v.c.workspace_id == uow.workspace_id, v.c.journey_id == journey_id))  # fmt: skip
+    return {r.version: r.definition for r in rows}
+
+
+async def live(uow: UnitOfWork) -> list[JourneyRow]:
+    """The journeys that listen for events: active and paused ones."""
+    rows = await uow.execute(select(*_JOURNEY).where(
+        journeys.c.workspace_id == uow.workspace_id,
+        journeys.c.status.in_((ACTIVE, PAUSED))))  # fmt: skip
+    return [_journey(row) for row in rows]
+
+
+async def not_archived(uow: UnitOfWork) -> list[JourneyRow]:
+    rows = await uow.execute(select(*_JOURNEY).where(
+        journeys.c.workspace_id == uow.workspace_id, journeys.c.status != ARCHIVED))  # fmt: skip
+    return [_journey(row) for row in rows]
+
+
+async def set_listens(uow: UnitOfWork, journey_id: UUID, names: Sequence[str]) -> None:
+    await uow.execute(delete(journey_listens).where(
+        journey_listens.c.workspace_id == uow.workspace_id,
+        journey_listens.c.journey_id == journey_id))  # fmt: skip
+    if names:
+        await uow.execute(journey_listens.insert(), [
+            {"workspace_id": uow.workspace_id, "name": n, "journey_id": journey_id}
+            for n in sorted(set(names))])  # fmt: skip
+
+
+# --- enrollments ---------------------------------------------------------------
+
+_ENROL = (
+    "INSERT INTO journey_enrollments (workspace_id, id, journey_id, version, profile_id, state, "
+    " step, waiting, wake_at, trigger_key, once_key, event, trigger_at, entered_at, updated_at) "
+    "SELECT %(ws)s, e.id, e.journey, e.version, e.profile, 'ACTIVE', e.step, false, %(now)s, "
+    " e.tkey, e.okey, e.event, e.tat, %(now)s, %(now)s "
+    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS e(id uuid, journey uuid, version int, "
+    " profile uuid, step text, tkey text, okey text, event jsonb, tat timestamptz) "
+    "ON CONFLICT DO NOTHING RETURNING id, journey_id"
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: UUID
+    journey_id: UUID
+    version: int
+    profile_id: UUID
+    step: str | None
+    trigger_key: str | None
+    once_key: str | None
+    event: dict[str, Any] | None
+    trigger_at: datetime
+
+
+async def enrol(uow: UnitOfWork, entries: Sequence[Entry]) -> list[tuple[UUID, UUID]]:
+    """Insert the enrollments, due at once; the (id, journey) of those the re-entry rule and the
+    trigger's key let in."""
+    if not entries:
+        return []
+    rows = orjson.dumps([
+        {"id": str(e.id), "journey": str(e.journey_id), "version": e.version,
+         "profile": str(e.profile_id), "step": e.step, "tkey": e.trigger_key,
+         "okey": e.once_key, "event": e.event, "tat": e.trigger_at.isoformat()}
+        for e in entries
+    ]).decode()  # fmt: skip
+    found = await uow.fetch(_ENROL, {"ws": uow.workspace_id, "now": uow.clock.now(),
+                                     "rows": rows})  # fmt: skip
+    return [(r.id, r.journey_id) for r in found]
+
+
+_CLAIM = (
+    "SELECT {columns} FROM journey_enrollments e "
+    "WHERE e.workspace_id = %(ws)s AND e.state = 'ACTIVE' AND e.wake_at IS NOT NULL "
+    " AND e.wake_at <= %(now)s AND e.journey_id = ANY(%(journeys)s) "
+    "ORDER BY e.wake_at LIMIT %(n)s FOR UPDATE SKIP LOCKED"
+)
+_COLUMN_NAMES = ", ".join(f"e.{n}" for n in EnrollmentRow.__dataclass_fields__)
+
+
+async def claim_due(
+    uow: UnitOfWork, journey_ids: Sequence[UUID], limit: int
+) -> list[EnrollmentRow]:
+    """Up to `limit` due enrollments of these journeys, locked until the transaction ends."""
+    rows = await uow.fetch(_CLAIM.format(columns=_COLUMN_NAMES), {
+        "ws": uow.workspace_id, "now": uow.clock.now(), "journeys": list(journey_ids),
+        "n": limit})  # fmt: skip
+    return [EnrollmentRow(**row._asdict()) for row in rows]
+
+
+_MOVE = (
+    "UPDATE journey_enrollments e SET state = m.state, step = m.step, waiting = m.waiting, "
+    " wake_at = m.wake, exit_reason = m.reason, "
+    " finished_at = CASE WHEN m.state = 'ACTIVE' THEN NULL ELSE %(now)s END, "
+    " once_key = CASE WHEN m.state <> 'ACTIVE' AND e.once_key = 'active' THEN NULL "
+    "  ELSE e.once_key END, updated_at = %(now)s "
+    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS m(id uuid, state text, step text, "
+    " waiting boolean, wake timestamptz, reason text) "
+    "WHERE e.workspace_id = %(ws)s AND e.id = m.id"
+)
+
+
+@dataclass(frozen=True)
+class Move:
+    id: UUID
+    state: str
+    step: str | None
+    waiting: bool
+    wake_at: datetime | None
+    exit_reason: str | None
+
+
+async def record_moves(uow: UnitOfWork, moves: Sequence[Move]) -> None:
+    if not moves:
+        return
+    rows = orjson.dumps([
+        {"id": str(v.id), "state": v.state, "step": v.step, "waiting": v.waiting,
+         "wake": v.wake_at.isoformat() if v.wake_at else None, "reason": v.exit_reason}
+        for v in moves
+    ]).decode()  # fmt: skip
+    await uow.fetch(_MOVE, {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": rows})
+
+
+async def active_of(uow: UnitOfWork, profile_ids: Sequence[UUID],
+                    journey_ids: Sequence[UUID]) -> list[EnrollmentRow]:  # fmt: skip
+    """The profiles' active enrollments in these journeys, locked."""
+    e = journey_enrollments
+    rows = await uow.execute(
+        select(*_ENROLLMENT).where(
+            e.c.workspace_id == uow.workspace_id, e.c.profile_id.in_(profile_ids),
+            e.c.journey_id.in_(journey_ids), e.c.state == "ACTIVE",
+        ).order_by(e.c.id).with_for_update()
+    )  # fmt: skip
+    return [EnrollmentRow(**row._asdict()) for row in rows]
+
+
+_CONVERT = (
+    "UPDATE journey_enrollments e SET converted_at = g.at, updated_at = %(now)s "
+    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS g(journey uuid, profile uuid, "
+    " at timestamptz, since timestamptz) "
+    "WHERE e.workspace_id = %(ws)s AND e.journey_id = g.journey AND e.profile_id = g.profile "
+    " AND e.converted_at IS NULL AND e.trigger_at <= g.at AND e.entered_at >= g.since"
+)
+
+
+async def convert(uow: UnitOfWork, goals: Sequence[tuple[UUID, UUID, datetime, datetime]]) -> None:
+    """Mark conversions: (journey, profile, the goal event's time, the earliest entry it counts
+    for)."""
+    if not goals:
+        return
+    rows = orjson.dumps([
+        {"journey": str(j), "profile": str(p), "at": at.isoformat(), "since": since.isoformat()}
+        for j, p, at, since in goals
+    ]).decode()  # fmt: skip
+    await uow.fetch(_CONVERT, {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": rows})
+
+
+async def exit_all(uow: UnitOfWork, journey_id: UUID, reason: str) -> int:
+    e = journey_enrollments
+    now = uow.clock.now()
+    result = await uow.execute(
+        update(e).where(e.c.workspace_id == uow.workspace_id, e.c.journey_id == journey_id,
+                        e.c.state == "ACTIVE")
+        .values(state="EXITED", exit_reason=reason, finished_at=now, wake_at=None,
+                once_key=func.nullif(e.c.once_key, "active"), updated_at=now)
+    )  # fmt: skip
+    return int(result.rowcount or 0)
+
+
+async def enrollment_page(uow: UnitOfWork, *, journey_id: UUID | None, profile_ids: Sequence[UUID] | None,
+                          after: UUID | None, limit: int) -> list[EnrollmentRow]:  # fmt: skip
+    e = journey_enrollments
+    query = select(*_ENROLLMENT).where(e.c.workspace_id == uow.workspace_id)
+    if journey_id is not None:
+        query = query.where(e.c.journey_id == journey_id)
+    if profile_ids is not None:
+        query = query.where(e.c.profile_id.in_(profile_ids))
+    if after is not None:
+        query = query.where(e.c.id > after)
+    rows = await uow.execute(query.order_by(e.c.id).limit(limit))
+    return [EnrollmentRow(**row._asdict()) for row in rows]
+
+
+async def counts(uow: UnitOfWork, journey_id: UUID) -> dict[str, int]:
+    """Enrollments by state, and how many converted."""
+    e = journey_enrollments
+    rows = await uow.execute(
+        select(e.c.state, func.count(), func.count(e.c.converted_at))
+        .where(e.c.workspace_id == uow.workspace_id, e.c.journey_id == journey_id)
+        .group_by(e.c.state)
+    )
+    found: dict[str, int] = {"converted": 0}
+    for state, n, converted in rows:
+        found[state] = int(n)
+        found["converted"] += int(converted)
+    return found
+
+
+async def counts_by_step(uow: UnitOfWork, journey_id: UUID) -> dict[tuple[str, str], int]:
+    """Enrollments by (step, state): where the active are, where the others left."""
+    e = journey_enrollments
+    rows = await uow.execute(
+        select(e.c.step, e.c.state, func.count())
+        .where(e.c.workspace_id == uow.workspace_id, e.c.journey_id == journey_id,
+               e.c.step.is_not(None))
+        .group_by(e.c.step, e.c.state)
+    )  # fmt: skip
+    return {(step, state): int(n) for step, state, n in rows}
+
+
+async def enrollments_by_id(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, EnrollmentRow]:
+    e = journey_enrollments
+    rows = await uow.execute(select(*_ENROLLMENT).where(e.c.workspace_id == uow.workspace_id,
+                                                        e.c.id.in_(ids)))  # fmt: skip
+    return {row.id: EnrollmentRow(**row._asdict()) for row in rows}
+
+
+async def enrollments_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> list[EnrollmentRow]:
+    """The profiles' enrollments in every journey, the latest first."""
+    e = journey_enrollments
+    rows = await uow.execute(select(*_ENROLLMENT).where(
+        e.c.workspace_id == uow.workspace_id, e.c.profile_id.in_(profile_ids))
+        .order_by(e.c.entered_at.desc(), e.c.id.desc()))  # fmt: skip
+    return [EnrollmentRow(**row._asdict()) for row in rows]

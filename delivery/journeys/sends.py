@@ -1,0 +1,157 @@
+"""A journey's messages: each send step of each version is a campaign with no segment.
+
+Its deliveries are added as enrollments reach the step, and the sending
+pipeline sends them as it sends any campaign's: the contact gate, the
+frequency cap, quiet hours, the throttle, DKIM, retries, bounces. A step's
+campaign follows its journey: sending while the journey is active, paused
+with it, cancelled when it is archived. Its template version is the newest
+one when the journey's version is first activated.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import func, select, update
+
+from delivery.journeys import model as m
+from delivery.sending import campaigns as campaign_rules
+from delivery.sending.tables import campaigns, deliveries
+from delivery.templates import repository as template_store
+from domain.errors import NotFoundError, ValidationError
+from domain.ids import new_id
+from domain.outbox import Job
+from domain.uow import UnitOfWork
+
+
+def step_name(journey_id: UUID, version: int, step_id: str) -> str:
+    return f"journey {journey_id} v{version} step {step_id}"
+
+
+async def check(uow: UnitOfWork, definition: m.Definition) -> None:
+    """Refuse a definition whose send steps could not go out: an unknown template, a sender
+    outside the workspace's sending domains."""
+    for step in (s for s in m.walk(definition.steps) if isinstance(s, m.Send)):
+        if await template_store.get(uow, step.template_id) is None:
+            raise NotFoundError(f"step {step.id}: no such template", field="definition")
+        try:
+            await campaign_rules.sending_domain(uow, step.from_email)
+        except ValidationError as error:
+            raise ValidationError(f"step {step.id}: {error.message}",
+                                  field="definition") from None  # fmt: skip
+
+
+async def open_steps(
+    uow: UnitOfWork, journey_id: UUID, version: int, definition: m.Definition, status: str
+) -> None:
+    """Make the campaign of each send step of this version, if not made yet."""
+    now = uow.clock.now()
+    for step in (s for s in m.walk(definition.steps) if isinstance(s, m.Send)):
+        template = await template_store.get(uow, step.template_id)
+        if template is None:
+            raise NotFoundError(f"step {step.id}: no such template", field="definition")
+        from_email, domain_id = await campaign_rules.sending_domain(uow, step.from_email)
+        await uow.fetch(
+            "INSERT INTO campaigns (workspace_id, id, name, status, template_id, "
+            " template_version, purpose, from_email, from_name, reply_to, domain_id, started_at, "
+            " journey_id, journey_version, journey_step, created_at, updated_at) "
+            "VALUES (%(ws)s, %(id)s, %(name)s, %(status)s, %(template)s, %(tv)s, %(purpose)s, "
+            " %(from)s, %(from_name)s, %(reply_to)s, %(domain)s, %(now)s, %(journey)s, "
+            " %(version)s, %(step)s, %(now)s, %(now)s) "
+            "ON CONFLICT (workspace_id, journey_id, journey_version, journey_step) "
+            " WHERE journey_id IS NOT NULL DO NOTHING RETURNING id",
+            {"ws": uow.workspace_id, "id": new_id(), "name": step_name(journey_id, version, step.id),
+             "status": status, "template": step.template_id, "tv": template.version,
+             "purpose": step.purpose, "from": from_email, "from_name": step.from_name,
+             "reply_to": step.reply_to, "domain": domain_id, "now": now, "journey": journey_id,
+             "version": version, "step": step.id},
+        )  # fmt: skip
+
+
+async def step_campaigns(
+    uow: UnitOfWork, journey_ids: Sequence[UUID]
+) -> dict[tuple[UUID, int, str], UUID]:
+    """The campaign of each (journey, version, step) of these journeys."""
+    c = campaigns
+    rows = await uow.execute(
+        select(c.c.id, c.c.journey_id, c.c.journey_version, c.c.journey_step).where(
+            c.c.workspace_id == uow.workspace_id, c.c.journey_id.in_(journey_ids))
+    )  # fmt: skip
+    return {(r.journey_id, r.journey_version, r.journey_step): r.id for r in rows}
+
+
+_QUEUE = (
+    "INSERT INTO deliveries (workspace_id, id, campaign_id, profile_id, enrollment_id, event, "
+    " status, due_at, updated_at) "
+    "SELECT %(ws)s, gen_random_uuid(), q.campaign, q.profile, q.enrollment, q.event, 'QUEUED', "
+    " %(now)s, %(now)s FROM jsonb_to_recordset(%(rows)s::jsonb) AS q(campaign uuid, "
+    " profile uuid, enrollment uuid, event jsonb) ON CONFLICT DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A message a step asks for: its campaign, to whom, for which entry, and its event."""
+
+    campaign_id: UUID
+    profile_id: UUID
+    enrollment_id: UUID
+    event: dict[str, Any] | None
+
+
+async def queue(uow: UnitOfWork, wanted: Sequence[Wanted]) -> None:
+    """Queue each message (a delivery of the step's campaign), and a batch job per campaign."""
+    if not wanted:
+        return
+    rows = orjson.dumps([{"campaign": str(w.campaign_id), "profile": str(w.profile_id),
+                          "enrollment": str(w.enrollment_id), "event": w.event}
+                         for w in wanted]).decode()  # fmt: skip
+    await uow.fetch(_QUEUE, {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": rows})
+    for campaign_id in sorted({w.campaign_id for w in wanted}):
+        await uow.enqueue(Job(campaign_rules.BATCH_ACTOR, (str(uow.workspace_id), str(campaign_id)),
+                              queue_name=campaign_rules.QUEUE))  # fmt: skip
+
+
+async def follow(uow: UnitOfWork, journey_id: UUID, status: str) -> None:
+    """Set the journey's step campaigns to SENDING or PAUSED; on SENDING, queue their batches."""
+    c = campaigns
+    rows = await uow.execute(
+        update(c).where(c.c.workspace_id == uow.workspace_id, c.c.journey_id == journey_id,
+                        c.c.status.in_((campaign_rules.SENDING, campaign_rules.PAUSED)))
+        .values(status=status, paused_reason=None, updated_at=uow.clock.now()).returning(c.c.id)
+    )  # fmt: skip
+    if status == campaign_rules.SENDING:
+        for row in rows:
+            await campaign_rules.queue_batches(uow, row.id, jobs=1)
+
+
+async def cancel(uow: UnitOfWork, journey_id: UUID, reason: str) -> None:
+    """Stop the journey's step campaigns; what they had not sent is skipped with `reason`."""
+    c, d, now = campaigns, deliveries, uow.clock.now()
+    ids = [r.id for r in await uow.execute(
+        update(c).where(c.c.workspace_id == uow.workspace_id, c.c.journey_id == journey_id)
+        .values(status=campaign_rules.CANCELLED, finished_at=now, updated_at=now).returning(c.c.id)
+    )]  # fmt: skip
+    if ids:
+        await uow.execute(
+            update(d).where(d.c.workspace_id == uow.workspace_id, d.c.campaign_id.in_(ids),
+                            d.c.status.in_(("QUEUED", "DEFERRED")))
+            .values(status="SKIPPED", reason=reason, updated_at=now)
+        )  # fmt: skip
+
+
+async def counts(uow: UnitOfWork, journey_id: UUID) -> dict[str, dict[str, int]]:
+    """The journey's messages by step (all versions), then by status."""
+    c, d = campaigns, deliveries
+    rows = await uow.execute(
+        select(c.c.journey_step, d.c.status, func.count())
+        .select_from(d.join(c, (c.c.workspace_id == d.c.workspace_id) & (c.c.id == d.c.campaign_id)))
+        .where(c.c.workspace_id == uow.workspace_id, c.c.journey_id == journey_id)
+        .group_by(c.c.journey_step, d.c.status)
+    )  # fmt: skip
+    found: dict[str, dict[str, int]] = {}
+    for step, status, n in rows:
+        found.setdefault(step, {})[status] = int(n)
+    return found

@@ -1,0 +1,186 @@
+"""Journeys: definitions by version, enrollments as timers, the event inbox; journey sends.
+
+- A journey's send step is a campaign with no segment (`campaigns.journey_*`),
+  so its messages go through the sending pipeline; a delivery names the
+  enrollment it is for, and a profile may get a step's message once per entry.
+- `cdp_due_journey_workspaces(now)`: the workspaces with an enrollment due,
+  for the workers' timer across workspaces (row-level security hides other
+  workspaces from the runtime role), read from a partial index on `wake_at`.
+
+Revision ID: 0025
+Revises: 0024
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql as pg
+
+from migrations.rls import app_role, grant, tenant_rls, workspace_fk
+
+revision: str = "0025"
+down_revision: str | None = "0024"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+FUNCTION = "cdp_due_journey_workspaces(timestamptz)"
+TABLES = (
+    "journeys", "journey_versions", "journey_listens", "journey_inbox", "journey_requests",
+    "journey_enrollments",
+)  # fmt: skip
+ACTIVE_WAKE = "state = 'ACTIVE' AND wake_at IS NOT NULL"
+
+
+def _ts(name: str, *, nullable: bool = True, default: bool = False) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable,
+                     server_default=sa.text("now()") if default else None)  # fmt: skip
+
+
+def _uuid(name: str, *, nullable: bool = False) -> sa.Column:
+    return sa.Column(name, pg.UUID(as_uuid=True), nullable=nullable)
+
+
+def _journey_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["workspace_id", "journey_id"], ["journeys.workspace_id", "journeys.id"],
+        name=f"fk_{table}_journey", ondelete="CASCADE",
+    )  # fmt: skip
+
+
+def upgrade() -> None:
+    op.create_table(
+        "journeys",
+        _uuid("workspace_id"), _uuid("id"),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), server_default=sa.text("'DRAFT'"), nullable=False),
+        sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False),
+        _ts("activated_at"), _ts("created_at", nullable=False, default=True),
+        _ts("updated_at", nullable=False, default=True),
+        workspace_fk("journeys"),
+        sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_journeys"),
+        sa.UniqueConstraint("workspace_id", "name", name="uq_journeys_name"),
+    )  # fmt: skip
+    op.create_table(
+        "journey_versions",
+        _uuid("workspace_id"), _uuid("journey_id"),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("definition", pg.JSONB(), nullable=False),
+        _ts("created_at", nullable=False, default=True),
+        workspace_fk("journey_versions"), _journey_fk("journey_versions"),
+        sa.PrimaryKeyConstraint("workspace_id", "journey_id", "version",
+                                name="pk_journey_versions"),
+    )  # fmt: skip
+    op.create_table(
+        "journey_listens",
+        _uuid("workspace_id"),
+        sa.Column("name", sa.Text(), nullable=False),
+        _uuid("journey_id"),
+        workspace_fk("journey_listens"), _journey_fk("journey_listens"),
+        sa.PrimaryKeyConstraint("workspace_id", "name", "journey_id", name="pk_journey_listens"),
+    )  # fmt: skip
+    op.create_table(
+        "journey_inbox",
+        _uuid("workspace_id"),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        _uuid("event_id"), _ts("event_at", nullable=False), _uuid("profile_id"),
+        sa.Column("name", sa.Text(), nullable=False),
+        _ts("queued_at", nullable=False, default=True),
+        sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_journey_inbox"),
+    )  # fmt: skip
+    # Checked once per statement, as the other tables ingest writes to (migration 0007).
+    op.execute(
+        "CREATE TRIGGER journey_inbox_workspace_exists AFTER INSERT ON journey_inbox "
+        "REFERENCING NEW TABLE AS added FOR EACH STATEMENT "
+        "EXECUTE FUNCTION cdp_check_workspaces()"
+    )
+    op.create_table(
+        "journey_requests",
+        _uuid("workspace_id"), _ts("requested_at", nullable=False, default=True),
+        workspace_fk("journey_requests"),
+        sa.PrimaryKeyConstraint("workspace_id", name="pk_journey_requests"),
+    )  # fmt: skip
+    op.create_table(
+        "journey_enrollments",
+        _uuid("workspace_id"), _uuid("id"), _uuid("journey_id"),
+        sa.Column("version", sa.Integer(), nullable=False),
+        _uuid("profile_id"),
+        sa.Column("state", sa.Text(), server_default=sa.text("'ACTIVE'"), nullable=False),
+        sa.Column("step", sa.Text(), nullable=True),
+        sa.Column("waiting", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        _ts("wake_at"),
+        sa.Column("trigger_key", sa.Text(), nullable=True),
+        sa.Column("once_key", sa.Text(), nullable=True),
+        sa.Column("event", pg.JSONB(), nullable=True),
+        _ts("trigger_at", nullable=False), _ts("entered_at", nullable=False),
+        _ts("finished_at"),
+        sa.Column("exit_reason", sa.Text(), nullable=True),
+        _ts("converted_at"), _ts("updated_at", nullable=False, default=True),
+        workspace_fk("journey_enrollments"), _journey_fk("journey_enrollments"),
+        sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_journey_enrollments"),
+        sa.UniqueConstraint("workspace_id", "journey_id", "trigger_key",
+                            name="uq_journey_trigger"),
+        sa.UniqueConstraint("workspace_id", "journey_id", "profile_id", "once_key",
+                            name="uq_journey_reentry"),
+    )  # fmt: skip
+    op.create_index("ix_journey_enrollments_due", "journey_enrollments",
+                    ["workspace_id", "wake_at"], postgresql_where=sa.text(ACTIVE_WAKE))  # fmt: skip
+    op.create_index("ix_journey_enrollments_wake", "journey_enrollments", ["wake_at"],
+                    postgresql_where=sa.text(ACTIVE_WAKE))  # fmt: skip
+    op.create_index("ix_journey_enrollments_profile", "journey_enrollments",
+                    ["workspace_id", "profile_id"])  # fmt: skip
+    op.create_index("ix_journey_enrollments_journey", "journey_enrollments",
+                    ["workspace_id", "journey_id", "state"])  # fmt: skip
+    for table in TABLES:
+        tenant_rls(table)
+        grant(table)
+    op.alter_column("campaigns", "segment_id", nullable=True)
+    op.add_column("campaigns", _uuid("journey_id", nullable=True))
+    op.add_column("campaigns", sa.Column("journey_version", sa.Integer(), nullable=True))
+    op.add_column("campaigns", sa.Column("journey_step", sa.Text(), nullable=True))
+    op.create_index(
+        "uq_campaigns_journey_step", "campaigns",
+        ["workspace_id", "journey_id", "journey_version", "journey_step"], unique=True,
+        postgresql_where=sa.text("journey_id IS NOT NULL"),
+    )  # fmt: skip
+    op.add_column("deliveries", _uuid("enrollment_id", nullable=True))
+    op.add_column("deliveries", sa.Column("event", pg.JSONB(), nullable=True))
+    op.drop_constraint("uq_deliveries_recipient", "deliveries", type_="unique")
+    op.execute(
+        "ALTER TABLE deliveries ADD CONSTRAINT uq_deliveries_recipient UNIQUE NULLS NOT DISTINCT "
+        "(workspace_id, campaign_id, profile_id, enrollment_id)"
+    )
+    op.execute(
+        f"""
+        CREATE FUNCTION {FUNCTION.replace("(timestamptz)", "(due timestamptz)")}
+        RETURNS TABLE (workspace_id uuid)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+            SELECT DISTINCT s.workspace_id FROM (
+                SELECT e.workspace_id FROM journey_enrollments e
+                WHERE e.state = 'ACTIVE' AND e.wake_at IS NOT NULL AND e.wake_at <= due
+                ORDER BY e.wake_at LIMIT 10000
+            ) s
+        $$
+        """
+    )
+    op.execute(f"REVOKE ALL ON FUNCTION {FUNCTION} FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION {FUNCTION} TO {app_role()}")
+
+
+def downgrade() -> None:
+    op.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}")
+    op.execute("DELETE FROM deliveries WHERE enrollment_id IS NOT NULL")
+    op.drop_constraint("uq_deliveries_recipient", "deliveries", type_="unique")
+    op.create_unique_constraint("uq_deliveries_recipient", "deliveries",
+                                ["workspace_id", "campaign_id", "profile_id"])  # fmt: skip
+    op.drop_column("deliveries", "event")
+    op.drop_column("deliveries", "enrollment_id")
+    op.drop_index("uq_campaigns_journey_step", table_name="campaigns")
+    op.execute("DELETE FROM campaigns WHERE journey_id IS NOT NULL")
+    op.drop_column("campaigns", "journey_step")
+    op.drop_column("campaigns", "journey_version")
+    op.drop_column("campaigns", "journey_id")
+    op.alter_column("campaigns", "segment_id", nullable=False)
+    for table in reversed(TABLES):
+        op.drop_table(table)

@@ -1,0 +1,81 @@
+"""The abandoned cart through the real ingest, inbox, timer and sending code, with a moved clock."""
+
+from datetime import timedelta
+from email import message_from_bytes
+from email.policy import default
+
+from tests.delivery.journeys.support import cart_definition, shop
+from tests.delivery.sending.test_campaigns import smtp  # noqa: F401 - a fixture
+
+
+def test_the_cart_reminder_goes_after_the_wait_only_to_who_did_not_buy_and_may_be_mailed(
+    database_url,
+    smtp,  # noqa: F811 - the fixture
+):
+    inbox, port = smtp
+    s = shop(database_url, {"alice": True, "bob": True, "carol": False})
+    journey = s.journey(cart_definition(s.template_id))
+
+    for person in ("alice", "bob", "carol"):
+        s.track(person, "Product Added", {"sku": f"SKU-{person}"})
+    s.track("alice", "Page Viewed")  # not listened for
+    assert s.run_inbox() == 3
+    s.run_due()
+    waiting = s.by_person(journey)
+    assert {p: [(r.state, r.waiting) for r in rows] for p, rows in waiting.items()} == {
+        p: [("ACTIVE", True)] for p in ("alice", "bob", "carol")
+    }
+    assert waiting["alice"][0].wake_at == s.clock.now() + timedelta(hours=1)
+
+    s.clock.advance(timedelta(minutes=10))
+    s.track("bob", "Order Completed", {"revenue": 30})
+    s.run_inbox()
+    bob = s.by_person(journey)["bob"][0]
+    assert (bob.state, bob.exit_reason) == ("EXITED", "exitOn Order Completed")
+    assert bob.converted_at is not None
+
+    s.clock.advance(timedelta(minutes=49))
+    assert s.run_due().moved == 0, "a wait ended early"
+    s.clock.advance(timedelta(minutes=1))
+    assert s.run_due().sends == 2  # alice and carol reach the send step; bob is gone
+    s.send_all(journey, port)
+
+    assert [rcpt for _from, rcpt, _raw in inbox.messages] == [["alice@example.org"]]
+    message = message_from_bytes(inbox.messages[0][2], policy=default)
+    assert message["Subject"] == "Your cart, Alice"
+    assert "you left SKU-alice" in message.get_body(("plain",)).get_content()
+    outcomes = {(row.profile_id, row.status) for row in s.deliveries(journey)}
+    assert outcomes == {(s.people["alice"], "SENT"), (s.people["carol"], "SKIPPED")}
+    [carol] = [row for row in s.deliveries(journey) if row.profile_id == s.people["carol"]]
+    assert "consent" in carol.reason
+    done = s.by_person(journey)
+    assert [r.state for r in done["alice"]] == ["COMPLETED"]
+
+    # reentry "never": a second cart, even under a new message id, enrols nobody again.
+    s.track("alice", "Product Added", {"sku": "SKU-2"})
+    assert s.run_inbox() == 0
+    assert len(s.by_person(journey)["alice"]) == 1
+
+
+def test_the_same_event_delivered_twice_enrols_once_even_when_reentry_is_always(database_url):
+    s = shop(database_url, {"dana": True}, name="twice")
+    journey = s.journey(cart_definition(s.template_id, reentry="always"))
+    s.track("dana", "Product Added", message_id="m-1")
+    s.track("dana", "Product Added", message_id="m-1")
+    s.track("dana", "Product Added", message_id="m-2")
+    assert s.run_inbox() == 2
+    assert len(s.by_person(journey)["dana"]) == 2
+
+
+def test_after_exit_lets_a_person_back_in_only_once_the_last_entry_ended(database_url):
+    s = shop(database_url, {"erin": True}, name="after-exit")
+    journey = s.journey(cart_definition(s.template_id, reentry="after_exit"))
+    s.track("erin", "Product Added")
+    s.track("erin", "Product Added")
+    assert s.run_inbox() == 1
+    s.track("erin", "Order Completed")
+    s.run_inbox()
+    s.clock.advance(timedelta(seconds=1))
+    s.track("erin", "Product Added")
+    assert s.run_inbox() == 1
+    assert sorted(r.state for r in s.by_person(journey)["erin"]) == ["ACTIVE", "EXITED"]
