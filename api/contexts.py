@@ -8,8 +8,10 @@ import consent.personal_data
 import consent.tables  # noqa: F401 - declares tables
 import delivery.deliverability.tables
 import delivery.journeys.inbox
+import delivery.journeys.segment_triggers
 import delivery.journeys.services
 import delivery.journeys.tables
+import delivery.journeys.timed
 import delivery.personal_data
 import delivery.sending.campaigns
 import delivery.sending.tables

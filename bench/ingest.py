@@ -15,6 +15,7 @@ import base64
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -105,7 +106,43 @@ def copy_baseline(database_url: str, workspace_id: str, events: list[dict[str, o
         return len(events) / (time.perf_counter() - started)
 
 
-def main() -> None:
+@dataclass
+class Load:
+    rate: float
+    seconds: float
+    latencies: list[float]
+    cpu: CpuMeter
+    requests: int
+    bad: int
+
+
+def measure(database_url: str, write_key: str, events: list[dict[str, object]],
+            args: argparse.Namespace) -> Load:  # fmt: skip
+    """Send the events through /v1/batch on a running server; the rate stored, and its costs."""
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    requests = [
+        http_request(
+            "POST",
+            "/v1/batch",
+            orjson.dumps({"batch": events[i : i + PER_REQUEST]}),
+            {"Content-Type": "application/json", "Authorization": auth},
+        )
+        for i in range(0, len(events), PER_REQUEST)
+    ]
+    with running_server(database_url, args.workers) as server:
+        warm, rest = requests[:20], requests[20:]
+        asyncio.run(drive(server.host, server.port, warm, connections=args.connections))
+        with CpuMeter(server) as cpu:
+            seconds, latencies, statuses = asyncio.run(
+                drive(server.host, server.port, rest, connections=args.connections,
+                      reconnect=args.reconnect)
+            )  # fmt: skip
+    sent = sum(1 for s in statuses if s == 200) * PER_REQUEST
+    return Load(sent / seconds, seconds, latencies, cpu, len(rest),
+                sum(1 for s in statuses if s != 200))  # fmt: skip
+
+
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--connections", type=int, default=8)
@@ -122,46 +159,33 @@ def main() -> None:
     parser.add_argument(
         "--reconnect", action="store_true", help="open a connection per request instead"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = arguments().parse_args()
     print(machine_reference(), flush=True)
     events = make_events(args.events)
     with fresh_database() as database_url:
         ws = create_workspace(database_url)
-        auth = "Basic " + base64.b64encode(f"{ws['write_key']}:".encode()).decode()
-        requests = [
-            http_request(
-                "POST",
-                "/v1/batch",
-                orjson.dumps({"batch": events[i : i + PER_REQUEST]}),
-                {"Content-Type": "application/json", "Authorization": auth},
-            )
-            for i in range(0, len(events), PER_REQUEST)
-        ]
-        with running_server(database_url, args.workers) as server:
-            warm, rest = requests[:20], requests[20:]
-            asyncio.run(drive(server.host, server.port, warm, connections=args.connections))
-            with CpuMeter(server) as cpu:
-                seconds, latencies, statuses = asyncio.run(
-                    drive(
-                        server.host,
-                        server.port,
-                        rest,
-                        connections=args.connections,
-                        reconnect=args.reconnect,
-                    )
-                )
-        bad = [s for s in statuses if s != 200]
-        sent = sum(1 for s in statuses if s == 200) * PER_REQUEST
-        rate = sent / seconds
+        load = measure(database_url, ws["write_key"], events, args)
         baseline = copy_baseline(database_url, ws["workspace_id"], make_events(len(events), seed=8))
         with psycopg.connect(database_url) as conn:
             stored = conn.execute("SELECT count(*) FROM events").fetchone()
+    rate, seconds, latencies, cpu, rest, bad = (
+        load.rate,
+        load.seconds,
+        load.latencies,
+        load.cpu,
+        load.requests,
+        load.bad,
+    )
     connections = "a connection per request" if args.reconnect else "connections kept open"
-    print(f"ingest /v1/batch: {rate:,.0f} events/s over {seconds:.1f}s ({len(rest)} requests, "
+    print(f"ingest /v1/batch: {rate:,.0f} events/s over {seconds:.1f}s ({rest} requests, "
           f"{args.workers} server processes, "
-          f"{args.connections} senders, {connections}, {len(bad)} non-200)")  # fmt: skip
+          f"{args.connections} senders, {connections}, {bad} non-200)")  # fmt: skip
     print(f"  request latency p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms")
-    print(f"  {cpu.per(len(rest), f'request of {PER_REQUEST} events')}")
+    print(f"  {cpu.per(rest, f'request of {PER_REQUEST} events')}")
     print(f"baseline raw COPY into events: {baseline:,.0f} events/s")
     print(f"ratio ingest / COPY: {rate / baseline:.3f}")
     print(f"target 15,000 events/s: {'MET' if rate >= 15_000 else 'NOT MET'}")

@@ -46,6 +46,14 @@ class JourneyEnrollments(_HeldByProfile):
                 "finished_at", "exit_reason", "converted_at")  # fmt: skip
 
 
+class JourneySchedules(_HeldByProfile):
+    table = "journey_schedules"
+    category = "when a person next enters a birthday or inactivity journey"
+    purpose = "entering people in date and inactivity journeys at their time"
+    retention = "while the journey is active; erased on request"
+    _columns = ("journey_id", "due_at")
+
+
 class JourneyInbox(_HeldByProfile):
     table = "journey_inbox"
     category = "a person's events waiting to be applied to journeys"
@@ -57,6 +65,7 @@ class JourneyInbox(_HeldByProfile):
 registry.register(Deliveries())
 registry.register(JourneyEnrollments())
 registry.register(JourneyInbox())
+registry.register(JourneySchedules())
 
 
 class InboundReports:

@@ -6,7 +6,6 @@ so running it again changes nothing.
 """
 
 import asyncio
-import base64
 import json
 
 import typer
@@ -16,16 +15,11 @@ from rich.table import Table
 from api.cli.errors import one_line_errors
 from api.cli.units import workspace_unit
 from consent import audit
-from delivery.templates import repository, services
-from delivery.templates.starter_templates import STARTERS, content
+from delivery.templates import services
+from delivery.templates.starter_templates import STARTERS
 
 templates_app = typer.Typer(help="Templates: load the starter templates.", no_args_is_help=True)
 WORKSPACE = typer.Option(..., "--workspace", "-w", help="The workspace id.")
-TEMPLATE_TYPE = "Template"
-
-
-def _global_id(template_id: object) -> str:
-    return base64.b64encode(f"{TEMPLATE_TYPE}:{template_id}".encode()).decode()
 
 
 async def _seed(workspace: str) -> list[dict[str, object]]:
@@ -33,17 +27,13 @@ async def _seed(workspace: str) -> list[dict[str, object]]:
     async with workspace_unit(workspace) as uow:
         actor = audit.Actor.system("cdp templates seed")
         for starter in STARTERS:
-            if await repository.name_taken(uow, starter.name, other_than=None):
+            saved = await services.from_starter(uow, actor, starter)
+            if saved is None:
                 results.append({"key": starter.key, "name": starter.name, "created": False})
                 continue
-            page = content(starter)
-            data = services.TemplateInput(
-                starter.name, page.subject, page.mjml, page.preheader, page.text
-            )
-            saved = await services.create(uow, actor, data)
             results.append({
                 "key": starter.key, "name": starter.name, "created": True,
-                "id": _global_id(saved.template.id),
+                "id": services.global_id(saved.template.id),
                 "warnings": [w.code for w in saved.version.warnings],
             })  # fmt: skip
         await uow.commit()

@@ -91,6 +91,7 @@ class Query:
     deliverability_report = strawberry.field(resolver=deliverability_queries.deliverability_report)
     journey = strawberry.field(resolver=journey_queries.journey)
     journeys = strawberry.field(resolver=journey_queries.journeys)
+    simulate_journey = strawberry.field(resolver=journey_queries.simulate_journey)
     journey_definition_schema = strawberry.field(resolver=journey_queries.journey_definition_schema)
 
     workspace = strawberry.field(
@@ -144,6 +145,9 @@ class Mutation:
     activate_journey = strawberry.mutation(resolver=journey_mutations.activate_journey)
     pause_journey = strawberry.mutation(resolver=journey_mutations.pause_journey)
     archive_journey = strawberry.mutation(resolver=journey_mutations.archive_journey)
+    create_journey_from_recipe = strawberry.mutation(
+        resolver=journey_mutations.create_journey_from_recipe
+    )
     create_oauth_client = strawberry.mutation(
         resolver=oauth_client_mutations.create_oauth_client, name="createOAuthClient"
     )

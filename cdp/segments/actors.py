@@ -38,9 +38,15 @@ async def recompute_segment(workspace_id: str, segment_id: str, version: int) ->
     actor_name=services.CHANGED_ACTOR, queue_name=QUEUE, max_retries=RETRIES, min_backoff=BACKOFF_MS
 )
 async def segment_membership_changed(workspace_id: str, change_id: str) -> None:
+    await follow(UUID(workspace_id), UUID(change_id))
+
+
+async def follow(workspace_id: UUID, change_id: UUID) -> None:
+    """Follow a change: the segments that name a moved one, then the followers (journeys)."""
     runtime = jobs.runtime()
-    async with runtime.uow(UUID(workspace_id)) as uow:
-        await services.follow_change(uow, Keys(runtime.secret), UUID(change_id))
+    async with runtime.uow(workspace_id) as uow:
+        await services.follow_change(uow, Keys(runtime.secret), change_id)
+        await services.tell_followers(uow, change_id)
         await uow.commit()
 
 

@@ -8,7 +8,7 @@ segment reports `computing` and keeps the members it had.
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -400,6 +400,22 @@ async def events_removed(uow: UnitOfWork, *, older_than: timedelta) -> int:
             await _schedule(uow, row)
             queued += 1
     return queued
+
+
+# What a context above (journeys) does with each change's entries and exits,
+# in the transaction that follows the change.
+Follower = Callable[[UnitOfWork, UUID], Awaitable[None]]
+_followers: list[Follower] = []
+
+
+def on_membership_change(follower: Follower) -> None:
+    if follower not in _followers:
+        _followers.append(follower)
+
+
+async def tell_followers(uow: UnitOfWork, change_id: UUID) -> None:
+    for follower in _followers:
+        await follower(uow, change_id)
 
 
 async def follow_change(uow: UnitOfWork, keys: Keys, change_id: UUID) -> int:

@@ -52,23 +52,39 @@ async def journey_tick() -> None:
 
 
 async def run_due(budget: float | None = None) -> timers.Advanced:
-    """Move due enrollments, batch by batch, until none is due or the budget is spent."""
+    """Move every workspace's due enrollments, batch by batch, until none is due or the budget
+    (seconds) is spent."""
     runtime = jobs.runtime()
-    keys = Keys(runtime.secret)
-    started = time.monotonic()
-    moved = sent = 0
+    deadline = None if budget is None else time.monotonic() + budget
     async with runtime.uow() as uow:
         workspaces = await timers.due_workspaces(uow)
+    moved = sent = 0
     for workspace_id in workspaces:
-        while budget is None or time.monotonic() - started < budget:
-            try:
-                async with runtime.uow(workspace_id) as uow:
-                    done = await timers.advance_batch(uow, keys)
-                    await uow.commit()
-            except Exception:  # one workspace's failure must not hold up the others
-                log.exception("journeys.advance_failed", workspace_id=str(workspace_id))
-                break
-            moved, sent = moved + done.moved, sent + done.sends
-            if done.moved < timers.BATCH:
-                break
+        done = await run_workspace(workspace_id, deadline)
+        moved, sent = moved + done.moved, sent + done.sends
+    return timers.Advanced(moved, sent)
+
+
+async def run_workspace(workspace_id: UUID, deadline: float | None = None) -> timers.Advanced:
+    """Enter the workspace's due date and inactivity triggers, then move its due enrollments."""
+    runtime = jobs.runtime()
+    keys = Keys(runtime.secret)
+    try:
+        async with runtime.uow(workspace_id) as uow:
+            await timers.enter_scheduled(uow)
+            await uow.commit()
+    except Exception:  # the enrolled move on below; the rest wait for the next tick
+        log.exception("journeys.schedule_failed", workspace_id=str(workspace_id))
+    moved = sent = 0
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            async with runtime.uow(workspace_id) as uow:
+                done = await timers.advance_batch(uow, keys)
+                await uow.commit()
+        except Exception:  # one workspace's failure must not hold up the others
+            log.exception("journeys.advance_failed", workspace_id=str(workspace_id))
+            break
+        moved, sent = moved + done.moved, sent + done.sends
+        if done.moved < timers.BATCH:
+            break
     return timers.Advanced(moved, sent)

@@ -23,7 +23,7 @@ from sqlalchemy import delete
 from delivery.journeys import model as m
 from delivery.journeys import repository, services
 from delivery.journeys.definition import event_matches
-from delivery.journeys.engine import ACTIVE, COMPLETED, EXITED, Plan
+from delivery.journeys.engine import ACTIVE, COMPLETED, EXITED, Plan, Position
 from delivery.journeys.repository import EnrollmentRow, Entry, JourneyRow, Move
 from delivery.journeys.tables import journey_requests
 from domain import changes
@@ -36,7 +36,6 @@ CLAIM_BATCH = 1000
 # An event older than its journey (by its own time, less this margin for
 # clock skew) does not enrol: an import of last year's carts sends nothing.
 ENTRY_MARGIN = timedelta(minutes=5)
-ONCE_KEYS = {m.REENTRY_NEVER: "once", m.REENTRY_AFTER_EXIT: "active", m.REENTRY_ALWAYS: None}
 
 _QUEUE = (
     "WITH e AS (SELECT * FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[], "
@@ -131,34 +130,49 @@ async def _load(uow: UnitOfWork, enrolled: Sequence[EnrollmentRow]) -> _Journeys
     return _Journeys(live, plans)
 
 
-def _exit_match(plan: Plan, event: Event, now: datetime) -> m.EventMatch | None:
+def _exit_match(
+    plan: Plan, name: str, properties: dict[str, Any], now: datetime
+) -> m.EventMatch | None:
     for match in plan.definition.exit_on:
-        if event_matches(match, event.name, event.properties, now):
+        if event_matches(match, name, properties, now):
             return match
+    return None
+
+
+def on_event(
+    plan: Plan, position: Position, name: str, properties: dict[str, Any], now: datetime
+) -> Position | None:
+    """Where an event takes an enrollment: out (an `exitOn`), onto a waitFor's `then` path
+    (due at `now`), or nowhere (None). The inbox and `simulation` both decide with this."""
+    if position.state != ACTIVE:
+        return None
+    match = _exit_match(plan, name, properties, now)
+    if match is not None:
+        return Position(EXITED, position.step, exit_reason=f"exitOn {match.name}")
+    step = plan.steps.get(position.step or "")
+    if (
+        position.waiting
+        and isinstance(step, m.WaitFor)
+        and event_matches(step.match, name, properties, now)
+    ):
+        after = plan.resume_after_event(step.id)
+        if after.state == COMPLETED:
+            return Position(COMPLETED, None)
+        return Position(ACTIVE, after.step, wake_at=now)
     return None
 
 
 def _on_enrollment(plan: Plan, row: EnrollmentRow, event: Event, now: datetime) -> Move | None:
     """What the event does to one enrollment: an exit, a waitFor answered, or nothing."""
-    if row.state != ACTIVE or event.timestamp < row.trigger_at:
+    if event.timestamp < row.trigger_at:
         return None
     if row.event is not None and row.event.get("id") == str(event.id):
         return None
-    match = _exit_match(plan, event, now)
-    if match is not None:
-        return Move(row.id, EXITED, row.step, waiting=False, wake_at=None,
-                    exit_reason=f"exitOn {match.name}")  # fmt: skip
-    step = plan.steps.get(row.step or "")
-    if (
-        row.waiting
-        and isinstance(step, m.WaitFor)
-        and event_matches(step.match, event.name, event.properties, now)
-    ):
-        after = plan.resume_after_event(step.id)
-        if after.state == COMPLETED:
-            return Move(row.id, COMPLETED, None, waiting=False, wake_at=None, exit_reason=None)
-        return Move(row.id, ACTIVE, after.step, waiting=False, wake_at=now, exit_reason=None)
-    return None
+    at = Position(row.state, row.step, row.waiting, row.wake_at, row.exit_reason)
+    moved = on_event(plan, at, event.name, event.properties, now)
+    if moved is None:
+        return None
+    return Move(row.id, moved.state, moved.step, moved.waiting, moved.wake_at, moved.exit_reason)
 
 
 def _apply(journeys: _Journeys, mine: list[EnrollmentRow], event: Event, now: datetime,
@@ -216,6 +230,6 @@ def _entry(journey: JourneyRow, plan: Plan, event: Event, now: datetime) -> Entr
     start = plan.start()
     return Entry(
         new_id(), journey.id, journey.version, event.profile_id, start.step, event.message_id,
-        ONCE_KEYS[plan.definition.reentry], {**event.for_templates(), "id": str(event.id)},
+        m.ONCE_KEYS[plan.definition.reentry], {**event.for_templates(), "id": str(event.id)},
         event.timestamp,
     )  # fmt: skip

@@ -14,6 +14,8 @@ from cdp.segments.model import Node, PropertyFilter, referenced_segments
 
 REENTRY_NEVER, REENTRY_AFTER_EXIT, REENTRY_ALWAYS = "never", "after_exit", "always"
 REENTRY: Final = (REENTRY_NEVER, REENTRY_AFTER_EXIT, REENTRY_ALWAYS)
+# What an enrollment holds in `once_key` under each rule (tables.py says why).
+ONCE_KEYS: Final = {REENTRY_NEVER: "once", REENTRY_AFTER_EXIT: "active", REENTRY_ALWAYS: None}
 
 
 @dataclass(frozen=True)

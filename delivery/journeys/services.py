@@ -24,7 +24,7 @@ from cdp.segments.services import segment_id_of
 from consent import audit
 from delivery.journeys import definition as grammar
 from delivery.journeys import model as m
-from delivery.journeys import repository, sends
+from delivery.journeys import repository, sends, timed
 from delivery.journeys.engine import Plan
 from delivery.journeys.repository import ACTIVE, ARCHIVED, DRAFT, PAUSED, JourneyRow
 from delivery.sending import campaigns as campaign_rules
@@ -87,6 +87,10 @@ async def _checked(uow: UnitOfWork, raw: Any, previous: Any) -> tuple[Any, m.Def
     return with_ids, parsed
 
 
+async def name_taken(uow: UnitOfWork, name: str) -> bool:
+    return await repository.name_taken(uow, name, other_than=None)
+
+
 async def get(uow: UnitOfWork, journey_id: UUID, *, for_update: bool = False) -> JourneyRow:
     found = await repository.get(uow, journey_id, for_update=for_update)
     if found is None:
@@ -129,6 +133,7 @@ async def update(
         if journey.status in (ACTIVE, PAUSED):
             status = campaign_rules.SENDING if journey.status == ACTIVE else campaign_rules.PAUSED
             await sends.open_steps(uow, journey_id, version, parsed, status)
+            await timed.follow(uow, journey_id, parsed.trigger)
     await repository.set_journey(uow, journey_id, name=name, version=version)
     if journey.status in (ACTIVE, PAUSED):
         await _listen(uow, journey_id)
@@ -151,8 +156,9 @@ async def activate(uow: UnitOfWork, actor: audit.Actor, journey_id: UUID) -> Jou
     if journey.status not in (DRAFT, PAUSED):
         raise ConflictError(f"the journey is {journey.status}: only a draft or a paused journey "
                             "can be activated", field="id")  # fmt: skip
-    raw = await current_definition(uow, journey)
-    await sends.open_steps(uow, journey_id, journey.version, parse(raw), campaign_rules.SENDING)
+    parsed = parse(await current_definition(uow, journey))
+    await sends.open_steps(uow, journey_id, journey.version, parsed, campaign_rules.SENDING)
+    await timed.follow(uow, journey_id, parsed.trigger)
     await sends.follow(uow, journey_id, campaign_rules.SENDING)
     resumed = journey.status == PAUSED
     values: dict[str, Any] = {"status": ACTIVE}
@@ -183,6 +189,7 @@ async def archive(uow: UnitOfWork, actor: audit.Actor, journey_id: UUID) -> Jour
     exited = await repository.exit_all(uow, journey_id, "journey archived")
     await sends.cancel(uow, journey_id, "journey archived")
     await repository.set_listens(uow, journey_id, [])
+    await timed.follow(uow, journey_id, None)
     await repository.set_journey(uow, journey_id, status=ARCHIVED)
     await audit.record(uow, actor, "journey.archived", object_type=JOURNEY_TYPE,
                        object_id=journey_id, details={"exited": exited})  # fmt: skip

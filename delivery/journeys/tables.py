@@ -156,3 +156,39 @@ journey_enrollments = Table(
     Index("ix_journey_enrollments_profile", "workspace_id", "profile_id"),
     Index("ix_journey_enrollments_journey", "workspace_id", "journey_id", "state"),
 )
+
+# The date and inactivity triggers of active and paused journeys, which the
+# ingest path reads to keep `journey_schedules` current.
+journey_timed = Table(
+    "journey_timed",
+    metadata,
+    workspace_id_column(),
+    Column("journey_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("kind", Text, nullable=False),  # "date" or "inactive"
+    Column("trait", Text),  # date: the trait holding the date
+    Column("at_local", Text),  # date: "HH:MM" in the profile's zone
+    Column("days", Integer),  # inactive: days without an event
+    PrimaryKeyConstraint("workspace_id", "journey_id"),
+    ForeignKeyConstraint(
+        ["workspace_id", "journey_id"],
+        ["journeys.workspace_id", "journeys.id"],
+        name="fk_journey_timed_journey",
+        ondelete="CASCADE",
+    ),
+)
+
+# When each profile next enters a date or inactivity journey: the next
+# anniversary of its date trait, or N days after its last event. Kept by
+# the change that moves it (a trait, an event), and read by the timer
+# through the partial index, so no sweep reads every profile.
+journey_schedules = Table(
+    "journey_schedules",
+    metadata,
+    workspace_id_column(checked_per_statement=True),
+    Column("journey_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("profile_id", PG_UUID(as_uuid=True), nullable=False, info=PERSONAL),
+    Column("due_at", TS, nullable=False),
+    PrimaryKeyConstraint("workspace_id", "journey_id", "profile_id"),
+    Index("ix_journey_schedules_due", "workspace_id", "due_at"),
+    Index("ix_journey_schedules_wake", "due_at"),
+)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from consent.keys import Keys
-from delivery.journeys import engine, profiles, repository, sends, services
+from delivery.journeys import engine, profiles, repository, sends, services, timed
 from delivery.journeys.repository import ACTIVE, EnrollmentRow, Move
 from domain.uow import UnitOfWork
 
@@ -31,6 +31,20 @@ async def due_workspaces(uow: UnitOfWork) -> list[UUID]:
 class Advanced:
     moved: int
     sends: int
+
+
+async def enter_scheduled(uow: UnitOfWork) -> int:
+    """Enrol the profiles whose date or inactivity trigger is due; the caller commits."""
+    plans = {}
+    for journey in await repository.live(uow):
+        if journey.status != ACTIVE:
+            continue
+        raw = (await repository.definitions(uow, [(journey.id, journey.version)]))[
+            (journey.id, journey.version)
+        ]
+        plans[journey.id] = (journey.version, services.plan(uow.workspace_id, journey.id,
+                                                            journey.version, raw))  # fmt: skip
+    return await timed.enter_due(uow, plans) if plans else 0
 
 
 async def advance_batch(uow: UnitOfWork, keys: Keys, *, limit: int = BATCH) -> Advanced:

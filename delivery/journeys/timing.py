@@ -3,7 +3,8 @@
 Zone arithmetic is done on the wall clock and converted to UTC last, so
 "09:00" stays 09:00 across daylight-saving changes. A time that a change
 skips (02:30 on the night clocks go forward) is read with the offset before
-the change, which lands the same distance after the jump (03:30).
+the change, which lands the same distance after the jump (03:30); a time that a
+change brings twice (01:30 on the night clocks go back) is the first of the two.
 """
 
 from datetime import UTC, date, datetime, time, timedelta

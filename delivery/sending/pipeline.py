@@ -59,7 +59,7 @@ class Sending:
     sent: SentRecords = field(default_factory=SentRecords)
 
 
-def _emails(merged: dict[UUID, list[UUID]], held: dict[UUID, list[Any]]) -> dict[UUID, str]:
+def emails_of(merged: dict[UUID, list[UUID]], held: dict[UUID, list[Any]]) -> dict[UUID, str]:
     found: dict[UUID, str] = {}
     for survivor, ids in merged.items():
         emails = sorted(i.value for pid in ids for i in held.get(pid, []) if i.kind == "email")
@@ -68,7 +68,7 @@ def _emails(merged: dict[UUID, list[UUID]], held: dict[UUID, list[Any]]) -> dict
     return found
 
 
-async def _gate(
+async def refusals(
     uow: UnitOfWork,
     keys: Keys,
     merged: dict[UUID, list[UUID]],
@@ -146,8 +146,8 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
         recent = await policy_rules.recent_counts(uow, [r.profile_id for r in rows], since)
     return _Batch(
         campaign, compiled, await template_services.sender(uow), signers, domain.domain, people,
-        _emails(merged, held),
-        await _gate(uow, Keys(sending.secret), merged, held, campaign.purpose), survivors,
+        emails_of(merged, held),
+        await refusals(uow, Keys(sending.secret), merged, held, campaign.purpose), survivors,
         rules, recent, uow.workspace_id, uow.clock.now(),
     )  # fmt: skip
 

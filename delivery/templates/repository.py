@@ -73,6 +73,14 @@ async def page(uow: UnitOfWork, *, after: UUID | None, limit: int) -> list[Templ
     return [_template(row) for row in rows]
 
 
+async def named(uow: UnitOfWork, name: str) -> UUID | None:
+    query = select(templates.c.id).where(
+        templates.c.workspace_id == uow.workspace_id, templates.c.name == name
+    )
+    row = (await uow.execute(query)).first()
+    return None if row is None else row.id
+
+
 async def name_taken(uow: UnitOfWork, name: str, *, other_than: UUID | None) -> bool:
     query = select(templates.c.id).where(
         templates.c.workspace_id == uow.workspace_id, templates.c.name == name

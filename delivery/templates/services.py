@@ -1,5 +1,6 @@
 """Template use cases: save a version, delete, preview for a profile or for sample data."""
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -25,6 +26,8 @@ from delivery.templates.model import (
     TemplateWarning,
 )
 from delivery.templates.repository import TemplateRow, VersionRow
+from delivery.templates.starter_templates import Starter
+from delivery.templates.starter_templates import content as starter_content
 from domain import references, workspaces
 from domain.errors import ConflictError, InUseError, NotFoundError, ValidationError
 from domain.ids import new_id
@@ -41,6 +44,11 @@ class TemplateInvalidError(ValidationError):
     def __init__(self, message: str, *, field: str, line: int | None) -> None:
         super().__init__(f"line {line}: {message}" if line else message, field=field)
         self.line = line
+
+
+def global_id(template_id: UUID) -> str:
+    """The template's id as the API shows it (a Relay global id)."""
+    return base64.b64encode(f"Template:{template_id}".encode()).decode()
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,15 @@ async def create(uow: UnitOfWork, actor: audit.Actor, data: TemplateInput) -> Sa
         details={"name": name, "version": 1},
     )  # fmt: skip
     return await _saved(uow, template_id, 1)
+
+
+async def from_starter(uow: UnitOfWork, actor: audit.Actor, starter: Starter) -> Saved | None:
+    """Create the starter template, unless the workspace has a template of its name (None)."""
+    if await repository.named(uow, starter.name) is not None:
+        return None
+    page = starter_content(starter)
+    return await create(uow, actor, TemplateInput(starter.name, page.subject, page.mjml,
+                                                  page.preheader, page.text))  # fmt: skip
 
 
 async def update(

@@ -28,8 +28,9 @@ depends_on: str | Sequence[str] | None = None
 FUNCTION = "cdp_due_journey_workspaces(timestamptz)"
 TABLES = (
     "journeys", "journey_versions", "journey_listens", "journey_inbox", "journey_requests",
-    "journey_enrollments",
+    "journey_enrollments", "journey_timed", "journey_schedules",
 )  # fmt: skip
+ANNIVERSARY = "cdp_next_anniversary(text, time, text, timestamptz)"
 ACTIVE_WAKE = "state = 'ACTIVE' AND wake_at IS NOT NULL"
 
 
@@ -132,9 +133,74 @@ def upgrade() -> None:
                     ["workspace_id", "profile_id"])  # fmt: skip
     op.create_index("ix_journey_enrollments_journey", "journey_enrollments",
                     ["workspace_id", "journey_id", "state"])  # fmt: skip
+    op.create_table(
+        "journey_timed",
+        _uuid("workspace_id"), _uuid("journey_id"),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("trait", sa.Text(), nullable=True),
+        sa.Column("at_local", sa.Text(), nullable=True),
+        sa.Column("days", sa.Integer(), nullable=True),
+        workspace_fk("journey_timed"), _journey_fk("journey_timed"),
+        sa.PrimaryKeyConstraint("workspace_id", "journey_id", name="pk_journey_timed"),
+    )  # fmt: skip
+    op.create_table(
+        "journey_schedules",
+        _uuid("workspace_id"), _uuid("journey_id"), _uuid("profile_id"),
+        _ts("due_at", nullable=False),
+        sa.PrimaryKeyConstraint("workspace_id", "journey_id", "profile_id",
+                                name="pk_journey_schedules"),
+    )  # fmt: skip
+    op.execute(
+        "CREATE TRIGGER journey_schedules_workspace_exists AFTER INSERT ON journey_schedules "
+        "REFERENCING NEW TABLE AS added FOR EACH STATEMENT "
+        "EXECUTE FUNCTION cdp_check_workspaces()"
+    )
+    op.create_index("ix_journey_schedules_due", "journey_schedules", ["workspace_id", "due_at"])
+    op.create_index("ix_journey_schedules_wake", "journey_schedules", ["due_at"])
     for table in TABLES:
         tenant_rls(table)
         grant(table)
+    # The first moment at or after `after` that is the month and day of `value` (an ISO date,
+    # or the date part of a timestamp) at `at_local` in `zone`; the 29th of February is kept
+    # on the 28th in other years. NULL for a value that is no date. delivery/journeys/timing.py
+    # computes the same in Python, and a test holds the two together.
+    op.execute(
+        f"""
+        CREATE FUNCTION {
+            ANNIVERSARY.replace(
+                "(text, time, text, timestamptz)",
+                "(value text, at_local time, zone text, after timestamptz)",
+            )
+        }
+        RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
+        DECLARE
+            m int; d int; y int; first_day date; last_day int; candidate timestamptz;
+        BEGIN
+            IF value IS NULL OR value !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' THEN RETURN NULL; END IF;
+            m := substr(value, 6, 2)::int;
+            d := substr(value, 9, 2)::int;
+            IF m NOT BETWEEN 1 AND 12 OR d < 1
+               OR d > extract(day FROM make_date(2000, m, 1) + interval '1 month - 1 day') THEN
+                RETURN NULL;
+            END IF;
+            y := extract(year FROM after AT TIME ZONE zone)::int;
+            FOR k IN 0..2 LOOP
+                first_day := make_date(y + k, m, 1);
+                last_day := extract(day FROM first_day + interval '1 month - 1 day')::int;
+                candidate := make_timestamptz(y + k, m, LEAST(d, last_day),
+                    extract(hour FROM at_local)::int, extract(minute FROM at_local)::int, 0, zone);
+                -- A time the clocks go back over comes twice: take the first.
+                IF (candidate - interval '1 hour') AT TIME ZONE zone
+                   = candidate AT TIME ZONE zone THEN
+                    candidate := candidate - interval '1 hour';
+                END IF;
+                IF candidate >= after THEN RETURN candidate; END IF;
+            END LOOP;
+            RETURN NULL;
+        END $$
+        """
+    )
+    op.execute(f"GRANT EXECUTE ON FUNCTION {ANNIVERSARY} TO {app_role()}")
     op.alter_column("campaigns", "segment_id", nullable=True)
     op.add_column("campaigns", _uuid("journey_id", nullable=True))
     op.add_column("campaigns", sa.Column("journey_version", sa.Integer(), nullable=True))
@@ -157,9 +223,12 @@ def upgrade() -> None:
         RETURNS TABLE (workspace_id uuid)
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
             SELECT DISTINCT s.workspace_id FROM (
-                SELECT e.workspace_id FROM journey_enrollments e
-                WHERE e.state = 'ACTIVE' AND e.wake_at IS NOT NULL AND e.wake_at <= due
-                ORDER BY e.wake_at LIMIT 10000
+                (SELECT e.workspace_id FROM journey_enrollments e
+                 WHERE e.state = 'ACTIVE' AND e.wake_at IS NOT NULL AND e.wake_at <= due
+                 ORDER BY e.wake_at LIMIT 10000)
+                UNION ALL
+                (SELECT t.workspace_id FROM journey_schedules t WHERE t.due_at <= due
+                 ORDER BY t.due_at LIMIT 10000)
             ) s
         $$
         """
@@ -170,6 +239,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}")
+    op.execute(f"DROP FUNCTION IF EXISTS {ANNIVERSARY}")
     op.execute("DELETE FROM deliveries WHERE enrollment_id IS NOT NULL")
     op.drop_constraint("uq_deliveries_recipient", "deliveries", type_="unique")
     op.create_unique_constraint("uq_deliveries_recipient", "deliveries",

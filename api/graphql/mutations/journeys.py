@@ -7,11 +7,11 @@ from strawberry.types import Info
 
 from api.graphql.ids import local_id
 from api.graphql.types.input_error import InputError
-from api.graphql.types.journey import JourneyInput, JourneyNode
+from api.graphql.types.journey import JourneyInput, JourneyNode, JourneyRecipe
 from api.graphql.types.payloads import JourneyPayload
 from cdp.segments.definition import DefinitionError
 from consent import audit
-from delivery.journeys import services
+from delivery.journeys import recipes, services
 from delivery.journeys.repository import JourneyRow
 from domain.credentials import MESSAGES_WRITE
 from domain.errors import DomainError
@@ -78,3 +78,12 @@ async def archive_journey(
     """End the journey: everyone in it exits, and messages not yet sent are skipped."""
     return await _act(info, lambda uow, actor: services.archive(uow, actor,
                                                                 local_id(id, "Journey")))  # fmt: skip
+
+
+async def create_journey_from_recipe(
+    info: Info, recipe: JourneyRecipe, from_email: str
+) -> JourneyPayload:
+    """A seed scenario as a DRAFT journey, with the starter templates it sends (created when
+    the workspace lacks them). Review it, simulate it, then activate it."""
+    return await _act(info, lambda uow, actor: recipes.create(uow, actor, recipe.value,
+                                                              from_email))  # fmt: skip

@@ -1,4 +1,4 @@
-"""The `journey`, `journeys` and `journeyDefinitionSchema` fields."""
+"""The `journey`, `journeys`, `simulateJourney` and `journeyDefinitionSchema` fields."""
 
 from strawberry import relay
 from strawberry.types import Info
@@ -7,8 +7,9 @@ from api.graphql import connection
 from api.graphql.ids import local_id
 from api.graphql.scalars import JSON
 from api.graphql.types.journey import JourneyNode
-from delivery.journeys import definition
+from delivery.journeys import definition, simulation
 from delivery.journeys import repository as journey_store
+from delivery.templates import recipients
 from domain.credentials import MESSAGES_READ
 from domain.errors import NotFoundError
 
@@ -37,6 +38,25 @@ async def journeys(
     return connection.build(
         rows, limit, key=lambda r: r.id, to_node=JourneyNode.from_row, after=cursor
     )
+
+
+async def simulate_journey(
+    info: Info, definition: JSON, profile_id: relay.GlobalID, events: JSON | None = None
+) -> JSON:
+    """The timeline a profile would follow through a definition (saved or not) over a virtual
+    clock from now, with hypothetical `events` ([{"event", "properties", "after"}]): each step,
+    when, and whether each message would be sent or skipped and why. Writes nothing."""
+    uow = await info.context.require(MESSAGES_READ)
+    state = info.context.state
+    timeline = await simulation.simulate(
+        uow,
+        state.keys,
+        recipients.LinkMaker(state.keys, state.settings.base_url),
+        definition,
+        profile_id=local_id(profile_id, "Profile", "profileId"),
+        events=events,
+    )
+    return JSON(timeline)
 
 
 def journey_definition_schema() -> JSON:

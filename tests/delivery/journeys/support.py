@@ -82,12 +82,26 @@ class Shop:
 
         self.uow(send)
 
+    def identify(self, person: str, traits: dict[str, Any]) -> None:
+        message = Message(
+            type="identify", message_id=uuid.uuid4().hex, timestamp=self.clock.now(),
+            received_at=self.clock.now(), user_id=person, anonymous_id=None, previous_id=None,
+            group_id=None, name=None, traits=traits, properties={}, context={},
+        )  # fmt: skip
+
+        async def send(uow: UnitOfWork) -> None:
+            await ingest(uow, [message])
+
+        self.uow(send)
+
     def run_inbox(self) -> int:
         return as_worker(self.database_url, lambda: actors.run_inbox(self.workspace_id),
                          clock=self.clock)  # fmt: skip
 
     def run_due(self) -> timers.Advanced:
-        return as_worker(self.database_url, actors.run_due, clock=self.clock)
+        """Move this workspace's due enrollments, as the worker's tick does for every one."""
+        return as_worker(self.database_url, lambda: actors.run_workspace(self.workspace_id),
+                         clock=self.clock)  # fmt: skip
 
     def enrollments(self, journey_id: UUID) -> list[repository.EnrollmentRow]:
         async def read(uow: UnitOfWork) -> list[repository.EnrollmentRow]:
@@ -139,7 +153,7 @@ class Shop:
 
 
 def shop(database_url: str, people: dict[str, bool], *, clock: Clock | None = None,
-         name: str = "shop") -> Shop:  # fmt: skip
+         name: str = "shop", traits: dict[str, dict[str, Any]] | None = None) -> Shop:  # fmt: skip
     """A workspace with a sending domain, a cart template and people by user id, each with an
     email address and, where `people` says True, a marketing consent."""
     ws = new_workspace(database_url, name).workspace.id
@@ -147,7 +161,8 @@ def shop(database_url: str, people: dict[str, bool], *, clock: Clock | None = No
     ids: dict[str, UUID] = {}
     with factories.seeding(database_url) as db:
         for person, consents in people.items():
-            pid = factories.profile(db, ws, traits={"first_name": person.title()},
+            pid = factories.profile(db, ws, traits={"first_name": person.title(),
+                                                    **(traits or {}).get(person, {})},
                                     identifiers=[("email", f"{person}@example.org"),
                                                  ("user_id", person)])  # fmt: skip
             if consents:
