@@ -182,6 +182,11 @@ def _hold(batch: _Batch, row: Claimed, now: datetime) -> tuple[str, datetime | N
     return None
 
 
+def _kind(campaign: Campaign) -> str:
+    """The mail stream, for a mailbox provider's feedback loop: a campaign or a journey."""
+    return "campaign" if campaign.journey_id is None else "journey"
+
+
 async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claimed) -> str:
     """Render, sign and send one message, and record what the relay said (committed)."""
     campaign, ws = batch.campaign, batch.workspace_id
@@ -203,7 +208,7 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
         message.Addressing(campaign.from_email, batch.emails[survivor], campaign.from_name,
                            campaign.reply_to),
         delivery_id=row.id, domain=batch.domain, unsubscribe_url=person.unsubscribe_url,
-        feedback_id=f"{campaign.id.hex[:12]}:{ws.hex[:12]}:campaign:cdp",
+        feedback_id=f"{campaign.id.hex[:12]}:{ws.hex[:12]}:{_kind(campaign)}:cdp",
         at=out.clock.now(), secret=sending.secret, signers=batch.signers,
     )  # fmt: skip
     async with sending.pool.connection() as connection:

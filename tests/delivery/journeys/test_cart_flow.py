@@ -43,6 +43,7 @@ def test_the_cart_reminder_goes_after_the_wait_only_to_who_did_not_buy_and_may_b
     assert [rcpt for _from, rcpt, _raw in inbox.messages] == [["alice@example.org"]]
     message = message_from_bytes(inbox.messages[0][2], policy=default)
     assert message["Subject"] == "Your cart, Alice"
+    assert message["Feedback-ID"].endswith(":journey:cdp")
     assert "you left SKU-alice" in message.get_body(("plain",)).get_content()
     outcomes = {(row.profile_id, row.status) for row in s.deliveries(journey)}
     assert outcomes == {(s.people["alice"], "SENT"), (s.people["carol"], "SKIPPED")}
