@@ -1,6 +1,7 @@
 """Journey jobs: events into journeys after ingest, and the timer that moves due enrollments."""
 
 import time
+from datetime import timedelta
 from uuid import UUID
 
 import dramatiq
@@ -17,6 +18,8 @@ TICK_ACTOR = "journey_tick"
 # A tick moves batches for at most this long, so ticks do not pile up behind
 # a backlog; the next tick goes on with it.
 TICK_BUDGET_SECONDS = 5.0
+# An inbox row older than this has lost its job; the tick applies it.
+STALE_INBOX = timedelta(minutes=1)
 
 
 @dramatiq.actor(actor_name=inbox.INBOX_ACTOR, queue_name=inbox.QUEUE, max_retries=RETRIES,
@@ -45,46 +48,77 @@ async def run_inbox(workspace_id: UUID) -> int:
 @dramatiq.actor(actor_name=TICK_ACTOR, queue_name=inbox.QUEUE, max_retries=0,
                 time_limit=60_000)  # fmt: skip
 async def journey_tick() -> None:
-    """Every second: move the due enrollments of every workspace."""
+    """Every second: move the due enrollments of every workspace, and take up inboxes left."""
     moved = await run_due(budget=TICK_BUDGET_SECONDS)
     if moved.moved:
         log.info("journeys.moved", enrollments=moved.moved, messages=moved.sends)
+    await run_stale_inboxes()
+
+
+async def run_stale_inboxes() -> None:
+    """Apply the events of inboxes whose job is gone (its retries spent in an outage, say):
+    their request row keeps new events from queueing another."""
+    runtime = jobs.runtime()
+    async with runtime.uow() as uow:
+        rows = await uow.fetch(
+            "SELECT workspace_id FROM cdp_stale_journey_inboxes(%(before)s)",
+            {"before": uow.clock.now() - STALE_INBOX},
+        )
+    for row in rows:
+        try:
+            await run_inbox(row.workspace_id)
+        except Exception:  # the next tick tries again
+            log.exception("journeys.inbox_failed", workspace_id=str(row.workspace_id))
 
 
 async def run_due(budget: float | None = None) -> timers.Advanced:
-    """Move every workspace's due enrollments, batch by batch, until none is due or the budget
-    (seconds) is spent."""
+    """Move every workspace's due enrollments, a batch per workspace in turn, until none is due
+    or the budget (seconds) is spent."""
     runtime = jobs.runtime()
     deadline = None if budget is None else time.monotonic() + budget
     async with runtime.uow() as uow:
-        workspaces = await timers.due_workspaces(uow)
+        pending = await timers.due_workspaces(uow)
+    for workspace_id in pending:
+        await _enter_scheduled(workspace_id)
     moved = sent = 0
-    for workspace_id in workspaces:
-        done = await run_workspace(workspace_id, deadline)
-        moved, sent = moved + done.moved, sent + done.sends
+    while pending and (deadline is None or time.monotonic() < deadline):
+        for workspace_id in list(pending):
+            done = await _one_batch(workspace_id)
+            moved, sent = moved + done.moved, sent + done.sends
+            if done.moved < timers.BATCH:
+                pending.remove(workspace_id)
     return timers.Advanced(moved, sent)
 
 
-async def run_workspace(workspace_id: UUID, deadline: float | None = None) -> timers.Advanced:
-    """Enter the workspace's due date and inactivity triggers, then move its due enrollments."""
+async def run_workspace(workspace_id: UUID) -> timers.Advanced:
+    """Enter the workspace's due date and inactivity triggers, then move all its due
+    enrollments."""
+    await _enter_scheduled(workspace_id)
+    moved = sent = 0
+    while True:
+        done = await _one_batch(workspace_id)
+        moved, sent = moved + done.moved, sent + done.sends
+        if done.moved < timers.BATCH:
+            return timers.Advanced(moved, sent)
+
+
+async def _enter_scheduled(workspace_id: UUID) -> None:
     runtime = jobs.runtime()
-    keys = Keys(runtime.secret)
     try:
         async with runtime.uow(workspace_id) as uow:
             await timers.enter_scheduled(uow)
             await uow.commit()
-    except Exception:  # the enrolled move on below; the rest wait for the next tick
+    except Exception:  # the next tick tries again
         log.exception("journeys.schedule_failed", workspace_id=str(workspace_id))
-    moved = sent = 0
-    while deadline is None or time.monotonic() < deadline:
-        try:
-            async with runtime.uow(workspace_id) as uow:
-                done = await timers.advance_batch(uow, keys)
-                await uow.commit()
-        except Exception:  # one workspace's failure must not hold up the others
-            log.exception("journeys.advance_failed", workspace_id=str(workspace_id))
-            break
-        moved, sent = moved + done.moved, sent + done.sends
-        if done.moved < timers.BATCH:
-            break
-    return timers.Advanced(moved, sent)
+
+
+async def _one_batch(workspace_id: UUID) -> timers.Advanced:
+    runtime = jobs.runtime()
+    try:
+        async with runtime.uow(workspace_id) as uow:
+            done = await timers.advance_batch(uow, Keys(runtime.secret))
+            await uow.commit()
+    except Exception:  # one workspace's failure must not hold up the others
+        log.exception("journeys.advance_failed", workspace_id=str(workspace_id))
+        return timers.Advanced(0, 0)
+    return done

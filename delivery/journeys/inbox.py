@@ -20,6 +20,7 @@ from uuid import UUID
 
 from sqlalchemy import delete
 
+from cdp import queries
 from delivery.journeys import model as m
 from delivery.journeys import repository, services
 from delivery.journeys.definition import event_matches
@@ -105,7 +106,14 @@ async def take_request(uow: UnitOfWork) -> None:
 
 
 async def claim(uow: UnitOfWork, limit: int = CLAIM_BATCH) -> list[Event]:
-    """The oldest queued events (deleted from the inbox with this transaction), by their time."""
+    """The oldest queued events (deleted from the inbox with this transaction), by their time.
+
+    One batch at a time per workspace (a transaction-scoped advisory lock):
+    two jobs side by side could apply a purchase before the cart it follows
+    had enrolled anyone.
+    """
+    await uow.fetch("SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+                    {"key": f"journey-inbox:{uow.workspace_id}"})  # fmt: skip
     rows = await uow.fetch(_CLAIM, {"ws": uow.workspace_id, "n": limit})
     return [Event(r.id, r.profile_id, r.name, r.message_id, r.timestamp, r.properties)
             for r in rows]  # fmt: skip
@@ -189,24 +197,35 @@ def _apply(journeys: _Journeys, mine: list[EnrollmentRow], event: Event, now: da
 
 
 async def process(uow: UnitOfWork, events: Sequence[Event]) -> int:
-    """Apply the events to the workspace's journeys; the caller commits. How many enrolled."""
+    """Apply the events to the workspace's journeys; the caller commits. How many enrolled.
+
+    An entry made by one event is there for the next events of the batch, so
+    a purchase right after the cart it follows exits it. Enrollments of
+    profiles merged into the event's profile count as its own.
+    """
     if not events:
         return 0
     now = uow.clock.now()
-    live_ids = [j.id for j in await repository.live(uow)]
-    enrolled = await repository.active_of(uow, sorted({e.profile_id for e in events}), live_ids)
+    live_ids = [j.id for j in await repository.live(uow, lock=True)]
+    merged = await queries.merged_ids(uow, sorted({e.profile_id for e in events}))
+    owner = {pid: survivor for survivor, ids in merged.items() for pid in ids}
+    enrolled = await repository.active_of(uow, sorted(owner), live_ids)
     journeys = await _load(uow, enrolled)
     by_profile: dict[UUID, list[EnrollmentRow]] = {}
     for row in enrolled:
-        by_profile.setdefault(row.profile_id, []).append(row)
+        by_profile.setdefault(owner.get(row.profile_id, row.profile_id), []).append(row)
     moves: dict[UUID, Move] = {}
     goals: list[tuple[UUID, UUID, datetime, datetime]] = []
     entries: list[Entry] = []
+    left: list[tuple[UUID, UUID, str]] = []
     for event in events:
-        by_profile[event.profile_id] = _apply(journeys, by_profile.get(event.profile_id, []),
-                                              event, now, moves)  # fmt: skip
+        mine = _apply(journeys, by_profile.get(event.profile_id, []), event, now, moves)
         for journey in journeys.rows.values():
             plan = journeys.current(journey.id)
+            exit_match = _exit_match(plan, event.name, event.properties, now)
+            if exit_match is not None:
+                left.extend((journey.id, pid, f"exitOn {exit_match.name}")
+                            for pid in merged.get(event.profile_id, [event.profile_id]))  # fmt: skip
             goal = plan.definition.goal
             if goal is not None and goal.event == event.name:
                 goals.append((journey.id, event.profile_id, event.timestamp,
@@ -214,9 +233,22 @@ async def process(uow: UnitOfWork, events: Sequence[Event]) -> int:
             entry = _entry(journey, plan, event, now)
             if entry is not None:
                 entries.append(entry)
+                mine.append(_as_row(entry, now))
+        by_profile[event.profile_id] = mine
+    entered = await repository.enrol(uow, entries)
     await repository.record_moves(uow, list(moves.values()))
+    await repository.skip_pending(uow, left)
     await repository.convert(uow, goals)
-    return len(await repository.enrol(uow, entries))
+    return len(entered)
+
+
+def _as_row(entry: Entry, now: datetime) -> EnrollmentRow:
+    """A new entry as the enrollment it will be, for the events after it in the batch."""
+    return EnrollmentRow(
+        entry.id, entry.journey_id, entry.version, entry.profile_id, ACTIVE, entry.step,
+        waiting=False, wake_at=now, event=entry.event, trigger_at=entry.trigger_at,
+        entered_at=now, finished_at=None, exit_reason=None, converted_at=None,
+    )  # fmt: skip
 
 
 def _entry(journey: JourneyRow, plan: Plan, event: Event, now: datetime) -> Entry | None:

@@ -13,6 +13,7 @@ from uuid import UUID
 from consent import audit
 from delivery.journeys import services
 from delivery.journeys.repository import JourneyRow
+from delivery.sending import campaigns as campaign_rules
 from delivery.templates import repository as template_store
 from delivery.templates import services as template_services
 from delivery.templates.starter_templates import by_key
@@ -92,6 +93,7 @@ async def _free_name(uow: UnitOfWork, name: str) -> str:
 async def create(uow: UnitOfWork, actor: audit.Actor, recipe: str, from_email: str) -> JourneyRow:
     """The recipe's journey, as a DRAFT, with its starter templates."""
     chosen = RECIPES[recipe]
+    await campaign_rules.sending_domain(uow, from_email)  # refused with field "fromEmail"
     templates: dict[str, UUID] = {}
     for key in chosen.starters:
         starter = by_key(key)

@@ -137,12 +137,14 @@ async def all_definitions(uow: UnitOfWork, journey_id: UUID) -> dict[int, Any]:
     return {r.version: r.definition for r in rows}
 
 
-async def live(uow: UnitOfWork) -> list[JourneyRow]:
-    """The journeys that listen for events: active and paused ones."""
-    rows = await uow.execute(select(*_JOURNEY).where(
-        journeys.c.workspace_id == uow.workspace_id,
-        journeys.c.status.in_((ACTIVE, PAUSED))))  # fmt: skip
-    return [_journey(row) for row in rows]
+async def live(uow: UnitOfWork, *, lock: bool = False) -> list[JourneyRow]:
+    """The journeys that listen for events: active and paused ones. With `lock`, share-locked
+    until the transaction ends, so a pause or an archive waits for what enrols under them."""
+    query = select(*_JOURNEY).where(journeys.c.workspace_id == uow.workspace_id,
+                                    journeys.c.status.in_((ACTIVE, PAUSED)))  # fmt: skip
+    if lock:
+        query = query.order_by(journeys.c.id).with_for_update(read=True)
+    return [_journey(row) for row in await uow.execute(query)]
 
 
 async def not_archived(uow: UnitOfWork) -> list[JourneyRow]:
@@ -170,6 +172,10 @@ _ENROL = (
     " e.tkey, e.okey, e.event, e.tat, %(now)s, %(now)s "
     "FROM jsonb_to_recordset(%(rows)s::jsonb) AS e(id uuid, journey uuid, version int, "
     " profile uuid, step text, tkey text, okey text, event jsonb, tat timestamptz) "
+    # Only into a journey still active: its row is share-locked, so a pause or an archive
+    # in flight is waited for and then seen.
+    "WHERE e.journey IN (SELECT j.id FROM journeys j WHERE j.workspace_id = %(ws)s "
+    " AND j.status = 'ACTIVE' FOR SHARE) "
     "ON CONFLICT DO NOTHING RETURNING id, journey_id"
 )
 
@@ -205,8 +211,8 @@ async def enrol(uow: UnitOfWork, entries: Sequence[Entry]) -> list[tuple[UUID, U
 
 _CLAIM = (
     "SELECT {columns} FROM journey_enrollments e "
-    "WHERE e.workspace_id = %(ws)s AND e.state = 'ACTIVE' AND e.wake_at IS NOT NULL "
-    " AND e.wake_at <= %(now)s AND e.journey_id = ANY(%(journeys)s) "
+    "WHERE e.workspace_id = %(ws)s AND e.journey_id = %(j)s AND e.state = 'ACTIVE' "
+    " AND e.wake_at IS NOT NULL AND e.wake_at <= %(now)s "
     "ORDER BY e.wake_at LIMIT %(n)s FOR UPDATE SKIP LOCKED"
 )
 _COLUMN_NAMES = ", ".join(f"e.{n}" for n in EnrollmentRow.__dataclass_fields__)
@@ -215,11 +221,18 @@ _COLUMN_NAMES = ", ".join(f"e.{n}" for n in EnrollmentRow.__dataclass_fields__)
 async def claim_due(
     uow: UnitOfWork, journey_ids: Sequence[UUID], limit: int
 ) -> list[EnrollmentRow]:
-    """Up to `limit` due enrollments of these journeys, locked until the transaction ends."""
-    rows = await uow.fetch(_CLAIM.format(columns=_COLUMN_NAMES), {
-        "ws": uow.workspace_id, "now": uow.clock.now(), "journeys": list(journey_ids),
-        "n": limit})  # fmt: skip
-    return [EnrollmentRow(**row._asdict()) for row in rows]
+    """Up to `limit` due enrollments of these journeys, earliest first in each, locked until
+    the transaction ends. Each journey is an index range of its own, so the due rows of a
+    paused journey are never read."""
+    found: list[EnrollmentRow] = []
+    for journey_id in journey_ids:
+        if len(found) >= limit:
+            break
+        rows = await uow.fetch(_CLAIM.format(columns=_COLUMN_NAMES), {
+            "ws": uow.workspace_id, "j": journey_id, "now": uow.clock.now(),
+            "n": limit - len(found)})  # fmt: skip
+        found.extend(EnrollmentRow(**row._asdict()) for row in rows)
+    return found
 
 
 _MOVE = (
@@ -253,6 +266,23 @@ async def record_moves(uow: UnitOfWork, moves: Sequence[Move]) -> None:
         for v in moves
     ]).decode()  # fmt: skip
     await uow.fetch(_MOVE, {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": rows})
+    left = [{"id": str(v.id), "reason": v.exit_reason or "exited"} for v in moves
+            if v.state == "EXITED"]  # fmt: skip
+    if left:
+        await uow.fetch(_SKIP_LEFT, {"ws": uow.workspace_id, "now": uow.clock.now(),
+                                     "rows": orjson.dumps(left).decode()})  # fmt: skip
+
+
+# A message of an enrollment that left (a purchase, an exit step) and that no
+# worker holds is not sent: a reminder held by quiet hours stays unsent.
+_SKIP_LEFT = (
+    "UPDATE deliveries d SET status = 'SKIPPED', reason = 'left the journey: ' || x.reason, "
+    " updated_at = %(now)s "
+    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(id uuid, reason text) "
+    "WHERE d.workspace_id = %(ws)s AND d.enrollment_id = x.id "
+    " AND d.status IN ('QUEUED', 'DEFERRED') AND (d.lease_until IS NULL OR d.lease_until < %(now)s) "
+    "RETURNING 1"
+)
 
 
 async def active_of(uow: UnitOfWork, profile_ids: Sequence[UUID],
@@ -356,3 +386,26 @@ async def enrollments_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> list[E
         e.c.workspace_id == uow.workspace_id, e.c.profile_id.in_(profile_ids))
         .order_by(e.c.entered_at.desc(), e.c.id.desc()))  # fmt: skip
     return [EnrollmentRow(**row._asdict()) for row in rows]
+
+
+_SKIP_PENDING = (
+    "UPDATE deliveries d SET status = 'SKIPPED', reason = 'left the journey: ' || x.reason, "
+    " updated_at = %(now)s "
+    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(journey uuid, profile uuid, reason text) "
+    "JOIN campaigns c ON c.workspace_id = %(ws)s AND c.journey_id = x.journey "
+    "WHERE d.workspace_id = %(ws)s AND d.campaign_id = c.id AND d.profile_id = x.profile "
+    " AND d.status IN ('QUEUED', 'DEFERRED') AND (d.lease_until IS NULL OR d.lease_until < %(now)s) "
+    "RETURNING 1"
+)
+
+
+async def skip_pending(uow: UnitOfWork, left: Sequence[tuple[UUID, UUID, str]]) -> None:
+    """Skip the messages of these journeys not yet sent to these profiles, (journey, profile,
+    why): a purchase also stops a reminder that quiet hours or a retry still hold after the
+    journey itself ended."""
+    if not left:
+        return
+    rows = orjson.dumps([{"journey": str(j), "profile": str(p), "reason": why}
+                         for j, p, why in left]).decode()  # fmt: skip
+    await uow.fetch(_SKIP_PENDING, {"ws": uow.workspace_id, "now": uow.clock.now(),
+                                    "rows": rows})  # fmt: skip

@@ -20,7 +20,7 @@ from domain.uow import UnitOfWork
 async def enter_on_change(uow: UnitOfWork, change_id: UUID) -> None:
     """Enrol the profiles this change moved into or out of a journey's trigger segment."""
     triggered = []
-    for journey in await repository.live(uow):
+    for journey in await repository.live(uow, lock=True):
         if journey.status != ACTIVE:
             continue
         raw = await services.current_definition(uow, journey)

@@ -16,11 +16,12 @@ from uuid import UUID
 import orjson
 from sqlalchemy import func, select, update
 
+from cdp.segments.definition import DefinitionError
 from delivery.journeys import model as m
 from delivery.sending import campaigns as campaign_rules
 from delivery.sending.tables import campaigns, deliveries
 from delivery.templates import repository as template_store
-from domain.errors import NotFoundError, ValidationError
+from domain.errors import FieldError, NotFoundError, ValidationError
 from domain.ids import new_id
 from domain.outbox import Job
 from domain.uow import UnitOfWork
@@ -30,17 +31,50 @@ def step_name(journey_id: UUID, version: int, step_id: str) -> str:
     return f"journey {journey_id} v{version} step {step_id}"
 
 
-async def check(uow: UnitOfWork, definition: m.Definition) -> None:
-    """Refuse a definition whose send steps could not go out: an unknown template, a sender
-    outside the workspace's sending domains."""
+async def problems(uow: UnitOfWork, definition: m.Definition, raw: Any) -> list[FieldError]:
+    """What keeps the send steps from going out, each at its step's JSON path in `raw` (the
+    definition with its ids): an unknown template, a sender outside the sending domains."""
+    paths = _step_paths(raw.get("steps") if isinstance(raw, dict) else None, "definition.steps")
+    found: list[FieldError] = []
     for step in (s for s in m.walk(definition.steps) if isinstance(s, m.Send)):
+        where = f"{paths.get(step.id, 'definition')}.send"
         if await template_store.get(uow, step.template_id) is None:
-            raise NotFoundError(f"step {step.id}: no such template", field="definition")
+            found.append(FieldError(None, f"{where}.templateId", "no such template"))
         try:
             await campaign_rules.sending_domain(uow, step.from_email)
         except ValidationError as error:
-            raise ValidationError(f"step {step.id}: {error.message}",
-                                  field="definition") from None  # fmt: skip
+            found.append(FieldError(None, f"{where}.fromEmail", error.message))
+    return found
+
+
+async def check(uow: UnitOfWork, definition: m.Definition, raw: Any) -> None:
+    """Refuse, with every problem at its path, a definition whose send steps could not go out."""
+    found = await problems(uow, definition, raw)
+    if found:
+        raise DefinitionError(found)
+
+
+def _step_paths(steps: Any, path: str) -> dict[str, str]:
+    """Each step's JSON path by its id."""
+    found: dict[str, str] = {}
+    for n, step in enumerate(steps if isinstance(steps, list) else []):
+        here = f"{path}[{n}]"
+        if not isinstance(step, dict):
+            continue
+        found[str(step.get("id"))] = here
+        for inner_path, inner in _inner_steps(step, here):
+            found.update(_step_paths(inner, inner_path))
+    return found
+
+
+def _inner_steps(step: dict[str, Any], here: str) -> list[tuple[str, Any]]:
+    lists = [(f"{here}.{kind}.{key}", step[kind].get(key))
+             for kind in ("branch", "waitFor") if isinstance(step.get(kind), dict)
+             for key in ("then", "else")]  # fmt: skip
+    if isinstance(step.get("split"), list):
+        lists += [(f"{here}.split[{n}].steps", p.get("steps")) for n, p in enumerate(step["split"])
+                  if isinstance(p, dict)]  # fmt: skip
+    return lists
 
 
 async def open_steps(
@@ -115,12 +149,17 @@ async def queue(uow: UnitOfWork, wanted: Sequence[Wanted]) -> None:
 
 
 async def follow(uow: UnitOfWork, journey_id: UUID, status: str) -> None:
-    """Set the journey's step campaigns to SENDING or PAUSED; on SENDING, queue their batches."""
+    """Set the journey's step campaigns to SENDING or PAUSED; on SENDING, queue their batches.
+
+    A step the reputation guard paused (it has a `paused_reason`) stays paused
+    when its journey resumes: its bounces or complaints are still to be looked at.
+    """
     c = campaigns
     rows = await uow.execute(
         update(c).where(c.c.workspace_id == uow.workspace_id, c.c.journey_id == journey_id,
-                        c.c.status.in_((campaign_rules.SENDING, campaign_rules.PAUSED)))
-        .values(status=status, paused_reason=None, updated_at=uow.clock.now()).returning(c.c.id)
+                        c.c.status.in_((campaign_rules.SENDING, campaign_rules.PAUSED)),
+                        c.c.paused_reason.is_(None))
+        .values(status=status, updated_at=uow.clock.now()).returning(c.c.id)
     )  # fmt: skip
     if status == campaign_rules.SENDING:
         for row in rows:

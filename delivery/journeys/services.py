@@ -83,7 +83,7 @@ def _name(value: str) -> str:
 async def _checked(uow: UnitOfWork, raw: Any, previous: Any) -> tuple[Any, m.Definition]:
     with_ids = grammar.with_step_ids(raw, previous)
     parsed = parse(with_ids)
-    await sends.check(uow, parsed)
+    await sends.check(uow, parsed, with_ids)
     return with_ids, parsed
 
 

@@ -42,27 +42,25 @@ from zoneinfo import ZoneInfo
 
 from cdp import queries
 from cdp.segments import definition as segments
-from cdp.segments.definition import ROOT, DefinitionError
+from cdp.segments.definition import DefinitionError
 from cdp.segments.model import MISSING, EventCondition, lookup
 from consent.keys import Keys
 from consent.model import is_marketing
 from delivery.journeys import definition as grammar
-from delivery.journeys import engine, inbox, profiles, services
+from delivery.journeys import engine, inbox, profiles, sends, services
 from delivery.journeys import model as m
 from delivery.journeys.engine import ACTIVE, COMPLETED, EXITED, Plan, Position
 from delivery.journeys.timing import next_anniversary
-from delivery.sending import campaigns as campaign_rules
 from delivery.sending import policy as policy_rules
 
 # The pipeline's own contact decision, so that a simulation cannot drift from it.
 from delivery.sending.pipeline import emails_of, refusals
 from delivery.templates import recipients
 from delivery.templates import render as rendering
-from delivery.templates import repository as template_store
 from delivery.templates import services as template_services
 from delivery.templates.compiler import CompiledTemplate
 from delivery.templates.model import Recipient, RenderError, Sender
-from domain.errors import FieldError, NotFoundError, ValidationError
+from domain.errors import FieldError, NotFoundError
 from domain.uow import UnitOfWork
 
 MAX_EVENTS: Final = 100
@@ -199,45 +197,10 @@ async def read(uow: UnitOfWork, raw: object, events: object) -> tuple[Plan, list
     found, bad = read_events(events)
     problems.extend(bad)
     if parsed is not None:
-        problems.extend(await _send_problems(uow, parsed, with_ids))
+        problems.extend(await sends.problems(uow, parsed, with_ids))
     if problems or parsed is None:
         raise SimulationInputError(problems)
     return Plan(parsed), found
-
-
-async def _send_problems(uow: UnitOfWork, parsed: m.Definition, raw: Any) -> list[FieldError]:
-    """What would keep the journey from being saved: as `sends.check`, with each step's path."""
-    paths = _step_paths(raw.get("steps"), f"{ROOT}.steps")
-    problems: list[FieldError] = []
-    for step in (s for s in m.walk(parsed.steps) if isinstance(s, m.Send)):
-        where = f"{paths.get(step.id, ROOT)}.send"
-        if await template_store.get(uow, step.template_id) is None:
-            _refuse(problems, f"{where}.templateId", "no such template")
-        try:
-            await campaign_rules.sending_domain(uow, step.from_email)
-        except ValidationError as error:
-            _refuse(problems, f"{where}.fromEmail", error.message)
-    return problems
-
-
-def _step_paths(steps: Any, path: str) -> dict[str, str]:
-    """Each step's JSON path by its id, in a definition that parsed."""
-    found: dict[str, str] = {}
-    for n, step in enumerate(steps if isinstance(steps, list) else []):
-        here = f"{path}[{n}]"
-        found[str(step.get("id"))] = here
-        for inner_path, inner in _inner_steps(step, here):
-            found.update(_step_paths(inner, inner_path))
-    return found
-
-
-def _inner_steps(step: dict[str, Any], here: str) -> list[tuple[str, Any]]:
-    lists = [(f"{here}.{kind}.{key}", step[kind].get(key))
-             for kind in ("branch", "waitFor") if isinstance(step.get(kind), dict)
-             for key in ("then", "else")]  # fmt: skip
-    if isinstance(step.get("split"), list):
-        lists += [(f"{here}.split[{n}].steps", p.get("steps")) for n, p in enumerate(step["split"])]
-    return lists
 
 
 # --- the timeline ---------------------------------------------------------------------

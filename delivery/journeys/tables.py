@@ -144,12 +144,7 @@ journey_enrollments = Table(
     Index(
         "ix_journey_enrollments_due",
         "workspace_id",
-        "wake_at",
-        postgresql_where=text("state = 'ACTIVE' AND wake_at IS NOT NULL"),
-    ),
-    # Which workspaces have anything due, without a scan per workspace.
-    Index(
-        "ix_journey_enrollments_wake",
+        "journey_id",
         "wake_at",
         postgresql_where=text("state = 'ACTIVE' AND wake_at IS NOT NULL"),
     ),
@@ -189,6 +184,5 @@ journey_schedules = Table(
     Column("profile_id", PG_UUID(as_uuid=True), nullable=False, info=PERSONAL),
     Column("due_at", TS, nullable=False),
     PrimaryKeyConstraint("workspace_id", "journey_id", "profile_id"),
-    Index("ix_journey_schedules_due", "workspace_id", "due_at"),
-    Index("ix_journey_schedules_wake", "due_at"),
+    Index("ix_journey_schedules_due", "workspace_id", "journey_id", "due_at"),
 )

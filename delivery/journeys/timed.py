@@ -18,9 +18,8 @@ The SQL function `cdp_next_anniversary` computes in the database what
 the two together.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -57,10 +56,13 @@ _RESCHEDULE_DATES = (
     " FROM t CROSS JOIN profiles p WHERE p.workspace_id = %(ws)s AND p.id = ANY(%(ids)s::uuid[])), "
     "gone AS (DELETE FROM journey_schedules s USING due "
     " WHERE s.workspace_id = %(ws)s AND s.journey_id = due.journey_id AND s.profile_id = due.id "
-    " AND due.at IS NULL) "
+    " AND due.at IS NULL AND s.due_at > now()) "
     "INSERT INTO journey_schedules (workspace_id, journey_id, profile_id, due_at) "
     "SELECT %(ws)s, due.journey_id, due.id, due.at FROM due WHERE due.at IS NOT NULL "
-    "ON CONFLICT (workspace_id, journey_id, profile_id) DO UPDATE SET due_at = EXCLUDED.due_at"
+    # A row already due is the timer's: a trait change does not take a birthday away.
+    "ON CONFLICT (workspace_id, journey_id, profile_id) DO UPDATE SET due_at = EXCLUDED.due_at "
+    "WHERE journey_schedules.due_at > now() "
+    " AND journey_schedules.due_at IS DISTINCT FROM EXCLUDED.due_at"
 )
 
 _INACTIVE_FROM_EVENTS = (
@@ -70,7 +72,10 @@ _INACTIVE_FROM_EVENTS = (
     "SELECT %(ws)s, t.journey_id, last.pid, last.at + t.days * interval '1 day' "
     "FROM journey_timed t CROSS JOIN last WHERE t.workspace_id = %(ws)s AND t.kind = 'inactive' "
     "ON CONFLICT (workspace_id, journey_id, profile_id) "
-    "DO UPDATE SET due_at = GREATEST(journey_schedules.due_at, EXCLUDED.due_at)"
+    # Moved an hour or more at a time, so a busy profile is not rewritten on every event;
+    # the timer checks the latest event again before it enrols (`enter_due`).
+    "DO UPDATE SET due_at = EXCLUDED.due_at "
+    "WHERE EXCLUDED.due_at > journey_schedules.due_at + interval '1 hour'"
 )
 
 
@@ -154,19 +159,14 @@ async def _fill(uow: UnitOfWork, journey_id: UUID, kind: str, params: dict[str, 
     )
 
 
-@dataclass(frozen=True)
-class Due:
-    journey_id: UUID
-    profile_id: UUID
-    due_at: datetime
-    kind: str
-    days: int | None
-
-
 _CLAIM = (
-    "SELECT s.journey_id, s.profile_id, s.due_at, t.kind, t.days FROM journey_schedules s "
+    "SELECT s.journey_id, s.profile_id, s.due_at, t.kind, t.days, "
+    " p.id IS NULL OR p.merged_into IS NOT NULL AS gone, "
+    " (p.computed->>'last_seen')::timestamptz AS last_seen "
+    "FROM journey_schedules s "
     "JOIN journey_timed t ON t.workspace_id = s.workspace_id AND t.journey_id = s.journey_id "
-    "WHERE s.workspace_id = %(ws)s AND s.due_at <= %(now)s AND s.journey_id = ANY(%(js)s) "
+    "LEFT JOIN profiles p ON p.workspace_id = s.workspace_id AND p.id = s.profile_id "
+    "WHERE s.workspace_id = %(ws)s AND s.journey_id = %(j)s AND s.due_at <= %(now)s "
     "ORDER BY s.due_at LIMIT %(n)s FOR UPDATE OF s SKIP LOCKED"
 )
 _AFTER_DUE = "d.due_at + interval '1 minute'"
@@ -178,19 +178,62 @@ _NEXT_YEAR = (
     "  WHERE workspace_id = %(ws)s) t ON t.journey_id = d.j "
     " JOIN profiles p ON p.workspace_id = %(ws)s AND p.id = d.p) n "
     "WHERE s.workspace_id = %(ws)s AND s.journey_id = n.journey_id AND s.profile_id = n.id "
-    " AND n.at IS NOT NULL"
+    " AND n.at IS NOT NULL RETURNING 1"
 )
+# Rows still at the due time they were claimed at: an inactivity entered, a date with no
+# next turn (the trait is gone), a profile merged into another.
+_DROP = (
+    "DELETE FROM journey_schedules s USING unnest(%(js)s::uuid[], %(ps)s::uuid[], "
+    " %(dues)s::timestamptz[]) AS d(j, p, due_at) WHERE s.workspace_id = %(ws)s "
+    " AND s.journey_id = d.j AND s.profile_id = d.p AND s.due_at = d.due_at RETURNING 1"
+)
+_MOVE_ON = (
+    "UPDATE journey_schedules s SET due_at = d.due_at FROM unnest(%(js)s::uuid[], "
+    " %(ps)s::uuid[], %(dues)s::timestamptz[]) AS d(j, p, due_at) WHERE s.workspace_id = %(ws)s "
+    " AND s.journey_id = d.j AND s.profile_id = d.p RETURNING 1"
+)
+
+
+def _columns(rows: list[Any], due: Callable[[Any], datetime] | None = None) -> dict[str, list[Any]]:
+    return {"js": [r.journey_id for r in rows], "ps": [r.profile_id for r in rows],
+            "dues": [due(r) if due else r.due_at for r in rows]}  # fmt: skip
+
+
+async def _claim(uow: UnitOfWork, journey_ids: list[UUID]) -> list[Any]:
+    found: list[Any] = []
+    for journey_id in journey_ids:
+        if len(found) >= CLAIM_BATCH:
+            break
+        found.extend(await uow.fetch(_CLAIM, {"ws": uow.workspace_id, "j": journey_id,
+                                              "now": uow.clock.now(),
+                                              "n": CLAIM_BATCH - len(found)}))  # fmt: skip
+    return found
+
+
+def _still_silent(row: Any) -> bool:
+    """An inactivity row whose profile had no event since it was last moved (it moves only an
+    hour or more at a time)."""
+    return (
+        row.kind != INACTIVE
+        or row.last_seen is None
+        or (row.last_seen + timedelta(days=row.days) <= row.due_at)
+    )
 
 
 async def enter_due(uow: UnitOfWork, plans: Mapping[UUID, tuple[int, Any]]) -> int:
     """Enrol the profiles whose date or inactivity is due in these journeys (id -> (version,
     plan)); move their schedules on. How many entered."""
-    rows = await uow.fetch(_CLAIM, {"ws": uow.workspace_id, "now": uow.clock.now(),
-                                    "js": list(plans), "n": CLAIM_BATCH})  # fmt: skip
+    rows = await _claim(uow, list(plans))
     if not rows:
         return 0
+    ws = {"ws": uow.workspace_id}
+    later = [r for r in rows if not r.gone and not _still_silent(r)]
+    if later:
+        await uow.fetch(_MOVE_ON, {**ws, **_columns(
+            later, lambda r: r.last_seen + timedelta(days=r.days))})  # fmt: skip
+    due = [r for r in rows if not r.gone and _still_silent(r)]
     entries = []
-    for row in rows:
+    for row in due:
         version, plan = plans[row.journey_id]
         name = "Anniversary" if row.kind == DATE else "Inactive"
         event = {"name": name, "properties": {"days": row.days} if row.days else {},
@@ -201,18 +244,10 @@ async def enter_due(uow: UnitOfWork, plans: Mapping[UUID, tuple[int, Any]]) -> i
             m.ONCE_KEYS[plan.definition.reentry], event, row.due_at,
         ))  # fmt: skip
     entered = await repository.enrol(uow, entries)
-    dates = [r for r in rows if r.kind == DATE]
+    dates = [r for r in due if r.kind == DATE]
     if dates:
-        await uow.fetch(_NEXT_YEAR + " RETURNING 1", {
-            "ws": uow.workspace_id, "js": [r.journey_id for r in dates],
-            "ps": [r.profile_id for r in dates], "dues": [r.due_at for r in dates]})  # fmt: skip
-    inactive = [r for r in rows if r.kind == INACTIVE]
-    if inactive:
-        await uow.fetch(
-            "DELETE FROM journey_schedules s USING unnest(%(js)s::uuid[], %(ps)s::uuid[], "
-            " %(dues)s::timestamptz[]) AS d(j, p, due_at) WHERE s.workspace_id = %(ws)s "
-            " AND s.journey_id = d.j AND s.profile_id = d.p AND s.due_at = d.due_at RETURNING 1",
-            {"ws": uow.workspace_id, "js": [r.journey_id for r in inactive],
-             "ps": [r.profile_id for r in inactive], "dues": [r.due_at for r in inactive]},
-        )  # fmt: skip
+        await uow.fetch(_NEXT_YEAR, {**ws, **_columns(dates)})
+    dropped = [r for r in rows if r.gone or r.kind == DATE or _still_silent(r)]
+    if dropped:
+        await uow.fetch(_DROP, {**ws, **_columns(dropped)})
     return len(entered)

@@ -36,7 +36,7 @@ class Advanced:
 async def enter_scheduled(uow: UnitOfWork) -> int:
     """Enrol the profiles whose date or inactivity trigger is due; the caller commits."""
     plans = {}
-    for journey in await repository.live(uow):
+    for journey in await repository.live(uow, lock=True):
         if journey.status != ACTIVE:
             continue
         raw = (await repository.definitions(uow, [(journey.id, journey.version)]))[

@@ -225,10 +225,11 @@ async def send(
 ) -> Campaign:
     """Send now, or at `at`; refused before anything is queued when it could not go out."""
     campaign = await get(uow, campaign_id, for_update=True)
+    _not_a_journey_step(campaign)
     if campaign.status not in (DRAFT, SCHEDULED):
         raise ConflictError(f"the campaign is {campaign.status}, not a draft", field="id")
     if campaign.segment_id is None:
-        raise ConflictError("this is a journey's step: its journey sends it", field="id")
+        raise ConflictError("the campaign has no segment", field="id")
     saved = await template_services.current_version(uow, campaign.template_id)
     template_services.check(saved.version.content)  # still compiles
     size = (await segment_store.size(uow, [campaign.segment_id]))[campaign.segment_id]
@@ -310,8 +311,15 @@ async def queue_batches(uow: UnitOfWork, campaign_id: UUID, jobs: int = PARALLEL
                               queue_name=QUEUE))  # fmt: skip
 
 
+def _not_a_journey_step(campaign: Campaign) -> None:
+    if campaign.journey_id is not None:
+        raise ConflictError("this is a journey's send step: pause, resume or archive its "
+                            "journey instead", field="id")  # fmt: skip
+
+
 async def pause(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Campaign:
     campaign = await get(uow, campaign_id, for_update=True)
+    _not_a_journey_step(campaign)
     if campaign.status not in (SENDING, SCHEDULED):
         raise ConflictError(f"the campaign is {campaign.status}: only sending or scheduled "
                             "campaigns pause", field="id")  # fmt: skip
@@ -339,6 +347,7 @@ async def hold(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID, *, reason
 
 async def resume(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Campaign:
     campaign = await get(uow, campaign_id, for_update=True)
+    _not_a_journey_step(campaign)
     if campaign.status != PAUSED:
         raise ConflictError(f"the campaign is {campaign.status}, not paused", field="id")
     await _set(uow, campaign_id, status=SENDING, paused_reason=None)
@@ -355,6 +364,7 @@ async def resume(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Camp
 async def cancel(uow: UnitOfWork, actor: audit.Actor, campaign_id: UUID) -> Campaign:
     """Stop for good: what was not sent is skipped with the reason "cancelled"."""
     campaign = await get(uow, campaign_id, for_update=True)
+    _not_a_journey_step(campaign)
     if campaign.status in (SENT, CANCELLED):
         raise ConflictError(f"the campaign is {campaign.status} already", field="id")
     now = uow.clock.now()

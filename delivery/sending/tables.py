@@ -160,6 +160,12 @@ deliveries = Table(
         postgresql_where=text("status IN ('QUEUED', 'DEFERRED')"),
     ),
     Index("ix_deliveries_profile", "workspace_id", "profile_id", "sent_at"),
+    Index(
+        "ix_deliveries_enrollment",
+        "workspace_id",
+        "enrollment_id",
+        postgresql_where=text("enrollment_id IS NOT NULL"),
+    ),
 )
 
 # A workspace's rules for marketing messages: a frequency cap across campaigns

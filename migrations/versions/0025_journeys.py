@@ -3,9 +3,12 @@
 - A journey's send step is a campaign with no segment (`campaigns.journey_*`),
   so its messages go through the sending pipeline; a delivery names the
   enrollment it is for, and a profile may get a step's message once per entry.
-- `cdp_due_journey_workspaces(now)`: the workspaces with an enrollment due,
-  for the workers' timer across workspaces (row-level security hides other
-  workspaces from the runtime role), read from a partial index on `wake_at`.
+- `cdp_due_journey_workspaces(now)`: the workspaces with an active journey
+  that has an enrollment or a scheduled entry due, for the workers' timer
+  across workspaces (row-level security hides other workspaces from the
+  runtime role): an index probe per active journey, whatever waits.
+- `cdp_stale_journey_inboxes(before)`: the workspaces with events queued for
+  journeys before a moment, whose job the timer takes over.
 
 Revision ID: 0025
 Revises: 0024
@@ -26,6 +29,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 FUNCTION = "cdp_due_journey_workspaces(timestamptz)"
+STALE = "cdp_stale_journey_inboxes(timestamptz)"
 TABLES = (
     "journeys", "journey_versions", "journey_listens", "journey_inbox", "journey_requests",
     "journey_enrollments", "journey_timed", "journey_schedules",
@@ -126,8 +130,7 @@ def upgrade() -> None:
                             name="uq_journey_reentry"),
     )  # fmt: skip
     op.create_index("ix_journey_enrollments_due", "journey_enrollments",
-                    ["workspace_id", "wake_at"], postgresql_where=sa.text(ACTIVE_WAKE))  # fmt: skip
-    op.create_index("ix_journey_enrollments_wake", "journey_enrollments", ["wake_at"],
+                    ["workspace_id", "journey_id", "wake_at"],
                     postgresql_where=sa.text(ACTIVE_WAKE))  # fmt: skip
     op.create_index("ix_journey_enrollments_profile", "journey_enrollments",
                     ["workspace_id", "profile_id"])  # fmt: skip
@@ -155,8 +158,8 @@ def upgrade() -> None:
         "REFERENCING NEW TABLE AS added FOR EACH STATEMENT "
         "EXECUTE FUNCTION cdp_check_workspaces()"
     )
-    op.create_index("ix_journey_schedules_due", "journey_schedules", ["workspace_id", "due_at"])
-    op.create_index("ix_journey_schedules_wake", "journey_schedules", ["due_at"])
+    op.create_index("ix_journey_schedules_due", "journey_schedules",
+                    ["workspace_id", "journey_id", "due_at"])  # fmt: skip
     for table in TABLES:
         tenant_rls(table)
         grant(table)
@@ -212,6 +215,8 @@ def upgrade() -> None:
     )  # fmt: skip
     op.add_column("deliveries", _uuid("enrollment_id", nullable=True))
     op.add_column("deliveries", sa.Column("event", pg.JSONB(), nullable=True))
+    op.create_index("ix_deliveries_enrollment", "deliveries", ["workspace_id", "enrollment_id"],
+                    postgresql_where=sa.text("enrollment_id IS NOT NULL"))  # fmt: skip
     op.drop_constraint("uq_deliveries_recipient", "deliveries", type_="unique")
     op.execute(
         "ALTER TABLE deliveries ADD CONSTRAINT uq_deliveries_recipient UNIQUE NULLS NOT DISTINCT "
@@ -222,28 +227,42 @@ def upgrade() -> None:
         CREATE FUNCTION {FUNCTION.replace("(timestamptz)", "(due timestamptz)")}
         RETURNS TABLE (workspace_id uuid)
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-            SELECT DISTINCT s.workspace_id FROM (
-                (SELECT e.workspace_id FROM journey_enrollments e
-                 WHERE e.state = 'ACTIVE' AND e.wake_at IS NOT NULL AND e.wake_at <= due
-                 ORDER BY e.wake_at LIMIT 10000)
-                UNION ALL
-                (SELECT t.workspace_id FROM journey_schedules t WHERE t.due_at <= due
-                 ORDER BY t.due_at LIMIT 10000)
-            ) s
+            SELECT DISTINCT j.workspace_id FROM journeys j
+            WHERE j.status = 'ACTIVE' AND (
+                EXISTS (SELECT 1 FROM journey_enrollments e
+                        WHERE e.workspace_id = j.workspace_id AND e.journey_id = j.id
+                          AND e.state = 'ACTIVE' AND e.wake_at IS NOT NULL AND e.wake_at <= due)
+                OR EXISTS (SELECT 1 FROM journey_schedules s
+                           WHERE s.workspace_id = j.workspace_id AND s.journey_id = j.id
+                             AND s.due_at <= due))
+            ORDER BY j.workspace_id
         $$
         """
     )
-    op.execute(f"REVOKE ALL ON FUNCTION {FUNCTION} FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION {FUNCTION} TO {app_role()}")
+    op.execute(
+        """
+        CREATE FUNCTION cdp_stale_journey_inboxes(before timestamptz)
+        RETURNS TABLE (workspace_id uuid)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+            SELECT DISTINCT i.workspace_id FROM journey_inbox i WHERE i.queued_at < before
+            ORDER BY i.workspace_id
+        $$
+        """
+    )
+    for function in (FUNCTION, STALE):
+        op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {app_role()}")
 
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}")
+    op.execute(f"DROP FUNCTION IF EXISTS {STALE}")
     op.execute(f"DROP FUNCTION IF EXISTS {ANNIVERSARY}")
     op.execute("DELETE FROM deliveries WHERE enrollment_id IS NOT NULL")
     op.drop_constraint("uq_deliveries_recipient", "deliveries", type_="unique")
     op.create_unique_constraint("uq_deliveries_recipient", "deliveries",
                                 ["workspace_id", "campaign_id", "profile_id"])  # fmt: skip
+    op.drop_index("ix_deliveries_enrollment", table_name="deliveries")
     op.drop_column("deliveries", "event")
     op.drop_column("deliveries", "enrollment_id")
     op.drop_index("uq_campaigns_journey_step", table_name="campaigns")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from graphql import GraphQLObjectType, get_introspection_query
+from graphql import GraphQLObjectType, get_introspection_query, is_non_null_type
 
 from api.graphql.input_checks import MAX_DEPTH
 from domain import workspaces
@@ -194,6 +194,9 @@ def test_a_global_id_holding_a_nul_is_simply_not_found(env, case):
     if root == "mutation":
         assert "errors" not in body, body
         assert [e["code"] for e in body["data"][name]["errors"]] == ["NOT_FOUND"], body
+    elif is_non_null_type(_root(root).fields[name].type):
+        # A field that cannot be null (simulateJourney) says so with the error's code.
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"], body
     else:
         assert "errors" not in body, body
         assert body["data"][name] is None

@@ -69,30 +69,35 @@ class Shop:
 
         return self.uow(make)  # type: ignore[no-any-return]
 
-    def track(self, person: str, name: str, props: dict[str, Any] | None = None, *,
-              message_id: str | None = None) -> None:  # fmt: skip
-        message = Message(
+    def track(self, person: str | None, name: str, props: dict[str, Any] | None = None, *,
+              message_id: str | None = None, anonymous_id: str | None = None) -> None:  # fmt: skip
+        self.send_batch([self.message(person, name, props, message_id=message_id,
+                                      anonymous_id=anonymous_id)])  # fmt: skip
+
+    def message(self, person: str | None, name: str, props: dict[str, Any] | None = None, *,
+                message_id: str | None = None, anonymous_id: str | None = None) -> Message:  # fmt: skip
+        return Message(
             type="track", message_id=message_id or uuid.uuid4().hex, timestamp=self.clock.now(),
-            received_at=self.clock.now(), user_id=person, anonymous_id=None, previous_id=None,
-            group_id=None, name=name, traits={}, properties=props or {}, context={},
+            received_at=self.clock.now(), user_id=person, anonymous_id=anonymous_id,
+            previous_id=None, group_id=None, name=name, traits={}, properties=props or {},
+            context={},
         )  # fmt: skip
 
+    def send_batch(self, messages: list[Message]) -> None:
+        """Ingest the messages in one batch (one transaction), as /v1/batch does."""
+
         async def send(uow: UnitOfWork) -> None:
-            await ingest(uow, [message])
+            await ingest(uow, messages)
 
         self.uow(send)
 
-    def identify(self, person: str, traits: dict[str, Any]) -> None:
-        message = Message(
+    def identify(self, person: str, traits: dict[str, Any], *,
+                 anonymous_id: str | None = None) -> None:  # fmt: skip
+        self.send_batch([Message(
             type="identify", message_id=uuid.uuid4().hex, timestamp=self.clock.now(),
-            received_at=self.clock.now(), user_id=person, anonymous_id=None, previous_id=None,
-            group_id=None, name=None, traits=traits, properties={}, context={},
-        )  # fmt: skip
-
-        async def send(uow: UnitOfWork) -> None:
-            await ingest(uow, [message])
-
-        self.uow(send)
+            received_at=self.clock.now(), user_id=person, anonymous_id=anonymous_id,
+            previous_id=None, group_id=None, name=None, traits=traits, properties={}, context={},
+        )])  # fmt: skip
 
     def run_inbox(self) -> int:
         return as_worker(self.database_url, lambda: actors.run_inbox(self.workspace_id),

@@ -80,3 +80,64 @@ def test_after_exit_lets_a_person_back_in_only_once_the_last_entry_ended(databas
     s.track("erin", "Product Added")
     assert s.run_inbox() == 1
     assert sorted(r.state for r in s.by_person(journey)["erin"]) == ["ACTIVE", "EXITED"]
+
+
+def test_a_purchase_in_the_same_batch_as_the_cart_exits_it_and_counts_as_a_conversion(
+    database_url,
+):
+    s = shop(database_url, {"fay": True}, name="same-batch")
+    journey = s.journey(cart_definition(s.template_id))
+    cart = s.message("fay", "Product Added")
+    s.clock.advance(timedelta(seconds=5))
+    s.send_batch([cart, s.message("fay", "Order Completed", {"revenue": 9})])
+    assert s.run_inbox() == 1
+    [fay] = s.by_person(journey)["fay"]
+    assert (fay.state, fay.exit_reason) == ("EXITED", "exitOn Order Completed")
+    assert fay.converted_at is not None
+
+
+def test_a_purchase_after_a_merge_exits_the_cart_of_the_anonymous_visitor(database_url):
+    s = shop(database_url, {"gus": True}, name="merged")
+    journey = s.journey(cart_definition(s.template_id))
+    s.track(None, "Product Added", anonymous_id="anon-gus")
+    assert s.run_inbox() == 1
+    s.run_due()
+    s.clock.advance(timedelta(minutes=5))
+    s.identify("gus", {"first_name": "Gus"}, anonymous_id="anon-gus")  # merges the visitor
+    s.clock.advance(timedelta(minutes=5))
+    s.track("gus", "Order Completed")
+    s.run_inbox()
+    [row] = s.enrollments(journey)
+    assert (row.state, row.exit_reason) == ("EXITED", "exitOn Order Completed")
+
+
+def test_leaving_the_journey_skips_its_message_held_for_quiet_hours(database_url):
+    from delivery.sending import policy as rules
+    from delivery.sending import throttle
+    from domain.uow import UnitOfWork
+    from tests.delivery.journeys.support import ACTOR
+
+    s = shop(database_url, {"hal": True}, name="held")
+
+    async def quiet(uow: UnitOfWork) -> None:
+        await rules.set_policy(uow, ACTOR, rules.SendPolicy(
+            quiet_start="00:00", quiet_end="23:59", sending_domain_rate=throttle.MAX_RATE,
+            recipient_domain_rate=throttle.MAX_RATE))  # fmt: skip
+
+    s.uow(quiet)
+    journey = s.journey(cart_definition(s.template_id, wait={"seconds": 1}))
+    s.track("hal", "Product Added")
+    s.run_inbox()
+    s.run_due()
+    s.clock.advance(timedelta(seconds=2))
+    s.run_due()
+    s.send_all(journey, 1)  # held by quiet hours: the relay is never asked
+    [held] = s.deliveries(journey)
+    assert held.status == "QUEUED"
+    s.track("hal", "Order Completed")
+    s.run_inbox()
+    [skipped] = s.deliveries(journey)
+    assert (skipped.status, skipped.reason) == (
+        "SKIPPED",
+        "left the journey: exitOn Order Completed",
+    )

@@ -3,7 +3,11 @@
 from datetime import timedelta
 from typing import Any
 
-from delivery.journeys import services
+import pytest
+
+from delivery.journeys import sends, services
+from delivery.sending import campaigns
+from domain.errors import ConflictError
 from domain.uow import UnitOfWork
 from tests.delivery.journeys.support import ACTOR, cart_definition, shop
 from tests.delivery.sending.test_campaigns import smtp  # noqa: F401 - a fixture
@@ -117,3 +121,19 @@ def test_pause_holds_everyone_and_sends_nothing_resume_goes_on_archive_exits_all
     assert s.run_due().moved == 0
     s.track("eve", "Product Added")
     assert s.run_inbox() == 0
+
+
+def test_a_journeys_send_step_cannot_be_paused_resumed_or_cancelled_as_a_campaign(database_url):
+    s = shop(database_url, {"liz": True}, name="steps")
+    journey = s.journey(cart_definition(s.template_id))
+
+    async def try_all(uow: UnitOfWork) -> list[str]:
+        [step] = (await sends.step_campaigns(uow, [journey])).values()
+        refused = []
+        for action in (campaigns.pause, campaigns.resume, campaigns.cancel, campaigns.send):
+            with pytest.raises(ConflictError) as caught:
+                await action(uow, ACTOR, step)
+            refused.append(caught.value.message)
+        return refused
+
+    assert all("journey" in message for message in s.uow(try_all))

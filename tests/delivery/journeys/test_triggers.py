@@ -117,14 +117,22 @@ def test_a_birthday_enters_at_nine_local_each_year_and_a_trait_change_moves_it(d
     assert _schedules(s)[s.people["uma"]] == datetime(2027, 3, 5, 8, tzinfo=UTC)
     assert s.run_due().moved == 0, "once a year"
 
-    # A trait written now (the stored one is newer than the frozen clock) moves the schedule.
-    now = datetime.now(UTC)
-    clock.set(now)
+
+def test_a_changed_birthday_moves_the_schedule_and_a_removed_one_drops_it(database_url):
+    clock = FrozenClock(datetime.now(UTC))
+    s = shop(database_url, {"vic": True}, clock=clock, name="birthday-change",
+             traits={"vic": {"birthday": "1990-03-30", "timezone": "Europe/Berlin"}})  # fmt: skip
+    berlin = ZoneInfo("Europe/Berlin")
+    s.journey({"trigger": {"dateTrait": "birthday", "annual": True, "at": "09:00"},
+               "steps": [_send(s.template_id)]})  # fmt: skip
+    assert _schedules(s) == {s.people["vic"]: next_anniversary(clock.now(), date(1990, 3, 30),
+                                                               time(9), berlin)}  # fmt: skip
+    clock.set(datetime.now(UTC))  # newer than the traits the profile was made with
     s.identify("vic", {"birthday": "1990-03-06"})
-    moved = next_anniversary(now, date(1990, 3, 6), time(9), ZoneInfo("Europe/Berlin"))
-    assert _schedules(s)[s.people["vic"]] == moved
+    moved = next_anniversary(datetime.now(UTC), date(1990, 3, 6), time(9), berlin)
+    assert _schedules(s) == {s.people["vic"]: moved}
     s.identify("vic", {"birthday": None})
-    assert s.people["vic"] not in _schedules(s), "no date, no schedule"
+    assert _schedules(s) == {}, "no date, no schedule"
 
 
 def test_days_without_events_enter_once_and_a_new_event_starts_the_count_again(database_url):
