@@ -1,6 +1,7 @@
 """The ingest part of bench.journeys: /v1/batch with and without 10 active event-triggered journeys."""
 
 import asyncio
+import statistics
 from typing import Any
 from uuid import UUID
 
@@ -44,8 +45,8 @@ def _one(events: list[dict[str, object]], args: Any, *, with_journeys: bool) -> 
             asyncio.run(_in_uow(url, workspace, lambda uow: _activate(uow, template)))
         load = ingest.measure(url, ws["write_key"], events, args)
         with psycopg.connect(url) as db:
-            queued = db.execute("SELECT count(*) FROM journey_inbox").fetchone()
-    return load.rate, queued[0] if queued else 0
+            queued = db.execute("SELECT sum(events) FROM journey_inbox").fetchone()
+    return load.rate, int(queued[0] or 0) if queued else 0
 
 
 def part_ingest(count: int = 100_000, rounds: int = 2) -> None:
@@ -59,6 +60,7 @@ def part_ingest(count: int = 100_000, rounds: int = 2) -> None:
         rate, queued = _one(events, args, with_journeys=True)
         with_them.append(rate)
     best, base = max(with_them), max(without)
+    middle, base_middle = statistics.median(with_them), statistics.median(without)
     print(
         f"ingest with 10 active event-triggered journeys: best {best:,.0f} events/s "
         f"(runs {', '.join(f'{r:,.0f}' for r in with_them)}); {queued:,} events queued for them"
@@ -67,5 +69,8 @@ def part_ingest(count: int = 100_000, rounds: int = 2) -> None:
         f"baseline without journeys: best {base:,.0f} events/s "
         f"(runs {', '.join(f'{r:,.0f}' for r in without)})"
     )
-    print(f"ratio with / without: {best / base:.3f}")
+    print(
+        f"ratio with / without: {best / base:.3f} (best of each), "
+        f"{middle / base_middle:.3f} (medians)"
+    )
     print(f"target >= 0.8: {'MET' if best / base >= 0.8 else 'NOT MET'}")

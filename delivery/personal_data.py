@@ -54,17 +54,8 @@ class JourneySchedules(_HeldByProfile):
     _columns = ("journey_id", "due_at")
 
 
-class JourneyInbox(_HeldByProfile):
-    table = "journey_inbox"
-    category = "a person's events waiting to be applied to journeys"
-    purpose = "entering and moving people in journeys as their events arrive"
-    retention = "seconds: until the journeys' job applies them"
-    _columns = ("event_id", "event_at", "name", "queued_at")
-
-
 registry.register(Deliveries())
 registry.register(JourneyEnrollments())
-registry.register(JourneyInbox())
 registry.register(JourneySchedules())
 
 

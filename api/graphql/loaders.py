@@ -21,12 +21,15 @@ from cdp.segments import explain as explaining
 from cdp.segments import repository as segment_store
 from consent import gate, ledger
 from consent.model import ConsentRecord, Contactability
+from delivery.journeys import repository as journey_store
+from delivery.journeys.repository import EnrollmentRow
 from domain.personal_data import Subject
 from domain.uow import UnitOfWork
 
 D = TypeVar("D")
 K = TypeVar("K", bound=Hashable)
 G = TypeVar("G", bound=Hashable)
+MAX_JOURNEYS = 100  # a profile's enrollments listed, the latest first
 V = TypeVar("V")
 
 # A subject's profile ids, and the moment asked for (None for now).
@@ -183,6 +186,12 @@ def segment_explanations(
 def profile_segments(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[UUID]]:
     """The segments each profile is a member of now."""
     return _per_profile(info, "profile_segments", lambda keys: segment_store.segments_of(uow, keys))
+
+
+def profile_journeys(info: Info, uow: UnitOfWork) -> DataLoader[UUID, list[EnrollmentRow]]:
+    """Each profile's latest journey enrollments, its merged-away ids' included."""
+    return _per_profile(info, "profile_journeys",
+                        lambda keys: journey_store.latest_of(uow, keys, limit=MAX_JOURNEYS))  # fmt: skip
 
 
 def segment_history(

@@ -5,10 +5,12 @@ from datetime import timedelta
 from uuid import UUID
 
 import dramatiq
+import psycopg
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from consent.keys import Keys
-from delivery.journeys import inbox, timers
+from delivery.journeys import inbox, repository, timers
 from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
 from domain import jobs
 
@@ -120,5 +122,42 @@ async def _one_batch(workspace_id: UUID) -> timers.Advanced:
             await uow.commit()
     except Exception:  # one workspace's failure must not hold up the others
         log.exception("journeys.advance_failed", workspace_id=str(workspace_id))
-        return timers.Advanced(0, 0)
+        return await _one_by_one(workspace_id)
     return done
+
+
+async def _one_by_one(workspace_id: UUID) -> timers.Advanced:
+    """A batch that failed, moved one enrollment a transaction: the one that fails again
+    leaves the journey with the error as its reason, and the rest go on."""
+    runtime = jobs.runtime()
+    keys = Keys(runtime.secret)
+    moved = sent = 0
+    for _ in range(timers.BATCH):
+        failed: tuple[repository.EnrollmentRow, str] | None = None
+        async with runtime.uow(workspace_id) as uow:
+            rows = await timers.claim(uow, 1)
+            if not rows:
+                break
+            try:
+                done = await timers.advance(uow, keys, rows)
+                await uow.commit()
+                moved, sent = moved + done.moved, sent + done.sends
+            except Exception as error:  # noqa: BLE001 - recorded on the enrollment below
+                if _transient(error):
+                    return timers.Advanced(moved, sent)  # the next tick tries again
+                failed = rows[0], f"failed: {error!r}"[:500]
+        if failed is not None:
+            row, reason = failed
+            log.error("journeys.enrollment_failed", enrollment_id=str(row.id), reason=reason)
+            async with runtime.uow(workspace_id) as uow:
+                await repository.record_moves(uow, [repository.Move(
+                    row.id, "EXITED", row.step, waiting=False, wake_at=None,
+                    exit_reason=reason)])  # fmt: skip
+                await uow.commit()
+    return timers.Advanced(moved, sent)
+
+
+def _transient(error: BaseException) -> bool:
+    """A lock timeout, a deadlock, a dropped connection: not the enrollment's fault."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    return isinstance(cause, (psycopg.OperationalError, OSError, TimeoutError))

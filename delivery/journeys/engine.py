@@ -51,6 +51,7 @@ class Visit:
     kind: str
     at: datetime
     outcome: str
+    arrived: bool = True  # False for the end of a wait begun in an earlier move
 
 
 @dataclass
@@ -132,9 +133,9 @@ def _finish_wait(plan: Plan, current: str, base: datetime, moved: "Moved") -> st
     """The step after a wait that has run out (a waitFor's timeout takes its `else` path)."""
     step = plan.steps[current]
     if isinstance(step, m.WaitFor):
-        moved.visits.append(Visit(current, "waitFor", base, "timed out: else"))
+        moved.visits.append(Visit(current, "waitFor", base, "timed out: else", arrived=False))
         return plan.entry(step.otherwise, plan.after[current])
-    moved.visits.append(Visit(current, "wait", base, "done"))
+    moved.visits.append(Visit(current, "wait", base, "done", arrived=False))
     return plan.after[current]
 
 

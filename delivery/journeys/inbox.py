@@ -33,17 +33,22 @@ from domain.uow import Statement, UnitOfWork
 
 QUEUE = "journeys"
 INBOX_ACTOR = "journey_inbox"
-CLAIM_BATCH = 1000
+CLAIM_BATCH = 10  # inbox rows (a storing transaction's events each) a batch takes
 # An event older than its journey (by its own time, less this margin for
 # clock skew) does not enrol: an import of last year's carts sends nothing.
 ENTRY_MARGIN = timedelta(minutes=5)
 
+# One row per storing transaction, holding the ids of its events that a live
+# journey listens for: a row per event would make ingest write each event twice
+# (bench/README.md, "Journeys").
 _QUEUE = (
-    "WITH e AS (SELECT * FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[], "
-    " %(pids)s::uuid[], %(names)s::text[]) AS e(id, at, pid, name) "
+    "WITH e AS (SELECT array_agg(e.id ORDER BY e.n) AS ids, array_agg(e.at ORDER BY e.n) AS ats "
+    " FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[], %(names)s::text[]) "
+    "  WITH ORDINALITY AS e(id, at, name, n) "
     " WHERE e.name IN (SELECT l.name FROM journey_listens l WHERE l.workspace_id = %(ws)s)), "
-    "queued AS (INSERT INTO journey_inbox (workspace_id, event_id, event_at, profile_id, name) "
-    " SELECT %(ws)s, e.id, e.at, e.pid, e.name FROM e RETURNING 1), "
+    "queued AS (INSERT INTO journey_inbox (workspace_id, event_ids, event_ats, events) "
+    " SELECT %(ws)s, e.ids, e.ats, cardinality(e.ids) FROM e WHERE e.ids IS NOT NULL "
+    " RETURNING 1), "
     "held AS (SELECT workspace_id FROM journey_requests WHERE workspace_id = %(ws)s "
     " AND EXISTS (SELECT 1 FROM queued) FOR KEY SHARE), "
     "requested AS (INSERT INTO journey_requests (workspace_id) SELECT %(ws)s "
@@ -65,7 +70,6 @@ class InboxListener:
         params = {
             "ws": workspace_id, "ids": [events.ids[n] for n in named],
             "times": [events.times[n] for n in named],
-            "pids": [events.profiles[n] for n in named],
             "names": [events.names[n] for n in named], "job": new_id(), "actor": INBOX_ACTOR,
             "queue": QUEUE,
         }  # fmt: skip
@@ -90,13 +94,14 @@ class Event:
 
 
 _CLAIM = (
-    "WITH claimed AS (SELECT i.id, i.event_id, i.event_at FROM journey_inbox i "
+    "WITH claimed AS (SELECT i.id, i.event_ids, i.event_ats FROM journey_inbox i "
     " WHERE i.workspace_id = %(ws)s ORDER BY i.id LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
     "gone AS (DELETE FROM journey_inbox d USING claimed c "
     " WHERE d.workspace_id = %(ws)s AND d.id = c.id) "
     "SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, e.properties "
-    "FROM claimed c JOIN events e ON e.workspace_id = %(ws)s AND e.id = c.event_id "
-    " AND e.timestamp = c.event_at ORDER BY e.timestamp, c.id"
+    "FROM claimed c CROSS JOIN LATERAL unnest(c.event_ids, c.event_ats) AS u(id, at) "
+    "JOIN events e ON e.workspace_id = %(ws)s AND e.id = u.id AND e.timestamp = u.at "
+    "ORDER BY e.timestamp, c.id"
 )
 
 

@@ -1,6 +1,6 @@
 """The journeys' SQL: journeys and versions, listened event names, enrollments and their moves."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,6 +9,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import delete, func, select, update
 
+from cdp import queries
 from delivery.journeys.tables import (
     journey_enrollments,
     journey_listens,
@@ -379,13 +380,24 @@ async def enrollments_by_id(uow: UnitOfWork, ids: list[UUID]) -> dict[UUID, Enro
     return {row.id: EnrollmentRow(**row._asdict()) for row in rows}
 
 
-async def enrollments_of(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> list[EnrollmentRow]:
-    """The profiles' enrollments in every journey, the latest first."""
+async def latest_of(
+    uow: UnitOfWork, survivors: Sequence[UUID], *, limit: int
+) -> dict[UUID, list[EnrollmentRow]]:
+    """Each surviving profile's latest `limit` enrollments, with those of the ids merged into it."""
+    merged = await queries.merged_ids(uow, list(survivors))
+    owner = {pid: s for s, ids in merged.items() for pid in ids}
+    for survivor in survivors:
+        owner.setdefault(survivor, survivor)
     e = journey_enrollments
     rows = await uow.execute(select(*_ENROLLMENT).where(
-        e.c.workspace_id == uow.workspace_id, e.c.profile_id.in_(profile_ids))
+        e.c.workspace_id == uow.workspace_id, e.c.profile_id.in_(list(owner)))
         .order_by(e.c.entered_at.desc(), e.c.id.desc()))  # fmt: skip
-    return [EnrollmentRow(**row._asdict()) for row in rows]
+    found: dict[UUID, list[EnrollmentRow]] = {}
+    for row in rows:
+        mine = found.setdefault(owner[row.profile_id], [])
+        if len(mine) < limit:
+            mine.append(EnrollmentRow(**row._asdict()))
+    return found
 
 
 _SKIP_PENDING = (
@@ -409,3 +421,30 @@ async def skip_pending(uow: UnitOfWork, left: Sequence[tuple[UUID, UUID, str]]) 
                          for j, p, why in left]).decode()  # fmt: skip
     await uow.fetch(_SKIP_PENDING, {"ws": uow.workspace_id, "now": uow.clock.now(),
                                     "rows": rows})  # fmt: skip
+
+
+_ARRIVALS = (
+    "INSERT INTO journey_step_counts AS c (workspace_id, journey_id, step, entered) "
+    "SELECT %(ws)s, a.journey, a.step, a.n FROM unnest(%(journeys)s::uuid[], %(steps)s::text[], "
+    " %(ns)s::bigint[]) AS a(journey, step, n) ORDER BY a.journey, a.step "
+    "ON CONFLICT (workspace_id, journey_id, step) DO UPDATE SET entered = c.entered + EXCLUDED.entered"
+)
+
+
+async def count_arrivals(uow: UnitOfWork, arrivals: Mapping[tuple[UUID, str], int]) -> None:
+    """Add to each step's count of arrivals; in key order, so that batches never wait on each
+    other in a cycle."""
+    if not arrivals:
+        return
+    keys = sorted(arrivals)
+    await uow.fetch(_ARRIVALS + " RETURNING 1", {
+        "ws": uow.workspace_id, "journeys": [k[0] for k in keys], "steps": [k[1] for k in keys],
+        "ns": [arrivals[k] for k in keys]})  # fmt: skip
+
+
+async def arrivals_by_step(uow: UnitOfWork, journey_id: UUID) -> dict[str, int]:
+    rows = await uow.fetch(
+        "SELECT step, entered FROM journey_step_counts WHERE workspace_id = %(ws)s "
+        "AND journey_id = %(j)s", {"ws": uow.workspace_id, "j": journey_id},
+    )  # fmt: skip
+    return {row.step: int(row.entered) for row in rows}

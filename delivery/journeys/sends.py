@@ -194,3 +194,16 @@ async def counts(uow: UnitOfWork, journey_id: UUID) -> dict[str, dict[str, int]]
     for step, status, n in rows:
         found.setdefault(step, {})[status] = int(n)
     return found
+
+
+async def conversions(uow: UnitOfWork, journey_id: UUID) -> dict[str, int]:
+    """Per send step: the converted enrollments that were sent its message."""
+    rows = await uow.fetch(
+        "SELECT c.journey_step AS step, count(DISTINCT e.id) AS n FROM campaigns c "
+        "JOIN deliveries d ON d.workspace_id = c.workspace_id AND d.campaign_id = c.id "
+        "JOIN journey_enrollments e ON e.workspace_id = d.workspace_id AND e.id = d.enrollment_id "
+        "WHERE c.workspace_id = %(ws)s AND c.journey_id = %(j)s AND d.status = 'SENT' "
+        " AND e.converted_at IS NOT NULL GROUP BY c.journey_step",
+        {"ws": uow.workspace_id, "j": journey_id},
+    )
+    return {row.step: int(row.n) for row in rows}

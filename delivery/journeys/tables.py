@@ -16,7 +16,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from domain.db import metadata
@@ -77,17 +77,16 @@ journey_listens = Table(
     ),
 )
 
-# Events a journey listens for, queued in the transaction that stored them;
-# the journeys' job claims and deletes them in order.
+# Events a journey listens for, queued in the transaction that stored them,
+# a row per transaction; the journeys' job claims and deletes them in order.
 journey_inbox = Table(
     "journey_inbox",
     metadata,
     workspace_id_column(checked_per_statement=True),
     Column("id", BigInteger, Identity(always=True), nullable=False),
-    Column("event_id", PG_UUID(as_uuid=True), nullable=False),
-    Column("event_at", TS, nullable=False),
-    Column("profile_id", PG_UUID(as_uuid=True), nullable=False, info=PERSONAL),
-    Column("name", Text, nullable=False),
+    Column("event_ids", ARRAY(PG_UUID(as_uuid=True)), nullable=False),
+    Column("event_ats", ARRAY(TS), nullable=False),
+    Column("events", Integer, nullable=False),
     Column("queued_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "id"),
 )
@@ -185,4 +184,23 @@ journey_schedules = Table(
     Column("due_at", TS, nullable=False),
     PrimaryKeyConstraint("workspace_id", "journey_id", "profile_id"),
     Index("ix_journey_schedules_due", "workspace_id", "journey_id", "due_at"),
+)
+
+# How many enrollments reached each step (any version: steps keep their ids),
+# added to by each timer batch; who is there now and who left there are read
+# from the enrollments.
+journey_step_counts = Table(
+    "journey_step_counts",
+    metadata,
+    workspace_id_column(),
+    Column("journey_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("step", Text, nullable=False),
+    Column("entered", BigInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("workspace_id", "journey_id", "step"),
+    ForeignKeyConstraint(
+        ["workspace_id", "journey_id"],
+        ["journeys.workspace_id", "journeys.id"],
+        name="fk_journey_step_counts_journey",
+        ondelete="CASCADE",
+    ),
 )

@@ -8,6 +8,7 @@ the step campaigns) and their batch jobs commit together or not at all; a
 worker that dies mid-batch leaves the rows due, for the next claim.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
@@ -49,10 +50,17 @@ async def enter_scheduled(uow: UnitOfWork) -> int:
 
 async def advance_batch(uow: UnitOfWork, keys: Keys, *, limit: int = BATCH) -> Advanced:
     """Claim up to `limit` due enrollments of active journeys and move each; the caller commits."""
+    return await advance(uow, keys, await claim(uow, limit))
+
+
+async def claim(uow: UnitOfWork, limit: int) -> list[EnrollmentRow]:
+    """Up to `limit` due enrollments of the active journeys, locked until the commit."""
     active = [j.id for j in await repository.live(uow) if j.status == ACTIVE]
-    if not active:
-        return Advanced(0, 0)
-    rows = await repository.claim_due(uow, active, limit)
+    return await repository.claim_due(uow, active, limit) if active else []
+
+
+async def advance(uow: UnitOfWork, keys: Keys, rows: list[EnrollmentRow]) -> Advanced:
+    """Move each claimed enrollment, queue the messages its steps ask for, count the arrivals."""
     if not rows:
         return Advanced(0, 0)
     found = await repository.definitions(uow, sorted({(r.journey_id, r.version) for r in rows}))
@@ -65,6 +73,7 @@ async def advance_batch(uow: UnitOfWork, keys: Keys, *, limit: int = BATCH) -> A
     now = uow.clock.now()
     moves: list[Move] = []
     wanted: list[sends.Wanted] = []
+    arrivals: Counter[tuple[UUID, str]] = Counter()
     for row in rows:
         plan = plans[(row.journey_id, row.version)]
         moved = await engine.advance(plan, position_of(row), row.id, people[row.profile_id], now)
@@ -72,7 +81,9 @@ async def advance_batch(uow: UnitOfWork, keys: Keys, *, limit: int = BATCH) -> A
         wanted.extend(sends.Wanted(campaigns[(row.journey_id, row.version, step)],
                                    row.profile_id, row.id, row.event)
                       for step in moved.sends)  # fmt: skip
+        arrivals.update((row.journey_id, v.step) for v in moved.visits if v.arrived)
     await repository.record_moves(uow, moves)
+    await repository.count_arrivals(uow, arrivals)
     await sends.queue(uow, wanted)
     return Advanced(len(rows), len(wanted))
 

@@ -32,7 +32,7 @@ FUNCTION = "cdp_due_journey_workspaces(timestamptz)"
 STALE = "cdp_stale_journey_inboxes(timestamptz)"
 TABLES = (
     "journeys", "journey_versions", "journey_listens", "journey_inbox", "journey_requests",
-    "journey_enrollments", "journey_timed", "journey_schedules",
+    "journey_enrollments", "journey_timed", "journey_schedules", "journey_step_counts",
 )  # fmt: skip
 ANNIVERSARY = "cdp_next_anniversary(text, time, text, timestamptz)"
 ACTIVE_WAKE = "state = 'ACTIVE' AND wake_at IS NOT NULL"
@@ -89,8 +89,9 @@ def upgrade() -> None:
         "journey_inbox",
         _uuid("workspace_id"),
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
-        _uuid("event_id"), _ts("event_at", nullable=False), _uuid("profile_id"),
-        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("event_ids", pg.ARRAY(pg.UUID(as_uuid=True)), nullable=False),
+        sa.Column("event_ats", pg.ARRAY(sa.DateTime(timezone=True)), nullable=False),
+        sa.Column("events", sa.Integer(), nullable=False),
         _ts("queued_at", nullable=False, default=True),
         sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_journey_inbox"),
     )  # fmt: skip
@@ -160,6 +161,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_journey_schedules_due", "journey_schedules",
                     ["workspace_id", "journey_id", "due_at"])  # fmt: skip
+    op.create_table(
+        "journey_step_counts",
+        _uuid("workspace_id"), _uuid("journey_id"),
+        sa.Column("step", sa.Text(), nullable=False),
+        sa.Column("entered", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        workspace_fk("journey_step_counts"), _journey_fk("journey_step_counts"),
+        sa.PrimaryKeyConstraint("workspace_id", "journey_id", "step",
+                                name="pk_journey_step_counts"),
+    )  # fmt: skip
     for table in TABLES:
         tenant_rls(table)
         grant(table)

@@ -91,16 +91,39 @@ def test_lifecycle_through_graphql_and_a_used_template_cannot_be_deleted(client,
     campaigns = gql(client, "{ campaigns(first: 10) { edges { node { id } } } }", token=token)
     assert campaigns["data"]["campaigns"]["edges"] == [], "a journey's steps are not campaigns"
 
-    read = gql(client, f"query($id: ID!) {{ journey(id: $id) {{ {FIELDS} steps {{ stepId kind active "
-                       "messages { recipients } } enrollments(first: 5) { edges { node { id } } } } }",
+    read = gql(client, f"query($id: ID!) {{ journey(id: $id) {{ {FIELDS} steps {{ stepId kind entered "
+                       "active completed exited converted messages { recipients } } "
+                       "enrollments(first: 5) { edges { node { id } } } } }",
                {"id": jid}, token=token)  # fmt: skip
     found = read["data"]["journey"]
     assert found["stats"]["entered"] == 0
     assert [s["kind"] for s in found["steps"]] == ["wait", "send", "wait", "send", "wait", "send"]
     assert found["steps"][1]["messages"] == {"recipients": 0}
+    assert (found["steps"][1]["converted"], found["steps"][0]["converted"]) == (0, None)
     assert found["steps"][0]["messages"] is None
+    assert {(s["entered"], s["completed"], s["exited"]) for s in found["steps"]} == {(0, 0, 0)}
 
     assert _act(client, token, "archiveJourney", jid)["journey"]["status"] == "ARCHIVED"
     assert _act(client, token, "activateJourney", jid)["errors"][0]["code"] == "CONFLICT"
     listed = gql(client, "{ journeys(first: 10) { edges { node { id status } } } }", token=token)
     assert listed["data"]["journeys"]["edges"] == [{"node": {"id": jid, "status": "ARCHIVED"}}]
+
+
+def test_a_profile_lists_its_journeys_through_graphql(client, workspace, database_url):
+    from delivery.journeys import actors
+    from tests.consent.support import track_batch
+    from tests.support.jobs import as_worker
+
+    token = workspace.api_token
+    _domain(client, token)
+    jid = _payload(gql(client, RECIPE, {"r": "ABANDONED_CART"}, token=token))["journey"]["id"]
+    _act(client, token, "activateJourney", jid)
+    track_batch(client, workspace.write_key, [
+        {"type": "track", "userId": "pj-1", "event": "Product Added", "messageId": "m-pj-1"}])  # fmt: skip
+    as_worker(database_url, lambda: actors.run_inbox(workspace.workspace.id))
+    body = gql(client, '{ profile(identifier: {kind: "user_id", value: "pj-1"}) { journeys { '
+                       "version state step journey { id name } } } }", token=token)  # fmt: skip
+    assert body["data"]["profile"]["journeys"] == [
+        {"version": 1, "state": "ACTIVE", "step": "s1",
+         "journey": {"id": jid, "name": "Abandoned cart"}}
+    ]  # fmt: skip

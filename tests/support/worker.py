@@ -45,7 +45,9 @@ def worker_process(
     extra_env: dict[str, str] | None = None,
     processes: int = 1,
     threads: int = 2,
+    modules: tuple[str, ...] = ("tests.support.probe_actors",),
 ) -> Iterator[Worker]:
+    """`cdp worker` with the tests' probe actors too, unless `modules` says otherwise."""
     env = {k: v for k, v in os.environ.items() if k not in {"BROKER_URL", "DATABASE_URL"}}
     env.update(
         {
@@ -69,8 +71,7 @@ def worker_process(
             str(processes),
             "--threads",
             str(threads),
-            "--module",
-            "tests.support.probe_actors",
+            *(arg for module in modules for arg in ("--module", module)),
         ],
         cwd=ROOT,
         env=env,

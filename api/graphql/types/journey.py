@@ -48,8 +48,13 @@ class JourneyRecipe(Enum):
 class JourneyStepStats:
     step_id: str = strawberry.field(description="The step's id in the definition (stable).")
     kind: str = strawberry.field(description="wait, send, branch, split, waitFor or exit.")
+    entered: int = strawberry.field(description="Entries that reached this step, every version.")
     active: int = strawberry.field(description="Profiles at this step now.")
+    completed: int = strawberry.field(description="Entries that went past this step.")
     exited: int = strawberry.field(description="Profiles that left the journey at this step.")
+    converted: int | None = strawberry.field(
+        description="For a send step: converted entries that were sent its message."
+    )
     messages: MessageStats | None = strawberry.field(
         description="For a send step: its messages, across the journey's versions."
     )
@@ -161,16 +166,21 @@ class JourneyNode(relay.Node):
         uow = await info.context.require(MESSAGES_READ)
         definition = journeys.parse(await journeys.current_definition(uow, self.row))
         at = await journey_store.counts_by_step(uow, self.row.id)
+        arrived = await journey_store.arrivals_by_step(uow, self.row.id)
         messages = await sends.counts(uow, self.row.id)
-        return [
-            JourneyStepStats(
-                step_id=step.id, kind=engine.kind(step),
-                active=at.get((step.id, "ACTIVE"), 0), exited=at.get((step.id, "EXITED"), 0),
-                messages=MessageStats.of(messages.get(step.id, {}))
-                if isinstance(step, model.Send) else None,
-            )
-            for step in model.walk(definition.steps)
-        ]  # fmt: skip
+        converted = await sends.conversions(uow, self.row.id)
+        found = []
+        for step in model.walk(definition.steps):
+            active, exited = at.get((step.id, "ACTIVE"), 0), at.get((step.id, "EXITED"), 0)
+            entered = arrived.get(step.id, 0)
+            is_send = isinstance(step, model.Send)
+            found.append(JourneyStepStats(
+                step_id=step.id, kind=engine.kind(step), entered=entered, active=active,
+                completed=max(entered - active - exited, 0), exited=exited,
+                converted=converted.get(step.id, 0) if is_send else None,
+                messages=MessageStats.of(messages.get(step.id, {})) if is_send else None,
+            ))  # fmt: skip
+        return found
 
     @strawberry.field(description="Who entered, newest version or not, in a stable order.")
     async def enrollments(

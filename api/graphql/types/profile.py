@@ -199,14 +199,12 @@ class ProfileNode(relay.Node):
         nodes = await SegmentNode.resolve_nodes(info=info, node_ids=[str(i) for i in ids])
         return [n for n in nodes if n is not None]
 
-    @strawberry.field(description="This profile's journey enrollments, the latest first.")
+    @strawberry.field(description="This profile's journey enrollments, the latest 100 first.")
     async def journeys(self, info: Info) -> list[JourneyEnrollment]:
         from api.graphql.types.journey import JourneyEnrollmentNode  # noqa: PLC0415 - the types refer to each other
-        from delivery.journeys import repository as journey_store  # noqa: PLC0415 - one use
 
         uow = await info.context.require(MESSAGES_READ)
-        merged = await queries.merged_ids(uow, [self.row.id])
-        rows = await journey_store.enrollments_of(uow, merged.get(self.row.id, [self.row.id]))
+        rows = await loaders.profile_journeys(info, uow).load(self.row.id)
         return [JourneyEnrollmentNode.from_row(r) for r in rows]
 
     @strawberry.field(description="This profile's latest segment entries and exits, newest first.")

@@ -115,6 +115,12 @@ class Shop:
 
         return self.uow(read)  # type: ignore[no-any-return]
 
+    def arrivals(self, journey_id: UUID) -> dict[str, int]:
+        async def read(uow: UnitOfWork) -> dict[str, int]:
+            return await repository.arrivals_by_step(uow, journey_id)
+
+        return self.uow(read)  # type: ignore[no-any-return]
+
     def by_person(self, journey_id: UUID) -> dict[str, list[repository.EnrollmentRow]]:
         names = {pid: name for name, pid in self.people.items()}
         found: dict[str, list[repository.EnrollmentRow]] = {}

@@ -51,6 +51,7 @@ def test_the_cart_reminder_goes_after_the_wait_only_to_who_did_not_buy_and_may_b
     assert "consent" in carol.reason
     done = s.by_person(journey)
     assert [r.state for r in done["alice"]] == ["COMPLETED"]
+    assert s.arrivals(journey) == {"s1": 3, "s2": 2}, "bob left at the wait"
 
     # reentry "never": a second cart, even under a new message id, enrols nobody again.
     s.track("alice", "Product Added", {"sku": "SKU-2"})
