@@ -4,6 +4,8 @@ Ids are UUIDv7 (RFC 9562): time-ordered, so b-tree inserts stay local and
 keyset pagination by id follows creation order.
 """
 
+import base64
+import binascii
 import os
 import time
 import uuid
@@ -61,3 +63,17 @@ def parse_uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, AttributeError, TypeError):
         return None
+
+
+def global_id_of(value: str, type_name: str) -> uuid.UUID | None:
+    """A UUID from a Relay global id of `type_name` ("Segment:<uuid>", base64), or from the
+    bare UUID; None for anything else."""
+    found = parse_uuid(value)
+    if found is not None:
+        return found
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    kind, _, raw = decoded.partition(":")
+    return parse_uuid(raw) if kind == type_name else None

@@ -762,9 +762,10 @@ def _computed_rules(kind: str) -> dict[str, Any]:
     }
 
 
-def _kind(
+def object_schema(
     title: str, description: str, properties: dict[str, Any], required: list[str]
 ) -> dict[str, Any]:
+    """A JSON Schema object with exactly these properties."""
     return {
         "title": title,
         "description": description,
@@ -797,13 +798,15 @@ def _node_kinds() -> dict[str, Any]:
         "items": _ref("node"),
     }
     return {
-        "all": _kind("All of", "Every condition in the list holds.", {"all": children}, ["all"]),
-        "any": _kind(
+        "all": object_schema(
+            "All of", "Every condition in the list holds.", {"all": children}, ["all"]
+        ),
+        "any": object_schema(
             "Any of", "At least one condition in the list holds.", {"any": children}, ["any"]
         ),
-        "not": _kind("Not", "The condition does not hold.", {"not": _ref("node")}, ["not"]),
+        "not": object_schema("Not", "The condition does not hold.", {"not": _ref("node")}, ["not"]),
         "trait": {
-            **_kind(
+            **object_schema(
                 "Trait",
                 "Compares a profile trait. A dotted path reads into nested JSON: "
                 '"address.city", "items.0.sku". A missing trait never matches, except '
@@ -818,7 +821,7 @@ def _node_kinds() -> dict[str, Any]:
             "allOf": [_ref("valueRules")],
         },
         "computed": {
-            **_kind(
+            **object_schema(
                 "Computed trait",
                 "Compares a trait the platform computes from the profile's events: numbers "
                 "(order count, revenue) or moments (first seen, last order).",
@@ -841,7 +844,7 @@ def _node_kinds() -> dict[str, Any]:
             ),
             "allOf": [_computed_rules("number"), _computed_rules("instant")],
         },
-        "event": _kind(
+        "event": object_schema(
             "Event",
             "Counts the profile's events of a name that match every property filter, "
             "within a window back from now. Without a count, at least one; without a "
@@ -866,18 +869,18 @@ def _node_kinds() -> dict[str, Any]:
             },
             ["event"],
         ),
-        "segment": _kind(
+        "segment": object_schema(
             "In segment",
             "The profile is a member of another segment.",
             {"segment": {**_ref("string"), "title": "Segment id"}},
             ["segment"],
         ),
-        "contactable": _kind(
+        "contactable": object_schema(
             "Contactable",
             "The contact gate allows a message on this channel for this purpose "
             "(consent recorded and no suppression).",
             {
-                "contactable": _kind(
+                "contactable": object_schema(
                     "Channel and purpose",
                     "Lower-case names such as email and newsletter.",
                     {
@@ -889,7 +892,7 @@ def _node_kinds() -> dict[str, Any]:
             },
             ["contactable"],
         ),
-        "identifier": _kind(
+        "identifier": object_schema(
             "Has identifier",
             "The profile has an identifier of this kind, such as email, user_id or phone.",
             {
@@ -937,13 +940,13 @@ def _parts() -> dict[str, Any]:
             "title": "Window",
             "description": f"A number of days (up to {MAX_WINDOW_DAYS}) or of hours.",
             "oneOf": [
-                _kind(
+                object_schema(
                     "Days",
                     "The last N days.",
                     {"days": {**window_unit, "maximum": MAX_WINDOW_DAYS}},
                     ["days"],
                 ),
-                _kind(
+                object_schema(
                     "Hours",
                     "The last N hours.",
                     {"hours": {**window_unit, "maximum": MAX_WINDOW_DAYS * 24}},
@@ -952,7 +955,7 @@ def _parts() -> dict[str, Any]:
             ],
         },
         "count": {
-            **_kind(
+            **object_schema(
                 "Count",
                 "How many matching events there must be.",
                 {
@@ -965,7 +968,7 @@ def _parts() -> dict[str, Any]:
             "not": {"properties": {"op": {"const": LT}, "value": {"const": 0}}},
         },
         "propertyFilter": {
-            **_kind(
+            **object_schema(
                 "Property filter",
                 "Compares a property of the event; a dotted path reads into nested JSON.",
                 {

@@ -7,7 +7,6 @@ segment reports `computing` and keeps the members it had.
 """
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from consent import audit
 from consent.keys import Keys
 from domain import references
 from domain.errors import ConflictError, FieldError, InUseError, NotFoundError, ValidationError
-from domain.ids import new_id, parse_uuid
+from domain.ids import global_id_of, new_id
 from domain.outbox import Job
 from domain.uow import UnitOfWork
 
@@ -41,15 +40,7 @@ def global_id(segment_id: UUID) -> str:
 
 def segment_id_of(value: str) -> UUID | None:
     """A segment id from its global id, or from the bare UUID."""
-    found = parse_uuid(value)
-    if found is not None:
-        return found
-    try:
-        decoded = base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    kind, _, raw = decoded.partition(":")
-    return parse_uuid(raw) if kind == SEGMENT_TYPE else None
+    return global_id_of(value, SEGMENT_TYPE)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from uuid import UUID
 from email_validator import EmailNotValidError, validate_email
 
 from cdp.segments import definition as segments
-from cdp.segments.definition import MAX_PATH_LENGTH, ROOT, DefinitionError
+from cdp.segments.definition import MAX_PATH_LENGTH, ROOT, DefinitionError, object_schema
 from cdp.segments.evaluate import compare
 from cdp.segments.model import (
     MAX_CHILDREN,
@@ -754,21 +754,8 @@ def _ref(name: str, **extra: Any) -> dict[str, Any]:
     return {"$ref": _REF + name, **extra}
 
 
-def _object(
-    title: str, description: str, properties: dict[str, Any], required: list[str]
-) -> dict[str, Any]:
-    return {
-        "title": title,
-        "description": description,
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
-
-
 def _step(kind: str, title: str, description: str, body: dict[str, Any]) -> dict[str, Any]:
-    return _object(title, description, {"id": _ref("stepId"), kind: body}, [kind])
+    return object_schema(title, description, {"id": _ref("stepId"), kind: body}, [kind])
 
 
 def _event_match(
@@ -776,7 +763,7 @@ def _event_match(
 ) -> dict[str, Any]:
     segment_event = segments.SCHEMA["$defs"]["event"]["properties"]
     properties = {"event": segment_event["event"], "where": segment_event["where"], **extra}
-    return _object(title, description, properties, ["event", *required])
+    return object_schema(title, description, properties, ["event", *required])
 
 
 def _triggers() -> dict[str, Any]:
@@ -788,11 +775,11 @@ def _triggers() -> dict[str, Any]:
             "oneOf": [
                 _ref("eventMatch", title="Event", description="Each time the profile performs "
                      "an event whose properties pass every filter."),
-                _object("Enters a segment", "When the profile becomes a member of a segment.",
+                object_schema("Enters a segment", "When the profile becomes a member of a segment.",
                         {"segmentEntered": segment}, ["segmentEntered"]),
-                _object("Leaves a segment", "When the profile stops being a member of a segment.",
+                object_schema("Leaves a segment", "When the profile stops being a member of a segment.",
                         {"segmentExited": segment}, ["segmentExited"]),
-                _object(
+                object_schema(
                     "Date", "Each year on the date a trait holds (a birthday), at a time of day "
                     "in the profile's zone.",
                     {
@@ -802,14 +789,14 @@ def _triggers() -> dict[str, Any]:
                     },
                     ["dateTrait", "annual"],
                 ),
-                _object("Inactive", "When the profile has performed no event for N days.",
+                object_schema("Inactive", "When the profile has performed no event for N days.",
                         {"inactiveDays": _ref("days")}, ["inactiveDays"]),
             ],
         },
         "eventMatch": _event_match(
             "Event", "An event by name whose properties pass every filter.", {}
         ),
-        "goal": _object(
+        "goal": object_schema(
             "Goal",
             "An event that counts as a conversion when it comes within N days of entering.",
             {"event": segments.SCHEMA["$defs"]["event"]["properties"]["event"],
@@ -841,13 +828,13 @@ def _steps() -> dict[str, Any]:
             "profile's zone.",
             {"oneOf": [
                 _ref("duration"),
-                _object("Until", "The next such time of day.", {"until": _ref("timeOfDay")},
+                object_schema("Until", "The next such time of day.", {"until": _ref("timeOfDay")},
                         ["until"]),
             ]},
         ),
         "send": _step(
             "send", "Send", "Send an email from a template, if the contact gate allows it.",
-            _object(
+            object_schema(
                 "Email",
                 "The template, the consent purpose and the sender.",
                 {
@@ -865,7 +852,7 @@ def _steps() -> dict[str, Any]:
         "branch": _step(
             "branch", "Branch", "Go on with `then` if the profile meets a condition as a "
             "segment would, with `else` if not.",
-            _object(
+            object_schema(
                 "Condition and paths",
                 "The condition is a segment definition's node.",
                 {"if": _ref("node"), "then": _ref("steps"), "else": _ref("steps")},
@@ -877,7 +864,7 @@ def _steps() -> dict[str, Any]:
             {"type": "array", "minItems": _PAIR, "maxItems": MAX_SPLIT_PATHS,
              "items": _ref("splitPath")},
         ),
-        "splitPath": _object(
+        "splitPath": object_schema(
             "Path", "A share of the profiles (weights 50 and 50, or 1 and 1, split evenly).",
             {"weight": {"type": "number", "exclusiveMinimum": 0}, "steps": _ref("steps")},
             ["weight"],

@@ -13,8 +13,6 @@ An edit makes a version: enrolled profiles finish the version they entered
 with, new entries take the newest.
 """
 
-import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +28,7 @@ from delivery.journeys.repository import ACTIVE, ARCHIVED, DRAFT, PAUSED, Journe
 from delivery.sending import campaigns as campaign_rules
 from domain import references
 from domain.errors import ConflictError, NotFoundError, ValidationError
-from domain.ids import new_id, parse_uuid
+from domain.ids import global_id_of, new_id
 from domain.uow import UnitOfWork
 
 JOURNEY_TYPE = "journey"
@@ -41,15 +39,7 @@ _plans: dict[tuple[UUID, UUID, int], Plan] = {}
 
 def template_id_of(value: str) -> UUID | None:
     """A template id from its global id, or from the bare UUID."""
-    found = parse_uuid(value)
-    if found is not None:
-        return found
-    try:
-        decoded = base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    kind, _, raw = decoded.partition(":")
-    return parse_uuid(raw) if kind == "Template" else None
+    return global_id_of(value, "Template")
 
 
 def parse(raw: Any) -> m.Definition:
