@@ -19,12 +19,12 @@ from domain.uow import UnitOfWork
 
 async def enter_on_change(uow: UnitOfWork, change_id: UUID) -> None:
     """Enrol the profiles this change moved into or out of a journey's trigger segment."""
+    active = [j for j in await repository.live(uow, lock=True) if j.status == ACTIVE]
+    found = await repository.definitions(uow, [(j.id, j.version) for j in active])
     triggered = []
-    for journey in await repository.live(uow, lock=True):
-        if journey.status != ACTIVE:
-            continue
-        raw = await services.current_definition(uow, journey)
-        plan = services.plan(uow.workspace_id, journey.id, journey.version, raw)
+    for journey in active:
+        plan = services.plan(uow.workspace_id, journey.id, journey.version,
+                             found[(journey.id, journey.version)])  # fmt: skip
         if isinstance(plan.definition.trigger, m.SegmentTrigger):
             triggered.append((journey, plan, plan.definition.trigger))
     if not triggered:

@@ -36,15 +36,11 @@ class Advanced:
 
 async def enter_scheduled(uow: UnitOfWork) -> int:
     """Enrol the profiles whose date or inactivity trigger is due; the caller commits."""
-    plans = {}
-    for journey in await repository.live(uow, lock=True):
-        if journey.status != ACTIVE:
-            continue
-        raw = (await repository.definitions(uow, [(journey.id, journey.version)]))[
-            (journey.id, journey.version)
-        ]
-        plans[journey.id] = (journey.version, services.plan(uow.workspace_id, journey.id,
-                                                            journey.version, raw))  # fmt: skip
+    active = [j for j in await repository.live(uow, lock=True) if j.status == ACTIVE]
+    found = await repository.definitions(uow, [(j.id, j.version) for j in active])
+    plans = {j.id: (j.version, services.plan(uow.workspace_id, j.id, j.version,
+                                             found[(j.id, j.version)]))
+             for j in active}  # fmt: skip
     return await timed.enter_due(uow, plans) if plans else 0
 
 
