@@ -344,5 +344,7 @@ async def _finish_or_wait(units: Units, campaign_id: UUID) -> None:
             await campaigns.finish(uow, campaign_id, now)
         else:
             wake: datetime = max(x for x in (next_due, leased, now) if x is not None)
-            await _next_batch(uow, campaign_id, max(wake - now, timedelta(seconds=1)))
+            wake = max(wake, now + timedelta(seconds=1))
+            if await repository.take_wake(uow, campaign_id, wake):
+                await _next_batch(uow, campaign_id, wake - now)
         await uow.commit()

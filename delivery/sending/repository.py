@@ -294,3 +294,19 @@ async def defer(uow: UnitOfWork, waits: dict[UUID, tuple[datetime, str]]) -> Non
         "ws": uow.workspace_id, "ids": ids, "dues": [waits[i][0] for i in ids],
         "reasons": [waits[i][1] for i in ids], "now": uow.clock.now(),
     }))  # fmt: skip
+
+
+_WAKE = (
+    "UPDATE campaigns SET next_wake_at = %(wake)s WHERE workspace_id = %(ws)s AND id = %(c)s "
+    " AND (journey_id IS NULL OR next_wake_at IS NULL OR next_wake_at <= %(now)s "
+    "  OR next_wake_at > %(wake)s) RETURNING id"
+)
+
+
+async def take_wake(uow: UnitOfWork, campaign_id: UUID, wake: datetime) -> bool:
+    """Whether to queue a delayed batch job for `wake`: always for a campaign; for a journey's
+    step only when no job is set to wake it by then (the timer queues many short jobs, and
+    each would otherwise leave a delayed one behind)."""
+    rows = await uow.fetch(_WAKE, {"ws": uow.workspace_id, "c": campaign_id, "wake": wake,
+                                   "now": uow.clock.now()})  # fmt: skip
+    return bool(rows)

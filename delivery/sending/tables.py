@@ -98,6 +98,9 @@ campaigns = Table(
     Column("journey_id", PG_UUID(as_uuid=True)),
     Column("journey_version", Integer),
     Column("journey_step", Text),
+    # A journey's step: when its one delayed batch job wakes, so that the many
+    # short jobs the timer queues do not each leave a delayed one behind.
+    Column("next_wake_at", TS),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("workspace_id", "id"),

@@ -218,6 +218,7 @@ def upgrade() -> None:
     op.add_column("campaigns", _uuid("journey_id", nullable=True))
     op.add_column("campaigns", sa.Column("journey_version", sa.Integer(), nullable=True))
     op.add_column("campaigns", sa.Column("journey_step", sa.Text(), nullable=True))
+    op.add_column("campaigns", _ts("next_wake_at"))
     op.create_index(
         "uq_campaigns_journey_step", "campaigns",
         ["workspace_id", "journey_id", "journey_version", "journey_step"], unique=True,
@@ -277,6 +278,7 @@ def downgrade() -> None:
     op.drop_column("deliveries", "enrollment_id")
     op.drop_index("uq_campaigns_journey_step", table_name="campaigns")
     op.execute("DELETE FROM campaigns WHERE journey_id IS NOT NULL")
+    op.drop_column("campaigns", "next_wake_at")
     op.drop_column("campaigns", "journey_step")
     op.drop_column("campaigns", "journey_version")
     op.drop_column("campaigns", "journey_id")

@@ -137,3 +137,24 @@ def test_a_journeys_send_step_cannot_be_paused_resumed_or_cancelled_as_a_campaig
         return refused
 
     assert all("journey" in message for message in s.uow(try_all))
+
+
+def test_a_journeys_step_keeps_one_delayed_batch_job_however_many_short_ones_end(database_url):
+    from datetime import timedelta
+
+    from delivery.sending import repository as sending_store
+
+    s = shop(database_url, {"max": True}, name="wakes")
+    journey = s.journey(cart_definition(s.template_id))
+
+    async def wakes(uow: UnitOfWork) -> list[bool]:
+        [step] = (await sends.step_campaigns(uow, [journey])).values()
+        later = uow.clock.now() + timedelta(hours=8)
+        return [
+            await sending_store.take_wake(uow, step, later),  # the first: queue it
+            await sending_store.take_wake(uow, step, later),  # one is set by then
+            await sending_store.take_wake(uow, step, later + timedelta(hours=1)),  # later still
+            await sending_store.take_wake(uow, step, later - timedelta(hours=1)),  # earlier: queue
+        ]
+
+    assert s.uow(wakes) == [True, False, False, True]
