@@ -39,12 +39,37 @@ async def run_inbox(workspace_id: UUID) -> int:
         await uow.commit()
     total = 0
     while True:
-        async with runtime.uow(workspace_id) as uow:
-            events = await inbox.claim(uow)
-            if not events:
-                return total
-            total += await inbox.process(uow, events)
-            await uow.commit()
+        try:
+            async with runtime.uow(workspace_id) as uow:
+                events = await inbox.claim(uow)
+                if not events:
+                    return total
+                total += await inbox.process(uow, events)
+                await uow.commit()
+        except Exception as error:
+            if _transient(error):
+                raise  # tried again by the job's retries
+            log.exception("journeys.inbox_batch_failed", workspace_id=str(workspace_id))
+            total += await _inbox_one_by_one(workspace_id)
+
+
+async def _inbox_one_by_one(workspace_id: UUID) -> int:
+    """A batch of events that failed, applied an event at a time: one that fails on its own is
+    logged and dropped, so that it cannot hold up every event after it."""
+    runtime = jobs.runtime()
+    total = 0
+    async with runtime.uow(workspace_id) as uow:
+        for event in await inbox.claim(uow):
+            try:
+                async with uow.session.begin_nested():
+                    total += await inbox.process(uow, [event])
+            except Exception as error:
+                if _transient(error):
+                    raise
+                log.exception("journeys.event_failed", workspace_id=str(workspace_id),
+                              event_id=str(event.id))  # fmt: skip
+        await uow.commit()
+    return total
 
 
 @dramatiq.actor(actor_name=TICK_ACTOR, queue_name=inbox.QUEUE, max_retries=0,

@@ -142,3 +142,23 @@ def test_leaving_the_journey_skips_its_message_held_for_quiet_hours(database_url
         "SKIPPED",
         "left the journey: exitOn Order Completed",
     )
+
+
+def test_an_event_that_cannot_be_applied_is_dropped_and_the_others_go_on(database_url, monkeypatch):
+    from delivery.journeys import inbox
+
+    s = shop(database_url, {"ian": True, "joy": True}, name="poison")
+    journey = s.journey(cart_definition(s.template_id))
+    real = inbox._entry
+
+    def failing(journey_row, plan, event, now):
+        if event.properties.get("poison"):
+            raise ValueError("cannot apply this event")
+        return real(journey_row, plan, event, now)
+
+    monkeypatch.setattr(inbox, "_entry", failing)
+    s.send_batch([s.message("ian", "Product Added", {"poison": True}),
+                  s.message("joy", "Product Added")])  # fmt: skip
+    assert s.run_inbox() == 1
+    assert list(s.by_person(journey)) == ["joy"]
+    assert s.run_inbox() == 0, "the failed event was dropped, not left to fail again"
