@@ -5,6 +5,8 @@ actors need, runs the outbox relay periodically to catch up after crashes
 or broker outages, and imports every context's actors.
 """
 
+import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
@@ -59,14 +61,25 @@ class PeriodicTasks(dramatiq.Middleware):
         self._maintenance_interval = maintenance_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._relay: concurrent.futures.Future[None] | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="cdp-periodic", daemon=True)
         self._thread.start()
+        # The jobs a worker's own commits queue (a campaign's next batch, a journey's
+        # message, a segment change to follow) go to the broker when they commit, as
+        # the API's do, not at the next periodic pass (bench/README.md, "Journeys").
+        loop = get_event_loop_thread()
+        if loop is not None:
+            self._relay = asyncio.run_coroutine_threadsafe(
+                jobs.runtime().outbox_relay().run(interval=None), loop.loop
+            )
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         self._stop.set()
+        if self._relay is not None:
+            self._relay.cancel()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
