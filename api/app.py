@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from uuid import UUID
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,13 +16,17 @@ import api.contexts  # noqa: F401 - every context registers itself
 from api.graphql.schema import build_schema
 from api.graphql.state import AppState
 from api.graphql.view import GraphQLView
-from api.http import consent_links, health, oauth, tracking_api, webhooks
+from api.http import consent_links, email_tracking, health, oauth, tracking_api, webhooks
 from api.http.observability import RequestContext, metrics
 from api.settings import Settings
+from delivery.tracking import conversions
+from delivery.tracking.capture import HitWriter
+from delivery.tracking.tokens import Tokens
 from domain import broker as brokers
 from domain.clock import Clock, SystemClock
 from domain.db import create_engine, session_factory
 from domain.outbox import OutboxRelay
+from domain.uow import UnitOfWork
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -54,14 +60,27 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             secret=settings.secret(),
         )
         app.state.tracking_writer = tracking_api.writer(app.state.cdp)
+        app.state.link_tokens = Tokens(
+            app.state.cdp.secret, lifetime=timedelta(days=settings.tracking_link_days)
+        )
+        state = app.state.cdp
+
+        def units(workspace_id: UUID) -> UnitOfWork:
+            return UnitOfWork(sessions, workspace_id=workspace_id, clock=state.clock,
+                              on_commit=relay.wake)  # fmt: skip
+
+        app.state.hits = HitWriter(units)
+        conversions.configure(settings.attribution_days)
         # The API relays what its own commits wrote; the workers poll for the rest.
-        relay_task = asyncio.create_task(relay.run(interval=None))
+        tasks = [asyncio.create_task(app.state.hits.run()),
+                 asyncio.create_task(relay.run(interval=None))]  # fmt: skip
         try:
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            for task in tasks:  # the hit writer stores what it holds before it ends
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await engine.dispose()
             await asyncio.to_thread(broker.close)
 
@@ -79,6 +98,7 @@ def create_app(settings: Settings, *, database_url: str, clock: Clock | None = N
             Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             *tracking_api.routes,
+            *email_tracking.routes,
             *consent_links.routes,
             *webhooks.routes,
         ],

@@ -15,7 +15,10 @@ import delivery.journeys.timed
 import delivery.personal_data
 import delivery.sending.campaigns
 import delivery.sending.tables
-import delivery.templates.tables  # noqa: F401 - declares tables
+import delivery.templates.tables
+import delivery.tracking.conversions
+import delivery.tracking.personal_data
+import delivery.tracking.tables  # noqa: F401 - declares tables
 from domain.personal_data import registry
 
 __all__ = ["registry"]

@@ -14,6 +14,7 @@ from delivery.deliverability.dns_lookup import parse_server
 from delivery.deliverability.verification import Resolver
 from delivery.sending.domains import DnsSettings
 from delivery.sending.relay import RelaySettings, Tls
+from delivery.tracking import machines
 from domain.db import Timeouts
 
 
@@ -80,6 +81,12 @@ class Settings(BaseSettings):
     db_idle_in_transaction_timeout: float = Field(default=60.0, ge=0)
     ingest_timeout: float = Field(default=30.0, gt=0)
     event_retention_days: int = Field(default=0, ge=0)
+    # An order is credited to the message last clicked within this many days before it.
+    attribution_days: int = Field(default=5, ge=1, le=365)
+    # How long the click and open links of a sent message record hits.
+    tracking_link_days: int = Field(default=365, ge=1, le=3650)
+    # A CSV of mail privacy proxy ranges (Apple's egress-ip-ranges.csv), beside the built-in ones.
+    tracking_proxy_ranges: Path | None = None
 
     @field_validator("app_db_role")
     @classmethod
@@ -153,6 +160,15 @@ class Settings(BaseSettings):
     def dns_checks(self) -> Resolver:
         """Where the DNS checks ask, how long they wait, and the relay's address for PTR."""
         return Resolver(self.dns_resolver, self.dns_timeout, self.relay_ip)
+
+    def tracking_rules(self) -> machines.Rules:
+        """How machine opens and clicks are told apart: the built-in proxy ranges, and the
+        operator's CSV of more (TRACKING_PROXY_RANGES)."""
+        ranges = machines.ProxyRanges.builtin()
+        if self.tracking_proxy_ranges is not None:
+            text = self.tracking_proxy_ranges.read_text(encoding="utf-8", errors="replace")
+            ranges = ranges.merged(machines.ProxyRanges.from_csv(text))
+        return machines.Rules(ranges)
 
     def secret(self) -> str:
         """The signing secret; in development one is made once and kept in DATA_DIR."""

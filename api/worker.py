@@ -24,6 +24,7 @@ import consent.dsr.actors  # noqa: F401 - declares its actors
 import delivery.deliverability.actors
 import delivery.journeys.actors
 import delivery.sending.actors
+import delivery.tracking.actors
 import domain.maintenance
 from api import embedded
 from api.logging import configure as configure_logging
@@ -43,6 +44,9 @@ REPUTATION_SWEEP_INTERVAL = 60.0
 # Due journey enrollments are looked for this often: a wait ends at most
 # about this late when workers are free.
 JOURNEY_TICK_INTERVAL = 1.0
+# Sending outcomes become profile events, and counters are rolled up, this often
+# (opens and clicks queue a job of their own as they are stored).
+TRACKING_SWEEP_INTERVAL = 5.0
 
 
 class PeriodicTasks(dramatiq.Middleware):
@@ -95,6 +99,8 @@ class PeriodicTasks(dramatiq.Middleware):
         tasks: list[tuple[float, Callable[[], object], str]] = [
             (JOURNEY_TICK_INTERVAL, delivery.journeys.actors.journey_tick.send, "journeys.tick"),
             (SEGMENT_SWEEP_INTERVAL, cdp.segments.actors.segment_sweep.send, "segments.sweep"),
+            (TRACKING_SWEEP_INTERVAL, delivery.tracking.actors.tracking_sweep.send,
+             "tracking.sweep"),
             (REPUTATION_SWEEP_INTERVAL, delivery.deliverability.actors.reputation_sweep.send,
              "reputation.sweep"),
             (self._sending_sweep_interval, delivery.sending.actors.campaign_sweep.send,
@@ -152,7 +158,10 @@ def setup() -> dramatiq.Broker:
         base_url=settings.base_url,
         relay_settings=settings.relay(),
         lease=timedelta(seconds=settings.send_lease_seconds),
+        link_lifetime=timedelta(days=settings.tracking_link_days),
     )
+    delivery.tracking.actors.configure(settings.tracking_rules())
+    delivery.tracking.conversions.configure(settings.attribution_days)
     return broker
 
 

@@ -7,7 +7,7 @@ from domain.personal_data import Subject, registry
 from domain.uow import UnitOfWork
 
 
-class _HeldByProfile:
+class HeldByProfile:
     """Rows that name the profile in `profile_id`: exported as `_columns`, erased whole."""
 
     table: str
@@ -26,7 +26,7 @@ class _HeldByProfile:
         )  # fmt: skip
 
 
-class Deliveries(_HeldByProfile):
+class Deliveries(HeldByProfile):
     table = "deliveries"
     category = "the messages sent or meant for a person, and what became of each"
     purpose = "sending campaigns and journeys, and proving what was sent"
@@ -35,7 +35,7 @@ class Deliveries(_HeldByProfile):
                 "message_id", "sent_at", "event")  # fmt: skip
 
 
-class JourneyEnrollments(_HeldByProfile):
+class JourneyEnrollments(HeldByProfile):
     table = "journey_enrollments"
     category = (
         "the journeys a person entered, where they are in each, and the event that started it"
@@ -46,7 +46,7 @@ class JourneyEnrollments(_HeldByProfile):
                 "finished_at", "exit_reason", "converted_at")  # fmt: skip
 
 
-class JourneySchedules(_HeldByProfile):
+class JourneySchedules(HeldByProfile):
     table = "journey_schedules"
     category = "when a person next enters a birthday or inactivity journey"
     purpose = "entering people in date and inactivity journeys at their time"

@@ -7,7 +7,8 @@ import cdp.tables  # noqa: F401 - imported for their tables
 import consent.tables  # noqa: F401 - imported for their tables
 import delivery.journeys.tables
 import delivery.sending.tables
-import delivery.templates.tables  # noqa: F401 - imported for their tables
+import delivery.templates.tables
+import delivery.tracking.tables  # noqa: F401 - imported for their tables
 import domain.credentials
 import domain.failures
 import domain.outbox

@@ -30,6 +30,7 @@ from api.graphql.queries import dsr as dsr_queries
 from api.graphql.queries import duplicates as duplicate_queries
 from api.graphql.queries import identity_conflicts as identity_conflict_queries
 from api.graphql.queries import journeys as journey_queries
+from api.graphql.queries import message_stats as message_stats_queries
 from api.graphql.queries import node as node_queries
 from api.graphql.queries import profiles as profile_queries
 from api.graphql.queries import segments as segment_queries
@@ -88,6 +89,7 @@ class Query:
     sending_domains = strawberry.field(resolver=sending_domain_queries.sending_domains)
     campaign = strawberry.field(resolver=campaign_queries.campaign)
     campaigns = strawberry.field(resolver=campaign_queries.campaigns)
+    message_stats = strawberry.field(resolver=message_stats_queries.message_stats)
     deliverability_report = strawberry.field(resolver=deliverability_queries.deliverability_report)
     journey = strawberry.field(resolver=journey_queries.journey)
     journeys = strawberry.field(resolver=journey_queries.journeys)

@@ -23,6 +23,7 @@ from api.http.bodies import BodyTooLargeError, read_capped
 from consent import ledger, links
 from consent.keys import LinkError
 from consent.model import MAX_USER_AGENT_LENGTH, ConsentRecord, ConsentStatus
+from delivery.tracking import unsubscribes
 from domain import subjects
 from domain.errors import DomainError
 from domain.uow import UnitOfWork
@@ -132,7 +133,10 @@ async def unsubscribe(request: Request) -> Response:
         if form.get(ONE_CLICK_FIELD) != ONE_CLICK_VALUE:
             raise LinkError("expected List-Unsubscribe=One-Click")
         async with _workspace(state, target.workspace_id) as uow:
-            await links.one_click_unsubscribe(uow, state.keys, target, _origin(request))
+            record = await links.one_click_unsubscribe(uow, state.keys, target, _origin(request))
+            if record is not None and target.purpose is not None:
+                await unsubscribes.record(uow, target.profile_id, target.purpose,
+                                          source=links.ONE_CLICK_SOURCE)  # fmt: skip
             await uow.commit()
     except DomainError as error:
         return _refused(error)

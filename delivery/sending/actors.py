@@ -17,11 +17,16 @@ _sending: pipeline.Sending | None = None
 
 
 def configure(
-    *, base_url: str, relay_settings: relay.RelaySettings, lease: timedelta = pipeline.LEASE
+    *,
+    base_url: str,
+    relay_settings: relay.RelaySettings,
+    lease: timedelta = pipeline.LEASE,
+    link_lifetime: timedelta = timedelta(days=365),
 ) -> None:
     """Set, once per worker process, where links point and which relay mail leaves through."""
     global _sending  # noqa: PLW0603 - one per worker process
-    _sending = pipeline.Sending(jobs.runtime().secret, base_url, relay.Pool(relay_settings), lease)
+    _sending = pipeline.Sending(jobs.runtime().secret, base_url, relay.Pool(relay_settings), lease,
+                                link_lifetime=link_lifetime)  # fmt: skip
 
 
 def sending() -> pipeline.Sending:

@@ -33,7 +33,9 @@ from delivery.templates import recipients as template_recipients
 from delivery.templates import render as rendering
 from delivery.templates import services as template_services
 from delivery.templates.compiler import Part, parse_liquid
-from delivery.templates.model import Recipient, RenderError, Sender
+from delivery.templates.model import Recipient, RenderedEmail, RenderError, Sender
+from delivery.tracking.links import track_html
+from delivery.tracking.tokens import Tokens
 from domain.outbox import Job
 from domain.personal_data import Subject
 from domain.uow import Autocommit, UnitOfWork
@@ -57,6 +59,19 @@ class Sending:
     pool: relay.Pool
     lease: timedelta = LEASE
     sent: SentRecords = field(default_factory=SentRecords)
+    link_lifetime: timedelta = timedelta(days=365)
+
+    @property
+    def tokens(self) -> Tokens:
+        found = _tokens.get((self.secret, self.link_lifetime))
+        if found is None:
+            found = _tokens[(self.secret, self.link_lifetime)] = Tokens(
+                self.secret, lifetime=self.link_lifetime
+            )
+        return found
+
+
+_tokens: dict[tuple[str, timedelta], Tokens] = {}
 
 
 def emails_of(merged: dict[UUID, list[UUID]], held: dict[UUID, list[Any]]) -> dict[UUID, str]:
@@ -203,6 +218,7 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
     except RenderError as error:
         await repository.record_now(out, ws, row.id, status="FAILED", reason=str(error))
         return "FAILED"
+    email = _tracked(email, sending, batch, row, person=person, at=out.clock.now())
     envelope = message.build(
         email,
         message.Addressing(campaign.from_email, batch.emails[survivor], campaign.from_name,
@@ -223,6 +239,21 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
         await repository.record_now(out, ws, row.id, reason=outcome.reply,
                                     status="BOUNCED" if outcome.code else "FAILED")  # fmt: skip
     return outcome.result.value
+
+
+def _tracked(email: RenderedEmail, sending: Sending, batch: _Batch, row: Claimed, *,
+             person: Recipient, at: datetime) -> RenderedEmail:  # fmt: skip
+    """The HTML with its links through the click redirect and the open pixel, as the
+    workspace's policy has them."""
+    rules = batch.policy
+    if not (rules.track_clicks or rules.track_opens):
+        return email
+    html = track_html(
+        email.html, tokens=sending.tokens, base_url=sending.base_url,
+        workspace_id=batch.workspace_id, delivery_id=row.id, at=at, clicks=rules.track_clicks,
+        opens=rules.track_opens, keep=(person.unsubscribe_url, person.preferences_url),
+    )  # fmt: skip
+    return replace(email, html=html)
 
 
 @dataclass

@@ -39,6 +39,8 @@ class SendPolicy:
     default_timezone: str = "UTC"
     sending_domain_rate: float = throttle.DEFAULT_SENDING_RATE
     recipient_domain_rate: float = throttle.DEFAULT_RECIPIENT_RATE
+    track_opens: bool = True
+    track_clicks: bool = True
 
     @property
     def capped(self) -> bool:
@@ -128,7 +130,7 @@ async def get(uow: UnitOfWork) -> SendPolicy:
         return SendPolicy()
     return SendPolicy(row.frequency_cap, row.frequency_hours, row.quiet_start, row.quiet_end,
                       row.default_timezone, row.sending_domain_rate,
-                      row.recipient_domain_rate)  # fmt: skip
+                      row.recipient_domain_rate, row.track_opens, row.track_clicks)  # fmt: skip
 
 
 async def set_policy(uow: UnitOfWork, actor: audit.Actor, policy: SendPolicy) -> SendPolicy:

@@ -186,6 +186,9 @@ send_policies = Table(
     Column("sending_domain_rate", Float, nullable=False, server_default=text("20")),
     Column("recipient_domain_rate", Float, nullable=False, server_default=text("10")),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
+    # Whether messages carry an open pixel, and links that record a click (delivery.tracking).
+    Column("track_opens", Boolean, nullable=False, server_default=text("true")),
+    Column("track_clicks", Boolean, nullable=False, server_default=text("true")),
     PrimaryKeyConstraint("workspace_id"),
 )
 

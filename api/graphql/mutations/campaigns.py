@@ -95,6 +95,8 @@ async def set_send_policy(
         else input.sending_domain_rate,
         defaults.recipient_domain_rate if input.recipient_domain_rate is None
         else input.recipient_domain_rate,
+        defaults.track_opens if input.track_opens is None else input.track_opens,
+        defaults.track_clicks if input.track_clicks is None else input.track_clicks,
     )  # fmt: skip
     try:
         found = await policy.set_policy(uow, actor, wanted)
@@ -108,5 +110,6 @@ async def set_send_policy(
             default_timezone=found.default_timezone,
             sending_domain_rate=found.sending_domain_rate,
             recipient_domain_rate=found.recipient_domain_rate,
+            track_opens=found.track_opens, track_clicks=found.track_clicks,
         )
     )  # fmt: skip

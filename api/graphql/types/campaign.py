@@ -14,6 +14,8 @@ from api.graphql.ids import local_id
 from api.graphql.nodes import load_nodes
 from delivery.sending import campaigns
 from delivery.sending.campaigns import Campaign
+from delivery.tracking import stats as tracking_stats
+from delivery.tracking.stats import Counts
 from domain.credentials import MESSAGES_READ
 
 if TYPE_CHECKING:
@@ -47,30 +49,76 @@ class DeliveryStatus(Enum):
     COMPLAINED = "COMPLAINED"
 
 
-@strawberry.type
+@strawberry.type(
+    description="What became of messages: from the hourly counters, so any size "
+    "reads at the same speed. Rates are fractions (0.25 is 25%)."
+)
 class MessageStats:
     recipients: int
-    skipped: int
-    sent: int
-    delivered: int
+    skipped: int = strawberry.field(description="Not sent: no consent, no address, holdout...")
+    sent: int = strawberry.field(description="Accepted by the relay.")
+    delivered: int = strawberry.field(description="Sent and not bounced.")
     bounced: int
     complained: int
-    opened: int
-    clicked: int
-    converted: int
+    failed: int
+    opened: int = strawberry.field(description="Messages opened by a person at least once (a "
+                                               "click counts as an open).")  # fmt: skip
+    opens: int = strawberry.field(description="Every human open, repeats included.")
+    machine_opens: int = strawberry.field(
+        description="Opens by mail privacy proxies and prefetchers, left out of opened."
+    )
+    clicked: int = strawberry.field(description="Messages with a person's click at least once.")
+    clicks: int = strawberry.field(description="Every human click, repeats included.")
+    machine_clicks: int = strawberry.field(
+        description="Clicks by link scanners and bots, left out of clicked."
+    )
+    converted: int = strawberry.field(description="Messages credited with at least one order.")
+    orders: int = strawberry.field(description="Orders credited to these messages.")
     revenue: float
     unsubscribed: int
+    delivery_rate: float = strawberry.field(description="delivered / sent")
+    bounce_rate: float = strawberry.field(description="bounced / sent")
+    open_rate: float = strawberry.field(description="opened / delivered")
+    click_rate: float = strawberry.field(description="clicked / delivered")
+    click_to_open_rate: float = strawberry.field(description="clicked / opened")
+    conversion_rate: float = strawberry.field(description="converted / delivered")
+    unsubscribe_rate: float = strawberry.field(description="unsubscribed / delivered")
+    complaint_rate: float = strawberry.field(description="complained / delivered")
+    revenue_per_email: float = strawberry.field(description="revenue / delivered")
 
     @classmethod
-    def of(cls, counts: dict[str, int]) -> "MessageStats":
-        sent = counts.get("SENT", 0) + counts.get("BOUNCED", 0) + counts.get("COMPLAINED", 0)
-        # Opens, clicks and conversions come with tracking; delivered is sent and not bounced.
+    def of(cls, c: Counts) -> "MessageStats":
         return cls(
-            recipients=sum(counts.values()), skipped=counts.get("SKIPPED", 0), sent=sent,
-            delivered=sent - counts.get("BOUNCED", 0), bounced=counts.get("BOUNCED", 0),
-            complained=counts.get("COMPLAINED", 0), opened=0, clicked=0, converted=0,
-            revenue=0.0, unsubscribed=0,
+            recipients=c.recipients, skipped=c.skipped, sent=c.sent, delivered=c.delivered,
+            bounced=c.bounced, complained=c.complained, failed=c.failed, opened=c.opened,
+            opens=c.opens, machine_opens=c.machine_opens, clicked=c.clicked, clicks=c.clicks,
+            machine_clicks=c.machine_clicks, converted=c.converted, orders=c.orders,
+            revenue=float(c.revenue), unsubscribed=c.unsubscribed,
+            delivery_rate=c.delivery_rate, bounce_rate=c.bounce_rate, open_rate=c.open_rate,
+            click_rate=c.click_rate, click_to_open_rate=c.click_to_open_rate,
+            conversion_rate=c.conversion_rate, unsubscribe_rate=c.unsubscribe_rate,
+            complaint_rate=c.complaint_rate, revenue_per_email=c.revenue_per_email,
         )  # fmt: skip
+
+
+@strawberry.type(description="A time-series point: the messages' counts in [start, end).")
+class MessageStatsPoint:
+    start: datetime
+    end: datetime
+    stats: MessageStats
+
+
+@strawberry.type(
+    description="Whether the leading variant's rate is a real win: a two-sided "
+    "two-proportion z-test of the leader against the runner-up."
+)
+class VariantTest:
+    metric: str = strawberry.field(description="open, click or conversion (over delivered).")
+    leader: str | None
+    runner_up: str | None
+    p_value: float | None
+    significant: bool = strawberry.field(description="p < 0.05")
+    lift: float | None = strawberry.field(description="leader's rate / runner-up's rate - 1")
 
 
 @strawberry.type
@@ -177,21 +225,33 @@ class CampaignNode(relay.Node):
         [node] = await TemplateNode.resolve_nodes(info=info, node_ids=[str(self.row.template_id)])
         return node
 
-    @strawberry.field(description="Deliveries by status, for the whole campaign.")
+    @strawberry.field(description="The whole campaign's messages, holdout included.")
     async def stats(self, info: Info) -> MessageStats:
         uow = await info.context.require(MESSAGES_READ)
-        counts = (await campaigns.counts(uow, [self.row.id]))[self.row.id]
-        return MessageStats.of(counts)
+        return MessageStats.of((await tracking_stats.by_campaign(uow, [self.row.id]))[self.row.id])
 
     @strawberry.field
     async def variants(self, info: Info) -> list[CampaignVariant]:
         uow = await info.context.require(MESSAGES_READ)
-        by_variant = await campaigns.counts_by_variant(uow, self.row.id)
+        by_variant = await tracking_stats.by_variant(uow, self.row.id)
         return [
             CampaignVariant(name=v["name"], subject=v["subject"], weight=v["weight"],
-                            stats=MessageStats.of(by_variant.get(v["name"], {})))
+                            stats=MessageStats.of(by_variant.get(v["name"], Counts())))
             for v in self.row.variants
         ]  # fmt: skip
+
+    @strawberry.field(description="Whether the leading variant wins on `metric` (open, click or "
+                                  "conversion) by more than chance; null without variants.")  # fmt: skip
+    async def variant_test(self, info: Info, metric: str = "click") -> VariantTest | None:
+        uow = await info.context.require(MESSAGES_READ)
+        if len(self.row.variants) < 2:  # noqa: PLR2004 - a test needs two arms
+            return None
+        by_variant = await tracking_stats.by_variant(uow, self.row.id)
+        found = tracking_stats.test_variants(by_variant, [v["name"] for v in self.row.variants],
+                                             metric)  # fmt: skip
+        return VariantTest(metric=found.metric, leader=found.leader, runner_up=found.runner_up,
+                           p_value=found.p_value, significant=found.significant,
+                           lift=found.lift)  # fmt: skip
 
     @strawberry.field(description="The recipients and what became of each, in a stable order.")
     async def deliveries(
@@ -258,6 +318,12 @@ class SendPolicy:
     recipient_domain_rate: float = strawberry.field(
         description="Messages a second at most to each recipient domain (gmail.com, ...)."
     )
+    track_opens: bool = strawberry.field(
+        description="Whether messages carry an open pixel (GET /t/o/...)."
+    )
+    track_clicks: bool = strawberry.field(
+        description="Whether links in messages go through a click redirect (GET /t/c/...)."
+    )
 
 
 @strawberry.input
@@ -269,3 +335,5 @@ class SendPolicyInput:
     default_timezone: str | None = None
     sending_domain_rate: float | None = None
     recipient_domain_rate: float | None = None
+    track_opens: bool | None = None
+    track_clicks: bool | None = None

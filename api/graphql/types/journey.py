@@ -18,6 +18,8 @@ from delivery.journeys import engine, model, sends
 from delivery.journeys import repository as journey_store
 from delivery.journeys import services as journeys
 from delivery.journeys.repository import EnrollmentRow, JourneyRow
+from delivery.tracking import stats as tracking_stats
+from delivery.tracking.stats import Counts
 from domain.credentials import MESSAGES_READ
 
 if TYPE_CHECKING:
@@ -152,12 +154,12 @@ class JourneyNode(relay.Node):
     async def stats(self, info: Info) -> JourneyStats:
         uow = await info.context.require(MESSAGES_READ)
         counts = await journey_store.counts(uow, self.row.id)
-        messages = await sends.counts(uow, self.row.id)
+        messages = await tracking_stats.by_journey_step(uow, self.row.id)
         active, completed, exited = (counts.get(s, 0) for s in ("ACTIVE", "COMPLETED", "EXITED"))
         return JourneyStats(
             entered=active + completed + exited, active=active, completed=completed,
             exited=exited, converted=counts["converted"],
-            messages=MessageStats.of(_sum(messages.values())),
+            messages=MessageStats.of(Counts.total(list(messages.values()))),
         )  # fmt: skip
 
     @strawberry.field(description="Per step of the newest version: where profiles are, and "
@@ -167,7 +169,7 @@ class JourneyNode(relay.Node):
         definition = journeys.parse(await journeys.current_definition(uow, self.row))
         at = await journey_store.counts_by_step(uow, self.row.id)
         arrived = await journey_store.arrivals_by_step(uow, self.row.id)
-        messages = await sends.counts(uow, self.row.id)
+        messages = await tracking_stats.by_journey_step(uow, self.row.id)
         converted = await sends.conversions(uow, self.row.id)
         found = []
         for step in model.walk(definition.steps):
@@ -178,7 +180,7 @@ class JourneyNode(relay.Node):
                 step_id=step.id, kind=engine.kind(step), entered=entered, active=active,
                 completed=max(entered - active - exited, 0), exited=exited,
                 converted=converted.get(step.id, 0) if is_send else None,
-                messages=MessageStats.of(messages.get(step.id, {})) if is_send else None,
+                messages=MessageStats.of(messages.get(step.id, Counts())) if is_send else None,
             ))  # fmt: skip
         return found
 
@@ -196,14 +198,6 @@ class JourneyNode(relay.Node):
                                                    limit=limit + 1)  # fmt: skip
         return connection.build(rows, limit, key=lambda r: r.id, after=cursor,
                                 to_node=JourneyEnrollmentNode.from_row)  # fmt: skip
-
-
-def _sum(groups: Iterable[dict[str, int]]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for group in groups:
-        for status, n in group.items():
-            total[status] = total.get(status, 0) + n
-    return total
 
 
 @strawberry.input

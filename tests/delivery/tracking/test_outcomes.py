@@ -1,0 +1,66 @@
+"""Sending outcomes and unsubscribes: counted by the trigger on deliveries, and on the profile."""
+
+import re
+from datetime import timedelta
+
+from strawberry import relay
+
+from domain.uow import UnitOfWork
+from tests.conftest import gql
+from tests.delivery.tracking.support import T0, tracking_app
+
+TOTALS = """query($id: ID!) { campaign(id: $id) { stats {
+  recipients sent delivered bounced unsubscribed bounceRate unsubscribeRate } } }"""
+
+
+def test_a_bounce_after_sending_moves_delivered_to_bounced_and_lands_on_the_profile(
+    settings, database_url, sent
+):
+    shop, _inbox = sent
+    bounced = shop.people["p1@example.org"]
+
+    async def bounce(uow: UnitOfWork) -> None:
+        await uow.fetch(
+            "UPDATE deliveries SET status = 'BOUNCED', reason = '550 5.1.1 no such user', "
+            " updated_at = %(at)s WHERE workspace_id = %(ws)s AND profile_id = %(p)s",
+            {"ws": uow.workspace_id, "p": bounced, "at": T0 + timedelta(hours=1)},
+        )
+
+    shop.uow(bounce)
+    shop.process()
+    assert [e.name for e in shop.events("p0@example.org")] == ["Email Delivered"]
+    events = shop.events("p1@example.org")
+    assert [e.name for e in events] == ["Email Delivered", "Email Bounced"]
+    assert events[1].properties["reason"] == "550 5.1.1 no such user"
+    with tracking_app(settings, database_url, shop.clock) as client:
+        body = gql(client, TOTALS, {"id": relay.to_base64("Campaign", shop.campaign_id)},
+                   token=shop.token)  # fmt: skip
+    stats = body["data"]["campaign"]["stats"]
+    assert (stats["recipients"], stats["sent"], stats["delivered"], stats["bounced"]) == (
+        4,
+        4,
+        3,
+        1,
+    )
+    assert stats["bounceRate"] == 0.25
+
+
+def test_a_one_click_unsubscribe_counts_once_against_the_message_it_came_from(
+    settings, database_url, sent
+):
+    shop, inbox = sent
+    header = str(inbox.to("p2@example.org")["List-Unsubscribe"])
+    [url] = re.findall(r"<(https?://[^>]+/unsubscribe/[^>]+)>", header)
+    path = "/unsubscribe/" + url.split("/unsubscribe/", 1)[1]
+    shop.clock.set(T0 + timedelta(hours=3))
+    with tracking_app(settings, database_url, shop.clock) as client:
+        for _ in range(2):
+            answer = client.post(path, data={"List-Unsubscribe": "One-Click"})
+            assert answer.status_code == 200
+        body = gql(client, TOTALS, {"id": relay.to_base64("Campaign", shop.campaign_id)},
+                   token=shop.token)  # fmt: skip
+    stats = body["data"]["campaign"]["stats"]
+    assert (stats["unsubscribed"], stats["unsubscribeRate"]) == (1, 0.25)
+    [event] = shop.events("p2@example.org", "Unsubscribed")
+    assert event.properties["campaign_id"] == str(shop.campaign_id)
+    assert event.properties["purpose"] == "newsletter"
