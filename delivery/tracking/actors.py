@@ -8,7 +8,7 @@ import psycopg
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from delivery.tracking import machines, processing, repository
+from delivery.tracking import conversions, machines, processing, repository
 from domain import broker as _broker  # noqa: F401 - binds actors to a broker before declaring
 from domain import jobs
 from domain.uow import UnitOfWork
@@ -52,7 +52,7 @@ async def run_workspace(workspace_id: UUID) -> int:
         await repository.take_request(uow)
         await uow.commit()
     total = 0
-    for step in (_hits, processing.process_message_events):
+    for step in (_hits, processing.process_message_events, conversions.attribute_orders):
         while done := await _batch(workspace_id, step):
             total += done
     async with runtime.uow(workspace_id) as uow:

@@ -15,14 +15,14 @@ from uuid import UUID
 
 from delivery.tracking import repository
 from domain import changes
-from domain.uow import Statement
+from domain.uow import Statement, UnitOfWork
 
 ORDER_COMPLETED = "Order Completed"
 DEFAULT_WINDOW = timedelta(days=5)
 
 
 class ConversionListener:
-    """Attributes the orders among newly stored events (`domain.changes`)."""
+    """Queues the orders among newly stored events for attribution (`domain.changes`)."""
 
     def __init__(self, window: timedelta = DEFAULT_WINDOW) -> None:
         self.window = window
@@ -31,10 +31,11 @@ class ConversionListener:
         orders = [n for n, name in enumerate(events.names) if name == ORDER_COMPLETED]
         if not orders:
             return []
-        return [repository.attribute(
-            workspace_id, [events.ids[n] for n in orders], [events.times[n] for n in orders],
-            name=ORDER_COMPLETED, window=self.window,
-        )]  # fmt: skip
+        return [
+            repository.queue_orders(
+                workspace_id, [events.ids[n] for n in orders], [events.times[n] for n in orders]
+            )
+        ]
 
 
 listener = ConversionListener()
@@ -44,3 +45,12 @@ changes.register_events(listener)
 def configure(days: int) -> None:
     """Set the attribution window (from the settings, at start)."""
     listener.window = timedelta(days=days)
+
+
+async def attribute_orders(uow: UnitOfWork, limit: int = 2_000) -> int:
+    """Attribute a batch of the workspace's queued orders; how many were taken."""
+    orders = await repository.claim_orders(uow, limit)
+    if orders:
+        uow.defer(repository.attribute(uow, [o for o, _ in orders], [at for _, at in orders],
+                                       name=ORDER_COMPLETED, window=listener.window))  # fmt: skip
+    return len(orders)

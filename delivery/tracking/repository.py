@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from delivery.tracking.tables import COUNTERS
+from domain.ids import new_id
 from domain.outbox import Job
 from domain.uow import Statement, UnitOfWork
 
@@ -325,10 +326,41 @@ GROUP BY 2, 3, 4
 """
 
 
-def attribute(workspace_id: UUID, ids: Sequence[str], times: Sequence[datetime], *,
+def attribute(uow: UnitOfWork, ids: Sequence[UUID], times: Sequence[datetime], *,
               name: str, window: timedelta) -> Statement:  # fmt: skip
-    return Statement(ATTRIBUTE, {"ws": workspace_id, "ids": list(ids), "times": list(times),
+    return Statement(ATTRIBUTE, {"ws": uow.workspace_id, "ids": list(ids), "times": list(times),
                                  "name": name, "window": window})  # fmt: skip
+
+
+# The orders among a transaction's new events, queued for the tracking job,
+# which is queued too unless it is already.
+_QUEUE_ORDERS = (
+    "WITH queued AS (INSERT INTO tracking_orders (workspace_id, event_id, at) "
+    " SELECT %(ws)s, u.id, u.at FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[]) AS u(id, at) "
+    " ON CONFLICT DO NOTHING RETURNING 1), "
+    "requested AS (INSERT INTO tracking_requests (workspace_id) SELECT %(ws)s "
+    " WHERE EXISTS (SELECT 1 FROM queued) ON CONFLICT DO NOTHING RETURNING workspace_id) "
+    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
+    "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
+    "FROM requested RETURNING id"
+)
+
+
+def queue_orders(workspace_id: UUID, ids: Sequence[str], times: Sequence[datetime]) -> Statement:
+    return Statement(_QUEUE_ORDERS, {
+        "ws": workspace_id, "ids": list(ids), "times": list(times), "job": new_id(),
+        "actor": PROCESS_ACTOR, "queue": QUEUE,
+    }, writes_jobs=True)  # fmt: skip
+
+
+async def claim_orders(uow: UnitOfWork, limit: int) -> list[tuple[UUID, datetime]]:
+    rows = await uow.fetch(
+        "DELETE FROM tracking_orders WHERE workspace_id = %(ws)s AND event_id IN ("
+        " SELECT event_id FROM tracking_orders WHERE workspace_id = %(ws)s ORDER BY at "
+        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING event_id, at",
+        {"ws": uow.workspace_id, "limit": limit},
+    )
+    return [(row.event_id, row.at) for row in rows]
 
 
 async def last_sent(

@@ -131,6 +131,17 @@ tracking_conversions = Table(
     Index("ix_tracking_conversions_profile", "workspace_id", "profile_id"),
 )
 
+# New `Order Completed` events, attributed by the tracking job after the
+# clicks that came before them are processed.
+tracking_orders = Table(
+    "tracking_orders",
+    metadata,
+    workspace_id_column(checked_per_statement=True),
+    Column("event_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("at", TS, nullable=False),
+    PrimaryKeyConstraint("workspace_id", "event_id"),
+)
+
 # One row while a workspace's tracking job is queued, so a burst queues one job.
 tracking_requests = Table(
     "tracking_requests",

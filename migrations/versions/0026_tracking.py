@@ -35,9 +35,9 @@ COUNTERS = (
 )  # fmt: skip
 TABLES = (
     "tracking_hits", "message_events", "delivery_engagement", "tracking_conversions",
-    "tracking_requests", "message_stats", "message_stats_deltas",
+    "tracking_orders", "tracking_requests", "message_stats", "message_stats_deltas",
 )  # fmt: skip
-PER_STATEMENT = ("tracking_hits", "message_events", "message_stats_deltas")
+PER_STATEMENT = ("tracking_hits", "message_events", "tracking_orders", "message_stats_deltas")
 # Every table whose workspace is checked per statement, with no cascading foreign key.
 _CHECKED = (
     "profiles", "identities", "events", "event_message_ids", "profile_groups",
@@ -125,6 +125,11 @@ def _tables() -> None:
     )  # fmt: skip
     op.create_index("ix_tracking_conversions_profile", "tracking_conversions",
                     ["workspace_id", "profile_id"])  # fmt: skip
+    op.create_table(
+        "tracking_orders",
+        _uuid("workspace_id"), _uuid("event_id"), _ts("at", nullable=False),
+        sa.PrimaryKeyConstraint("workspace_id", "event_id", name="pk_tracking_orders"),
+    )  # fmt: skip
     op.create_table(
         "tracking_requests",
         _uuid("workspace_id"),
@@ -279,6 +284,7 @@ def upgrade() -> None:
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
             SELECT h.workspace_id FROM tracking_hits h WHERE h.processed_at IS NULL
             UNION SELECT e.workspace_id FROM message_events e
+            UNION SELECT o.workspace_id FROM tracking_orders o
             UNION SELECT d.workspace_id FROM message_stats_deltas d
             ORDER BY 1
         $$

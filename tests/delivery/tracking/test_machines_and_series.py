@@ -98,3 +98,24 @@ def test_the_time_series_adds_up_to_the_totals_at_every_interval(settings, datab
         bad = gql(client, SERIES, {**window, "interval": "fortnight", "c": campaign},
                   token=shop.token)  # fmt: skip
         assert "interval" in bad["errors"][0]["message"]
+
+
+def test_a_bot_storm_on_one_link_is_answered_but_counts_five_clicks_at_most(
+    settings, database_url, sent
+):
+    shop, inbox = sent
+    sale, about, _pixel = inbox.tracked_paths("p0@example.org")
+    shop.clock.set(T0 + timedelta(minutes=1))
+    with tracking_app(settings, database_url, shop.clock) as client:
+        answers = {client.get(sale, headers={"User-Agent": BROWSER}).status_code for _ in range(20)}
+        assert answers == {302}
+        stored(client, 20)
+        shop.process()
+        shop.clock.advance(timedelta(minutes=5))
+        assert client.get(about, headers={"User-Agent": BROWSER}).status_code == 302
+        stored(client, 21)
+        shop.process()
+        body = gql(client, TOTALS.replace("clicks }", "clicks machineClicks }"),
+                   {"id": relay.to_base64("Campaign", shop.campaign_id)}, token=shop.token)  # fmt: skip
+    stats = body["data"]["campaign"]["stats"]
+    assert (stats["clicked"], stats["clicks"], stats["machineClicks"]) == (1, 6, 15)

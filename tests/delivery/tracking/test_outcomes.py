@@ -7,8 +7,9 @@ from strawberry import relay
 
 from domain.uow import UnitOfWork
 from tests.conftest import gql
-from tests.delivery.tracking.support import T0, tracking_app
+from tests.delivery.tracking.support import T0, stored, tracking_app
 
+ORDERS = "query($id: ID!) { campaign(id: $id) { stats { clicked orders revenue } } }"
 TOTALS = """query($id: ID!) { campaign(id: $id) { stats {
   recipients sent delivered bounced unsubscribed bounceRate unsubscribeRate } } }"""
 
@@ -64,3 +65,21 @@ def test_a_one_click_unsubscribe_counts_once_against_the_message_it_came_from(
     [event] = shop.events("p2@example.org", "Unsubscribed")
     assert event.properties["campaign_id"] == str(shop.campaign_id)
     assert event.properties["purpose"] == "newsletter"
+
+
+def test_an_order_stored_before_its_click_was_processed_is_still_credited_to_it(
+    settings, database_url, sent
+):
+    shop, inbox = sent
+    sale, _about, _pixel = inbox.tracked_paths("p3@example.org")
+    shop.clock.set(T0 + timedelta(minutes=5))
+    with tracking_app(settings, database_url, shop.clock) as client:
+        assert client.get(sale, headers={"User-Agent": "Mozilla/5.0"}).status_code == 302
+        stored(client, 1)
+        shop.clock.advance(timedelta(seconds=20))
+        shop.track("p3@example.org", "Order Completed", {"order_id": "o-9", "revenue": 12},
+                   message_id="order-9")  # fmt: skip
+        shop.process()
+        body = gql(client, ORDERS, {"id": relay.to_base64("Campaign", shop.campaign_id)},
+                   token=shop.token)  # fmt: skip
+    assert body["data"]["campaign"]["stats"] == {"clicked": 1, "orders": 1, "revenue": 12.0}
