@@ -90,6 +90,7 @@ class PeriodicTasks(dramatiq.Middleware):
     def _maintenance(self) -> None:
         domain.maintenance.purge_outbox.send()
         delivery.deliverability.actors.deliverability_upkeep.send()
+        delivery.tracking.actors.prune_hits.send()
         cdp.actors.enforce_workspace_retention.send()
         if self._retention_days:
             cdp.actors.enforce_event_retention.send(self._retention_days)

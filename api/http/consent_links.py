@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from uuid import UUID
 
+import structlog
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -70,6 +71,8 @@ line-height:1.5}button{font-size:1rem;padding:.5rem 1rem}td,th{padding:.3rem .6r
 }
 _pages = Environment(loader=DictLoader(_TEMPLATES), autoescape=select_autoescape(default=True))
 
+log = structlog.get_logger(__name__)
+
 
 def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     body = _pages.get_template(name).render(**values)
@@ -118,6 +121,18 @@ async def _workspace(state: AppState, workspace_id: UUID) -> AsyncIterator[UnitO
         yield uow
 
 
+async def _count_unsubscribe(state: AppState, target: links.LinkTarget, purpose: str) -> None:
+    """Credit the unsubscribe to its message, in a transaction of its own: the withdrawal is
+    committed whatever happens here."""
+    try:
+        async with _workspace(state, target.workspace_id) as uow:
+            await unsubscribes.record(uow, target.profile_id, purpose,
+                                      source=links.ONE_CLICK_SOURCE)  # fmt: skip
+            await uow.commit()
+    except Exception:  # the person is unsubscribed; only the campaign's count misses it
+        log.exception("tracking.unsubscribe_not_counted", workspace_id=str(target.workspace_id))
+
+
 async def unsubscribe(request: Request) -> Response:
     state = _state(request)
     try:
@@ -134,10 +149,9 @@ async def unsubscribe(request: Request) -> Response:
             raise LinkError("expected List-Unsubscribe=One-Click")
         async with _workspace(state, target.workspace_id) as uow:
             record = await links.one_click_unsubscribe(uow, state.keys, target, _origin(request))
-            if record is not None and target.purpose is not None:
-                await unsubscribes.record(uow, target.profile_id, target.purpose,
-                                          source=links.ONE_CLICK_SOURCE)  # fmt: skip
             await uow.commit()
+        if record is not None and target.purpose is not None:
+            await _count_unsubscribe(state, target, target.purpose)
     except DomainError as error:
         return _refused(error)
     return _page(

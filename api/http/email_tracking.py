@@ -39,6 +39,20 @@ def _not_found() -> Response:
     return PlainTextResponse(_NOT_FOUND, status_code=404, headers=_NO_STORE)
 
 
+def _home_of(url: str | None) -> Response:
+    """A redirect to the home page of the link's site (scheme, host and port only)."""
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return _not_found()
+    if parts.scheme not in {"http", "https"} or not host:
+        return _not_found()
+    netloc = f"[{host}]" if ":" in host else host
+    return RedirectResponse(f"{parts.scheme}://{netloc}{f':{port}' if port else ''}/",
+                            status_code=302, headers=_NO_STORE)  # fmt: skip
+
+
 def _keep(
     request: Request, writer: HitWriter, state: AppState, kind: str, tracked: Tracked
 ) -> None:
@@ -58,9 +72,7 @@ async def click(request: Request) -> Response:
     try:
         tracked = tokens.read(request.path_params["token"], Kind.CLICK, state.clock.now())
     except ExpiredTokenError as expired:
-        url = urlsplit(expired.tracked.url or "")
-        return RedirectResponse(f"{url.scheme}://{url.netloc}/", status_code=302,
-                                headers=_NO_STORE)  # fmt: skip
+        return _home_of(expired.tracked.url)
     except TokenError:
         return _not_found()
     _keep(request, writer, state, "click", tracked)

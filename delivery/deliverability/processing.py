@@ -26,6 +26,8 @@ from delivery.deliverability import guard, reports
 from delivery.deliverability import model as m
 from delivery.deliverability import repository as repo
 from delivery.sending import message
+from delivery.tracking import repository as tracking_store
+from delivery.tracking.processing import message_about
 from domain.uow import UnitOfWork
 
 BATCH = 200
@@ -275,6 +277,7 @@ async def _record_complaints(
     now = uow.clock.now()
     messages: list[Message] = []
     identified_by: dict[str, Identifier] = {}
+    sent = await tracking_store.deliveries(uow, [t.delivery_id for t, _ in complaints])
     for target, addresses in complaints:
         mine = emails.get(target.profile_id, {})
         if not addresses or addresses[0] not in mine:
@@ -284,8 +287,8 @@ async def _record_complaints(
         messages.append(Message(
             type="track", message_id=message_id, timestamp=now, received_at=now,
             name=COMPLAINED_EVENT,
-            properties={"campaign_id": str(target.campaign_id),
-                        "delivery_id": str(target.delivery_id)},
+            properties=message_about(sent[target.delivery_id]) if target.delivery_id in sent
+            else {"campaign_id": str(target.campaign_id), "delivery_id": str(target.delivery_id)},
         ))  # fmt: skip
         identified_by[message_id] = Identifier("email", mine[addresses[0]])
     if messages:

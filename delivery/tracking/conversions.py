@@ -47,9 +47,11 @@ def configure(days: int) -> None:
     listener.window = timedelta(days=days)
 
 
-async def attribute_orders(uow: UnitOfWork, limit: int = 2_000) -> int:
-    """Attribute a batch of the workspace's queued orders; how many were taken."""
-    orders = await repository.claim_orders(uow, limit)
+async def attribute_orders(uow: UnitOfWork, settle: timedelta, limit: int = 2_000) -> int:
+    """Attribute a batch of the workspace's queued orders placed more than `settle` ago (the
+    clicks before them are processed then); how many were taken."""
+    await repository.lock_workspace(uow)
+    orders = await repository.claim_orders(uow, limit, before=uow.clock.now() - settle)
     if orders:
         uow.defer(repository.attribute(uow, [o for o, _ in orders], [at for _, at in orders],
                                        name=ORDER_COMPLETED, window=listener.window))  # fmt: skip

@@ -8,7 +8,7 @@ class TrackingHits(HeldByProfile):
     table = "tracking_hits"
     category = "each open and click of a message: when, from which address and browser, which link"
     purpose = "counting opens and clicks, and telling people from mail proxies and link scanners"
-    retention = "while the workspace keeps events; erased on request"
+    retention = "30 days after processing, or ATTRIBUTION_DAYS if longer; erased on request"
     _columns = ("kind", "delivery_id", "link", "url", "at", "ip", "user_agent", "machine",
                 "reason", "proxy")  # fmt: skip
 

@@ -17,7 +17,7 @@ campaign (or the journey and its step), the variant, and the delivery.
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -32,10 +32,13 @@ from domain.uow import UnitOfWork
 OPENED, CLICKED = "Email Opened", "Email Clicked"
 DELIVERED, BOUNCED = "Email Delivered", "Email Bounced"
 BATCH = 2_000
+# Beyond the rules' own windows: the API's hit writers commit within tens of milliseconds.
+SETTLE_MARGIN = timedelta(seconds=1)
 
 
 def hour(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
+    """The UTC hour `at` falls in, as the counters are kept."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -127,9 +130,16 @@ def _as_hit(hit: repo.PendingHit) -> machines.Hit:
     return machines.Hit(kind, hit.delivery_id, hit.link, hit.at, hit.ip, hit.user_agent)
 
 
+def settle(rules: machines.Rules) -> timedelta:
+    """How long a hit waits before it is judged: until every hit that could make it a
+    machine's (a cluster, a storm) has arrived, so that no verdict is taken back."""
+    return max(rules.window, rules.too_soon) + SETTLE_MARGIN
+
+
 async def process_hits(uow: UnitOfWork, rules: machines.Rules, limit: int = BATCH) -> int:
-    """Judge and record a batch of the workspace's hits; how many were taken."""
-    hits = await repo.claim_hits(uow, limit)
+    """Judge and record a batch of the workspace's settled hits; how many were taken."""
+    await repo.lock_workspace(uow)
+    hits = await repo.claim_hits(uow, limit, before=uow.clock.now() - settle(rules))
     if not hits:
         return 0
     now = uow.clock.now()
@@ -168,6 +178,7 @@ async def process_hits(uow: UnitOfWork, rules: machines.Rules, limit: int = BATC
 
 async def process_message_events(uow: UnitOfWork, limit: int = BATCH) -> int:
     """Turn a batch of queued sending outcomes into events on the profiles; how many."""
+    await repo.lock_workspace(uow)
     queued = await repo.claim_message_events(uow, limit)
     if not queued:
         return 0

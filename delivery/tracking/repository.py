@@ -38,7 +38,7 @@ async def insert_hits(uow: UnitOfWork, hits: Sequence["Captured"]) -> None:
     )  # fmt: skip
 
 
-async def request_processing(uow: UnitOfWork) -> None:
+async def request_processing(uow: UnitOfWork, delay: timedelta | None = None) -> None:
     """Queue the workspace's processing job, unless one is queued already."""
     taken = await uow.fetch(
         "INSERT INTO tracking_requests (workspace_id) VALUES (%(ws)s) "
@@ -46,7 +46,9 @@ async def request_processing(uow: UnitOfWork) -> None:
         {"ws": uow.workspace_id},
     )
     if taken:
-        await uow.enqueue(Job(PROCESS_ACTOR, (str(uow.workspace_id),), queue_name=QUEUE))
+        delay_ms = int(delay.total_seconds() * 1000) if delay else None
+        await uow.enqueue(Job(PROCESS_ACTOR, (str(uow.workspace_id),), queue_name=QUEUE,
+                              delay_ms=delay_ms))  # fmt: skip
 
 
 async def take_request(uow: UnitOfWork) -> None:
@@ -72,14 +74,42 @@ class PendingHit:
     user_agent: str | None
 
 
-async def claim_hits(uow: UnitOfWork, limit: int) -> list[PendingHit]:
+async def lock_workspace(uow: UnitOfWork) -> None:
+    """One tracking transaction at a time per workspace: a message's first open must be
+    counted once, and a hit judged with the hits before it."""
+    await uow.fetch("SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+                    {"key": f"tracking:{uow.workspace_id}"})  # fmt: skip
+
+
+async def claim_hits(uow: UnitOfWork, limit: int, *, before: datetime) -> list[PendingHit]:
+    """The oldest unprocessed hits that arrived before `before`."""
     rows = await uow.fetch(
         "SELECT id, kind, delivery_id, link, url, at, ip, user_agent FROM tracking_hits "
-        "WHERE workspace_id = %(ws)s AND processed_at IS NULL "
-        "ORDER BY at LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
-        {"ws": uow.workspace_id, "limit": limit},
+        "WHERE workspace_id = %(ws)s AND processed_at IS NULL AND at < %(before)s "
+        "ORDER BY at LIMIT %(limit)s FOR UPDATE",
+        {"ws": uow.workspace_id, "limit": limit, "before": before},
     )
     return [PendingHit(*row) for row in rows]
+
+
+async def unsettled(uow: UnitOfWork) -> datetime | None:
+    """When the workspace's oldest unprocessed hit arrived, if any."""
+    rows = await uow.fetch(
+        "SELECT min(at) AS at FROM tracking_hits WHERE workspace_id = %(ws)s "
+        "AND processed_at IS NULL",
+        {"ws": uow.workspace_id},
+    )
+    return rows[0].at if rows else None
+
+
+def skip_hit(uow: UnitOfWork, at: datetime) -> Statement:
+    """Set aside the oldest pending hit, which failed on its own: kept, marked failed."""
+    return Statement(
+        "UPDATE tracking_hits SET processed_at = %(at)s, reason = 'failed' "
+        "WHERE workspace_id = %(ws)s AND id = (SELECT id FROM tracking_hits "
+        " WHERE workspace_id = %(ws)s AND processed_at IS NULL ORDER BY at LIMIT 1)",
+        {"ws": uow.workspace_id, "at": at},
+    )
 
 
 @dataclass(frozen=True)
@@ -242,6 +272,7 @@ def add_deltas(uow: UnitOfWork, deltas: Sequence[Delta]) -> Statement:
 
 async def roll_up(uow: UnitOfWork) -> int:
     """Fold the workspace's counter deltas into the hourly counters; how many deltas."""
+    await lock_workspace(uow)
     sums = ", ".join(f"sum({name})" for name in ALL_COUNTERS)
     adds = ", ".join(f"{name} = message_stats.{name} + excluded.{name}" for name in ALL_COUNTERS)
     rows = await uow.fetch(
@@ -319,8 +350,8 @@ converted AS (
 )
 INSERT INTO message_stats_deltas (workspace_id, campaign_id, variant, bucket, orders, revenue,
     converted)
-SELECT %(ws)s, a.campaign_id, a.variant, date_trunc('hour', a.at), count(*), sum(a.revenue),
-       count(c.delivery_id)
+SELECT %(ws)s, a.campaign_id, a.variant, date_trunc('hour', a.at, 'UTC'), count(*),
+       sum(a.revenue), count(DISTINCT c.delivery_id)
 FROM attributed a LEFT JOIN converted c ON c.delivery_id = a.delivery_id AND c.converted_at = a.at
 GROUP BY 2, 3, 4
 """
@@ -353,14 +384,36 @@ def queue_orders(workspace_id: UUID, ids: Sequence[str], times: Sequence[datetim
     }, writes_jobs=True)  # fmt: skip
 
 
-async def claim_orders(uow: UnitOfWork, limit: int) -> list[tuple[UUID, datetime]]:
+async def claim_orders(
+    uow: UnitOfWork, limit: int, *, before: datetime
+) -> list[tuple[UUID, datetime]]:
+    """Queued orders placed before `before` and before every hit still unprocessed, so that
+    each finds the clicks that came before it."""
     rows = await uow.fetch(
         "DELETE FROM tracking_orders WHERE workspace_id = %(ws)s AND event_id IN ("
-        " SELECT event_id FROM tracking_orders WHERE workspace_id = %(ws)s ORDER BY at "
-        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING event_id, at",
-        {"ws": uow.workspace_id, "limit": limit},
+        " SELECT o.event_id FROM tracking_orders o WHERE o.workspace_id = %(ws)s "
+        "  AND o.at < %(before)s AND NOT EXISTS (SELECT 1 FROM tracking_hits h "
+        "   WHERE h.workspace_id = %(ws)s AND h.processed_at IS NULL AND h.at <= o.at) "
+        " ORDER BY o.at LIMIT %(limit)s) RETURNING event_id, at",
+        {"ws": uow.workspace_id, "limit": limit, "before": before},
     )
     return [(row.event_id, row.at) for row in rows]
+
+
+def skip_order(uow: UnitOfWork) -> Statement:
+    return Statement(
+        "DELETE FROM tracking_orders WHERE workspace_id = %(ws)s AND event_id = ("
+        " SELECT event_id FROM tracking_orders WHERE workspace_id = %(ws)s ORDER BY at LIMIT 1)",
+        {"ws": uow.workspace_id},
+    )
+
+
+def skip_message_event(uow: UnitOfWork) -> Statement:
+    return Statement(
+        "DELETE FROM message_events WHERE workspace_id = %(ws)s AND id = ("
+        " SELECT id FROM message_events WHERE workspace_id = %(ws)s ORDER BY id LIMIT 1)",
+        {"ws": uow.workspace_id},
+    )
 
 
 async def last_sent(
@@ -446,3 +499,10 @@ async def journey_campaigns(uow: UnitOfWork, journey_id: UUID) -> dict[UUID, str
         {"ws": uow.workspace_id, "journey": journey_id},
     )
     return {row.id: row.journey_step for row in rows}
+
+
+async def prune_hits(uow: UnitOfWork, before: datetime, limit: int) -> int:
+    """Delete up to `limit` processed hits older than `before`, every workspace's; how many."""
+    rows = await uow.fetch("SELECT cdp_prune_tracking_hits(%(before)s, %(limit)s) AS n",
+                           {"before": before, "limit": limit})  # fmt: skip
+    return int(rows[0].n)

@@ -4,7 +4,8 @@ Counts come from the hourly counters (`message_stats` and the deltas not
 yet rolled up), never from a scan of deliveries or events, so reading a
 campaign of a million messages costs a few rows. Rates are computed here,
 once, with the denominators the trade uses:
-- delivery rate: delivered / sent; bounce rate: bounced / sent;
+- delivery rate and bounce rate: over delivered + bounced (what was handed to
+  the relay: a bounce at the relay never counts as sent);
 - open, click, conversion, unsubscribe and complaint rates: over delivered;
 - click-to-open rate: clicked / opened;
 - revenue per email: revenue / delivered.
@@ -69,12 +70,17 @@ class Counts:
         return round(part / whole, 6) if whole else 0.0
 
     @property
+    def attempted(self) -> int:
+        """Messages handed to the relay: delivered, or bounced (at once or later)."""
+        return self.delivered + self.bounced
+
+    @property
     def delivery_rate(self) -> float:
-        return self.rate(self.delivered, self.sent)
+        return self.rate(self.delivered, self.attempted)
 
     @property
     def bounce_rate(self) -> float:
-        return self.rate(self.bounced, self.sent)
+        return self.rate(self.bounced, self.attempted)
 
     @property
     def open_rate(self) -> float:
@@ -116,6 +122,11 @@ async def by_variant(uow: UnitOfWork, campaign_id: UUID) -> dict[str, Counts]:
     return {row.variant: Counts.of_row(row) for row in await repository.totals(uow, [campaign_id])}
 
 
+async def journey_campaigns(uow: UnitOfWork, journey_id: UUID) -> list[UUID]:
+    """The campaigns of a journey's send steps, every version."""
+    return list(await repository.journey_campaigns(uow, journey_id))
+
+
 async def by_journey_step(uow: UnitOfWork, journey_id: UUID) -> dict[str, Counts]:
     """A journey's message counts by step id, over every version."""
     steps = await repository.journey_campaigns(uow, journey_id)
@@ -130,8 +141,12 @@ def test_variants(counts: dict[str, Counts], names: Sequence[str], metric: str) 
     """Whether the leading variant's rate of `metric` (open, click, conversion) is a real win."""
     if metric not in METRICS:
         raise ValidationError(f"metric is one of {', '.join(METRICS)}", field="metric")
-    arms = [Arm(n, getattr(counts.get(n, Counts()), METRICS[metric]),
-                counts.get(n, Counts()).delivered) for n in names]  # fmt: skip
+    arms = []
+    for name in names:
+        found = counts.get(name, Counts())
+        # A later bounce takes a message back from delivered but not its open.
+        trials = max(found.delivered, 0)
+        arms.append(Arm(name, min(getattr(found, METRICS[metric]), trials), trials))
     return variant_test(metric, arms)
 
 
@@ -164,14 +179,16 @@ async def series(
                               field="interval")  # fmt: skip
     if end <= start:
         raise ValidationError("to must be after from", field="to")
-    first = _truncate(start, interval)
-    points, at = [], first
-    while at < end:
-        points.append(at)
-        if len(points) > MAX_POINTS:
-            raise ValidationError(f"at most {MAX_POINTS} points: choose a longer interval or a "
-                                  "shorter range", field="interval")  # fmt: skip
-        at = _step(at, interval)
+    points, at = [], _truncate(start, interval)
+    try:
+        while at < end:
+            points.append(at)
+            if len(points) > MAX_POINTS:
+                raise ValidationError(f"at most {MAX_POINTS} points: choose a longer interval "
+                                      "or a shorter range", field="interval")  # fmt: skip
+            at = _step(at, interval)
+    except (OverflowError, ValueError):  # past the year 9999
+        raise ValidationError("to is out of range", field="to") from None
     rows = await repository.series(uow, start, end, interval, campaign_ids)
     found = {row.at: Counts.of_row(row) for row in rows}
     return [(p, _step(p, interval), found.get(p, Counts())) for p in points]

@@ -68,6 +68,7 @@ tracking_hits = Table(
     Column("processed_at", TS),
     PrimaryKeyConstraint("workspace_id", "id"),
     Index("ix_tracking_hits_pending", "workspace_id", "at", postgresql_where=PENDING),
+    Index("ix_tracking_hits_done", "at", postgresql_where=text("processed_at IS NOT NULL")),
     Index("ix_tracking_hits_delivery", "workspace_id", "delivery_id", "at"),
     Index("ix_tracking_hits_profile", "workspace_id", "profile_id", "at"),
 )
@@ -160,6 +161,7 @@ message_stats = Table(
     Column("bucket", TS, nullable=False),  # the hour
     *_counters(),
     PrimaryKeyConstraint("workspace_id", "campaign_id", "variant", "bucket"),
+    Index("ix_message_stats_bucket", "workspace_id", "bucket"),
     ForeignKeyConstraint(
         ["workspace_id", "campaign_id"],
         ["campaigns.workspace_id", "campaigns.id"],
@@ -174,9 +176,11 @@ message_stats_deltas = Table(
     "message_stats_deltas",
     metadata,
     workspace_id_column(checked_per_statement=True),
+    Column("id", BigInteger, Identity(always=True), nullable=False),
     Column("campaign_id", PG_UUID(as_uuid=True), nullable=False),
     Column("variant", Text, nullable=False),
     Column("bucket", TS, nullable=False),
     *_counters(),
+    PrimaryKeyConstraint("workspace_id", "id"),
     Index("ix_message_stats_deltas_campaign", "workspace_id", "campaign_id"),
 )

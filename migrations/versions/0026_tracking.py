@@ -4,8 +4,10 @@
   statement's sending outcomes to `message_stats_deltas` (grouped by campaign,
   variant and hour) and queue `Email Delivered` / `Email Bounced` profile
   events in `message_events`, so no status change anywhere escapes the counts.
-- `cdp_tracking_workspaces()`: the workspaces with hits or message events to
-  process or counters to roll up, for the workers' sweep across workspaces.
+- `cdp_tracking_workspaces()`: the workspaces with hits, message events or
+  orders to process or counters to roll up, for the workers' sweep.
+- `cdp_prune_tracking_hits(before, max_rows)`: processed hits (their addresses
+  and browsers) deleted past their keeping time, across workspaces.
 - `send_policies.track_opens` / `track_clicks`: a workspace can turn either off.
 - `cdp_delete_workspace_rows()` also clears the tables checked per statement
   since 0014 (the journey inbox among them), which no foreign key cascades.
@@ -42,8 +44,10 @@ PER_STATEMENT = ("tracking_hits", "message_events", "tracking_orders", "message_
 _CHECKED = (
     "profiles", "identities", "events", "event_message_ids", "profile_groups",
     "segment_members", "segment_membership_history", "segment_pending", "journey_inbox",
+    "journey_schedules",
 )  # fmt: skip
 WORKSPACES = "cdp_tracking_workspaces()"
+PRUNE = "cdp_prune_tracking_hits(timestamptz, integer)"
 
 
 def _ts(name: str, *, nullable: bool = True) -> sa.Column:
@@ -90,6 +94,8 @@ def _tables() -> None:
                     postgresql_where=sa.text("processed_at IS NULL"))  # fmt: skip
     op.create_index("ix_tracking_hits_delivery", "tracking_hits",
                     ["workspace_id", "delivery_id", "at"])  # fmt: skip
+    op.create_index("ix_tracking_hits_done", "tracking_hits", ["at"],
+                    postgresql_where=sa.text("processed_at IS NOT NULL"))  # fmt: skip
     op.create_index("ix_tracking_hits_profile", "tracking_hits",
                     ["workspace_id", "profile_id", "at"])  # fmt: skip
     op.create_table(
@@ -149,10 +155,14 @@ def _tables() -> None:
         sa.PrimaryKeyConstraint("workspace_id", "campaign_id", "variant", "bucket",
                                 name="pk_message_stats"),
     )  # fmt: skip
+    op.create_index("ix_message_stats_bucket", "message_stats", ["workspace_id", "bucket"])
     op.create_table(
         "message_stats_deltas",
-        _uuid("workspace_id"), _uuid("campaign_id"), sa.Column("variant", sa.Text(), nullable=False),
+        _uuid("workspace_id"),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        _uuid("campaign_id"), sa.Column("variant", sa.Text(), nullable=False),
         _ts("bucket", nullable=False), *_counters(),
+        sa.PrimaryKeyConstraint("workspace_id", "id", name="pk_message_stats_deltas"),
     )  # fmt: skip
     op.create_index("ix_message_stats_deltas_campaign", "message_stats_deltas",
                     ["workspace_id", "campaign_id"])  # fmt: skip
@@ -191,16 +201,16 @@ def _body(moved: str) -> str:
         SELECT workspace_id, campaign_id, variant, bucket, sum(r), sum(sk), sum(se), sum(de),
                sum(bo), sum(co), sum(fa)
         FROM (
-            SELECT workspace_id, campaign_id, variant, date_trunc('hour', n_sent) AS bucket,
+            SELECT workspace_id, campaign_id, variant, date_trunc('hour', n_sent, 'UTC') AS bucket,
                    0 AS r, 0 AS sk, 1 AS se, (n_status <> 'BOUNCED')::int AS de,
                    0 AS bo, 0 AS co, 0 AS fa
             FROM moved WHERE n_sent IS NOT NULL
             UNION ALL
-            SELECT workspace_id, campaign_id, variant, date_trunc('hour', o_sent),
+            SELECT workspace_id, campaign_id, variant, date_trunc('hour', o_sent, 'UTC'),
                    0, 0, -1, -((o_status <> 'BOUNCED')::int), 0, 0, 0
             FROM moved WHERE o_sent IS NOT NULL
             UNION ALL
-            SELECT workspace_id, campaign_id, variant, date_trunc('hour', n_at), r,
+            SELECT workspace_id, campaign_id, variant, date_trunc('hour', n_at, 'UTC'), r,
                    {_was("SKIPPED")}, 0, 0, {_was("BOUNCED")}, {_was("COMPLAINED")},
                    {_was("FAILED")}
             FROM moved
@@ -250,7 +260,7 @@ _BACKFILL = """
     INSERT INTO message_stats (workspace_id, campaign_id, variant, bucket, recipients, skipped,
         sent, delivered, bounced, complained, failed)
     SELECT workspace_id, campaign_id, coalesce(variant, ''),
-           date_trunc('hour', coalesce(sent_at, updated_at)), count(*),
+           date_trunc('hour', coalesce(sent_at, updated_at), 'UTC'), count(*),
            count(*) FILTER (WHERE status = 'SKIPPED'), count(sent_at),
            count(sent_at) FILTER (WHERE status <> 'BOUNCED'),
            count(*) FILTER (WHERE status = 'BOUNCED'), count(*) FILTER (WHERE status = 'COMPLAINED'),
@@ -290,18 +300,33 @@ def upgrade() -> None:
         $$
         """
     )
-    op.execute(f"REVOKE ALL ON FUNCTION {WORKSPACES} FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION {WORKSPACES} TO {app_role()}")
+    op.execute(
+        """
+        CREATE FUNCTION cdp_prune_tracking_hits(before timestamptz, max_rows integer)
+        RETURNS bigint
+        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+            WITH old AS (SELECT workspace_id, id FROM tracking_hits
+                         WHERE processed_at IS NOT NULL AND at < before LIMIT max_rows),
+            gone AS (DELETE FROM tracking_hits h USING old
+                     WHERE h.workspace_id = old.workspace_id AND h.id = old.id RETURNING 1)
+            SELECT count(*) FROM gone
+        $$
+        """
+    )
+    for function in (WORKSPACES, PRUNE):
+        op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {app_role()}")
 
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {WORKSPACES}")
+    op.execute(f"DROP FUNCTION IF EXISTS {PRUNE}")
     op.drop_column("send_policies", "track_clicks")
     op.drop_column("send_policies", "track_opens")
     op.execute("DROP TRIGGER deliveries_stats_update ON deliveries")
     op.execute("DROP TRIGGER deliveries_stats_insert ON deliveries")
     op.execute("DROP FUNCTION cdp_delivery_stats_update()")
     op.execute("DROP FUNCTION cdp_delivery_stats_insert()")
-    op.execute(_delete_workspace_rows(_CHECKED[:-1]))
+    op.execute(_delete_workspace_rows(_CHECKED[:-2]))
     for table in reversed(TABLES):
         op.drop_table(table)

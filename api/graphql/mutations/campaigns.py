@@ -88,6 +88,7 @@ async def set_send_policy(
     uow = await info.context.require(ADMIN)
     actor = audit.Actor.of(await info.context.principal())
     defaults = policy.SendPolicy()
+    current = await policy.get(uow)  # tracking stays as it is unless the input says
     wanted = policy.SendPolicy(
         input.frequency_cap, input.frequency_hours, input.quiet_hours_start,
         input.quiet_hours_end, input.default_timezone or defaults.default_timezone,
@@ -95,8 +96,8 @@ async def set_send_policy(
         else input.sending_domain_rate,
         defaults.recipient_domain_rate if input.recipient_domain_rate is None
         else input.recipient_domain_rate,
-        defaults.track_opens if input.track_opens is None else input.track_opens,
-        defaults.track_clicks if input.track_clicks is None else input.track_clicks,
+        current.track_opens if input.track_opens is None else input.track_opens,
+        current.track_clicks if input.track_clicks is None else input.track_clicks,
     )  # fmt: skip
     try:
         found = await policy.set_policy(uow, actor, wanted)

@@ -9,7 +9,6 @@ from strawberry.types import Info
 
 from api.graphql.ids import local_id
 from api.graphql.types.campaign import MessageStats, MessageStatsPoint
-from delivery.tracking import repository as tracking_store
 from delivery.tracking import stats
 from domain.credentials import MESSAGES_READ
 from domain.errors import ValidationError
@@ -34,7 +33,7 @@ async def message_stats(  # noqa: PLR0917 - GraphQL maps each argument to a para
         campaigns = [local_id(campaign_id, "Campaign", "campaignId")]
     elif journey_id is not None:
         journey = local_id(journey_id, "Journey", "journeyId")
-        campaigns = list(await tracking_store.journey_campaigns(uow, journey))
+        campaigns = await stats.journey_campaigns(uow, journey)
     points = await stats.series(uow, from_, to, interval, campaigns)
     return [MessageStatsPoint(start=start, end=end, stats=MessageStats.of(counts))
             for start, end, counts in points]  # fmt: skip

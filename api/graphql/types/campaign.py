@@ -76,8 +76,8 @@ class MessageStats:
     orders: int = strawberry.field(description="Orders credited to these messages.")
     revenue: float
     unsubscribed: int
-    delivery_rate: float = strawberry.field(description="delivered / sent")
-    bounce_rate: float = strawberry.field(description="bounced / sent")
+    delivery_rate: float = strawberry.field(description="delivered / (delivered + bounced)")
+    bounce_rate: float = strawberry.field(description="bounced / (delivered + bounced)")
     open_rate: float = strawberry.field(description="opened / delivered")
     click_rate: float = strawberry.field(description="clicked / delivered")
     click_to_open_rate: float = strawberry.field(description="clicked / opened")

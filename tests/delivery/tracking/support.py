@@ -25,7 +25,7 @@ from consent import audit
 from delivery.sending import campaigns, domains, pipeline, relay, throttle
 from delivery.sending import policy as rules
 from delivery.templates import services as template_services
-from delivery.tracking import actors
+from delivery.tracking import actors, machines, processing
 from domain.clock import FrozenClock
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
@@ -93,7 +93,10 @@ class Sent:
         return in_uow(self.database_url, self.workspace_id, work, clock=self.clock)
 
     def process(self) -> int:
-        """Run the workspace's tracking job, as a worker would."""
+        """Run the workspace's tracking job, as a worker would, once the hits so far have
+        settled (the clock moves on by that much)."""
+        rules = machines.Rules(machines.ProxyRanges.builtin())
+        self.clock.advance(processing.settle(rules) + timedelta(milliseconds=500))
         return as_worker(self.database_url, lambda: actors.run_workspace(self.workspace_id),
                          clock=self.clock)  # fmt: skip
 

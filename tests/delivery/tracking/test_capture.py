@@ -82,3 +82,28 @@ def test_hits_are_kept_while_the_database_fails_and_stored_when_it_answers(datab
 
     _run(database_url, work)
     assert _count(database_url, ws) == 4
+
+
+def test_a_writer_stopped_in_the_middle_of_a_transaction_stores_that_batch_before_it_ends(
+    database_url,
+):
+    ws = new_workspace(database_url, "stopping").workspace.id
+
+    async def work(units: object) -> None:
+        started = asyncio.Event()
+
+        def slow(workspace_id: UUID) -> UnitOfWork:
+            started.set()
+            return units(workspace_id)  # type: ignore[operator, no-any-return]
+
+        writer = HitWriter(slow, flush_every=0.0)
+        for _ in range(50):
+            writer.add(_hit(ws))
+        task = asyncio.create_task(writer.run())
+        await started.wait()
+        task.cancel()  # while the first transaction is under way
+        await asyncio.gather(task, return_exceptions=True)
+        assert writer.held == 0
+
+    _run(database_url, work)
+    assert _count(database_url, ws) == 50

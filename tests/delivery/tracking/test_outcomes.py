@@ -5,9 +5,12 @@ from datetime import timedelta
 
 from strawberry import relay
 
+from delivery.tracking import actors
+from domain.clock import FrozenClock
 from domain.uow import UnitOfWork
 from tests.conftest import gql
 from tests.delivery.tracking.support import T0, stored, tracking_app
+from tests.support.jobs import as_worker
 
 ORDERS = "query($id: ID!) { campaign(id: $id) { stats { clicked orders revenue } } }"
 TOTALS = """query($id: ID!) { campaign(id: $id) { stats {
@@ -83,3 +86,31 @@ def test_an_order_stored_before_its_click_was_processed_is_still_credited_to_it(
         body = gql(client, ORDERS, {"id": relay.to_base64("Campaign", shop.campaign_id)},
                    token=shop.token)  # fmt: skip
     assert body["data"]["campaign"]["stats"] == {"clicked": 1, "orders": 1, "revenue": 12.0}
+
+
+def test_processed_hits_are_deleted_after_their_keeping_time_and_not_before(
+    settings, database_url, sent
+):
+    shop, inbox = sent
+    *_, pixel = inbox.tracked_paths("p0@example.org")
+    shop.clock.set(T0 + timedelta(minutes=5))
+    with tracking_app(settings, database_url, shop.clock) as client:
+        client.get(pixel, headers={"User-Agent": "Mozilla/5.0"})
+        stored(client, 1)
+    shop.process()
+
+    def hits() -> int:
+        async def count(uow: UnitOfWork) -> int:
+            rows = await uow.fetch("SELECT count(*) AS n FROM tracking_hits "
+                                   "WHERE workspace_id = %(ws)s", {"ws": uow.workspace_id})  # fmt: skip
+            return int(rows[0].n)
+
+        return shop.uow(count)  # type: ignore[no-any-return]
+
+    def prune(after: timedelta) -> None:
+        as_worker(database_url, actors.run_prune, clock=FrozenClock(T0 + after))
+
+    prune(timedelta(days=29))
+    assert hits() == 1
+    prune(timedelta(days=31))
+    assert hits() == 0

@@ -2,9 +2,11 @@
 
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 from strawberry import relay
 
+from delivery.tracking.tokens import Tokens
 from tests.conftest import gql
 from tests.delivery.tracking.support import (
     SALE,
@@ -12,6 +14,7 @@ from tests.delivery.tracking.support import (
     stored,
     tracking_app,
 )
+from tests.support.database import SECRET
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Thunderbird/128.0"
 STATS = """
@@ -117,3 +120,50 @@ def test_a_tampered_token_records_nothing_and_answers_a_plain_404(settings, data
         stored(client, 1)
     shop.process()
     assert [e.name for e in shop.events("p1@example.org", "Email O")] == ["Email Opened"]
+
+
+def test_an_expired_click_goes_to_the_site_home_page_and_a_foreign_token_gets_a_404(
+    settings, database_url, sent
+):
+    shop, _inbox = sent
+    delivery = uuid4()
+    old = Tokens(SECRET, lifetime=timedelta(days=365)).click(
+        shop.workspace_id,
+        delivery,
+        0,
+        "https://shop.example:8443/sale?x=1",
+        T0 - timedelta(days=400),
+    )
+    foreign = Tokens("another-secret", lifetime=timedelta(days=365)).click(
+        shop.workspace_id, delivery, 0, "https://evil.example/", T0
+    )
+    with tracking_app(settings, database_url, shop.clock) as client:
+        expired = client.get(f"/t/c/{old}")
+        assert (expired.status_code, expired.headers["location"]) == (
+            302,
+            "https://shop.example:8443/",
+        )
+        assert client.get(f"/t/c/{foreign}").status_code == 404
+        writer = client.app.state.hits  # type: ignore[attr-defined]
+        assert writer.held + writer.stored == 0
+
+
+def test_the_variant_test_names_the_leader_and_says_when_the_win_is_not_significant(
+    settings, database_url, sent
+):
+    shop, inbox = sent
+    shop.clock.set(T0 + timedelta(minutes=3))
+    with tracking_app(settings, database_url, shop.clock) as client:
+        sale, _about, _pixel = inbox.tracked_paths("p0@example.org")
+        client.get(sale, headers={"User-Agent": BROWSER})
+        stored(client, 1)
+        shop.process()
+        [click] = shop.events("p0@example.org", "Email Clicked")
+        body = gql(client, 'query($id: ID!) { campaign(id: $id) { variantTest(metric: "click") '
+                   "{ metric leader runnerUp pValue significant } } }",
+                   {"id": relay.to_base64("Campaign", shop.campaign_id)}, token=shop.token)  # fmt: skip
+    found = body["data"]["campaign"]["variantTest"]
+    assert found["leader"] == click.properties["variant"]
+    assert found["metric"] == "click"
+    assert found["significant"] is False
+    assert 0 < found["pValue"] <= 1
