@@ -18,7 +18,7 @@ read in <= 50 ms at a million deliveries.
 
 Usage: python -m bench.tracking [--part endpoints|stats|all] [--rate 2000] [--seconds 30]
        [--connections 32] [--deliveries 20000] [--process] [--recipients 1000000]
-       [--deltas 50000] [--workers 2]
+       [--chunks 4] [--deltas 50000] [--reads 200] [--workers 2]
 """
 
 import argparse
@@ -49,6 +49,7 @@ from bench.common import (
     percentile,
     running_server,
 )
+from delivery.tracking.repository import ALL_COUNTERS
 from delivery.tracking.tokens import Tokens
 
 SECRET = env_for("")["SECRET_KEY"]
@@ -86,13 +87,13 @@ SCAN = (
     "SELECT coalesce(variant, ''), status, count(*) FROM deliveries "
     "WHERE workspace_id = %s AND campaign_id = %s GROUP BY 1, 2"
 )
+_COLUMNS = ", ".join(("campaign_id", "variant", "bucket", *ALL_COUNTERS))
+_WHERE = "workspace_id = %(ws)s AND campaign_id = %(c)s"
+# The read behind `stats` and behind `variants` (repository.totals), as the owner.
 COUNTERS_SQL = (
-    "SELECT variant, sum(recipients), sum(sent), sum(delivered), sum(opened), sum(clicked), "
-    "sum(revenue) FROM (SELECT variant, recipients, sent, delivered, opened, clicked, revenue "
-    "FROM message_stats WHERE workspace_id = %(ws)s AND campaign_id = %(c)s UNION ALL "
-    "SELECT variant, recipients, sent, delivered, opened, clicked, revenue "
-    "FROM message_stats_deltas WHERE workspace_id = %(ws)s AND campaign_id = %(c)s) s "
-    "GROUP BY 1"
+    f"SELECT campaign_id, variant, {', '.join(f'sum({n})' for n in ALL_COUNTERS)} "  # noqa: S608 - fixed names
+    f"FROM (SELECT {_COLUMNS} FROM message_stats WHERE {_WHERE} UNION ALL "
+    f"SELECT {_COLUMNS} FROM message_stats_deltas WHERE {_WHERE}) s GROUP BY 1, 2"
 )
 P99_TARGET_MS = 10.0
 STATS_TARGET_MS = 50.0
@@ -268,20 +269,40 @@ def report_paced(label: str, load: Paced, *, rate: float, connections: int, work
     print(f"  {cpu.per(len(load.statuses), 'request')}")
 
 
+def commits(database_url: str) -> int:
+    """Transactions committed in the database so far (a backend reports its own when it ends)."""
+    with psycopg.connect(database_url) as conn:
+        [(found,)] = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchall()
+    return int(found)
+
+
 def count_hits(database_url: str) -> Counter[str]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT kind, count(*) FROM tracking_hits GROUP BY kind").fetchall()
     return Counter({kind: int(n) for kind, n in rows})
 
 
-def process_hits(database_url: str, workspace_id: str) -> tuple[int, float]:
-    """Run the worker's processing of the workspace once, in this process: (done, seconds)."""
+def process_all(database_url: str, workspace_id: str) -> tuple[int, float]:
+    """Run the worker's processing of the workspace in this process until it finds nothing
+    left, once the newest hit has settled: (items processed, seconds)."""
     # Imported here: the actors bind themselves to a broker when imported.
-    from delivery.tracking import actors  # noqa: PLC0415
+    from delivery.tracking import actors, machines, processing  # noqa: PLC0415
     from tests.support.jobs import as_worker  # noqa: PLC0415
 
+    # A hit is judged only once it has settled; a call takes a bounded number of batches.
+    rules = machines.Rules(machines.ProxyRanges.builtin())
+    time.sleep(processing.settle(rules).total_seconds())
+
+    async def work() -> int:
+        total = 0
+        while done := await actors.run_workspace(uuid.UUID(workspace_id)):
+            total += done
+        return total
+
     started = time.perf_counter()
-    done = as_worker(database_url, lambda: actors.run_workspace(uuid.UUID(workspace_id)))
+    done = as_worker(database_url, work)
     return done, time.perf_counter() - started
 
 
@@ -296,7 +317,7 @@ def endpoints(args: argparse.Namespace) -> None:
         if args.process:
             # The trigger queued an `Email Delivered` per delivery: processed first, so that
             # the timed run below holds the hits only.
-            done, seconds = process_hits(database_url, ws["workspace_id"])
+            done, seconds = process_all(database_url, ws["workspace_id"])
             print(f"  sending outcomes processed before the load: {done:,} in {seconds:.1f}s "
                   f"({done / seconds:,.0f}/s)")  # fmt: skip
         warm_count = max(500, total // 100)
@@ -306,10 +327,12 @@ def endpoints(args: argparse.Namespace) -> None:
         print(f"  {total:,} requests built ({kinds[warm_count:].count('open'):,} opens, "
               f"{kinds[warm_count:].count('click'):,} clicks) after {warm_count:,} to warm up",
               flush=True)  # fmt: skip
+        committed = commits(database_url)
         with running_server(database_url, args.workers) as server:
             host, port = server.host, server.port
-            # uvloop, as the server runs: at 2,000/s the load generator's own CPU, on the
-            # cores the server uses, is a third of a core with asyncio's default loop.
+            # uvloop, as the server runs: asyncio's default loop cost the load generator a
+            # fifth more CPU, on the cores the server uses, and woke senders up to 1 ms late,
+            # which counts as latency from the due time.
             warmed = uvloop.run(paced(host, port, warm, args.rate, args.connections))
             uvloop.run(paced(host, port, health[:warm_count], args.rate, args.connections))
             with CpuMeter(server) as health_cpu:
@@ -318,6 +341,7 @@ def endpoints(args: argparse.Namespace) -> None:
                 load = uvloop.run(paced(host, port, measured, args.rate, args.connections))
             stopping = time.perf_counter()
         stopped = time.perf_counter() - stopping
+        committed = commits(database_url) - committed
         stored = count_hits(database_url)
         answered: Counter[str] = Counter()
         for kind, status in zip(kinds, warmed.statuses + load.statuses, strict=True):
@@ -333,6 +357,8 @@ def endpoints(args: argparse.Namespace) -> None:
         print(f"hits stored {sum(stored.values()):,} of {sum(answered.values()):,} answered "
               f"(warm-up included); lost {lost:,} (opens {stored['open']:,} of "
               f"{answered['open']:,}, clicks {stored['click']:,} of {answered['click']:,})")  # fmt: skip
+        print(f"PostgreSQL transactions committed while the server ran: {committed:,}, "
+              f"{sum(stored.values()) / max(1, committed):.1f} hits a transaction")  # fmt: skip
         met = (load.p99() * 1000 <= P99_TARGET_MS and load.rate >= 0.98 * args.rate
                and load.bad() == 0)  # fmt: skip
         print(f"target p99 <= {P99_TARGET_MS:.0f} ms at {args.rate:,.0f}/s (latency from due "
@@ -340,7 +366,7 @@ def endpoints(args: argparse.Namespace) -> None:
               f"{'MET' if met else 'NOT MET'}")  # fmt: skip
         print(f"target no hit lost: {'MET' if lost == 0 else 'NOT MET'}", flush=True)
         if args.process:
-            done, seconds = process_hits(database_url, ws["workspace_id"])
+            done, seconds = process_all(database_url, ws["workspace_id"])
             print(f"processing (run_workspace in one process, informational): {done:,} hits in "
                   f"{seconds:.1f}s, {done / seconds:,.0f} hits/s; against the {args.rate:,.0f}/s "
                   f"that arrived: {done / seconds / args.rate:.2f}")  # fmt: skip
@@ -571,16 +597,23 @@ def stats(args: argparse.Namespace) -> None:
                   f"{rows[label + ' message_stats']:,} message_stats rows), {args.reads} "
                   f"sequential reads: p50 {ms(percentile(read, 50))}, "
                   f"p99 {ms(percentile(read, 99))}, max {ms(max(read))}")  # fmt: skip
-            print(f"  the counters' sums alone, raw SQL (psycopg), p50 of 20: "
+            print(f"  the counters' read alone (run for `stats` and again for `variants`), raw "
+                  f"SQL (psycopg), p50 of 20: "
                   f"{ms(percentile(counters[label], 50))}")  # fmt: skip
         print(f"baseline scan of deliveries by variant and status (psycopg), p50 of 20: "
               f"{ms(scan50)} over {args.recipients:,} deliveries")  # fmt: skip
         for label in ("before", "after"):
             print(f"ratio p50 GraphQL ({label} roll-up) / scan: "
                   f"{percentile(reads[label], 50) / scan50:.3f}")  # fmt: skip
-        worst = max(percentile(reads[label], 99) for label in reads)
-        print(f"target {STATS_TARGET_MS:.0f} ms (p99 of the GraphQL read, the worse of before and "
-              f"after the roll-up): {'MET' if worst * 1000 <= STATS_TARGET_MS else 'NOT MET'}")  # fmt: skip
+        # The worker's sweep rolls the deltas up every few seconds, so the rolled-up read is the
+        # steady state; the other shows a backlog of deltas the sweep has not reached yet.
+        for label, case in (
+            ("after", "rolled up, as the sweep keeps them"),
+            ("before", f"with {rows['before deltas']:,} delta rows not rolled up"),
+        ):
+            p99 = percentile(reads[label], 99) * 1000
+            print(f"target {STATS_TARGET_MS:.0f} ms, p99 of the GraphQL read, {case}: "
+                  f"{'MET' if p99 <= STATS_TARGET_MS else 'NOT MET'}")  # fmt: skip
 
 
 def arguments() -> argparse.ArgumentParser:

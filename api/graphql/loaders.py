@@ -23,6 +23,8 @@ from consent import gate, ledger
 from consent.model import ConsentRecord, Contactability
 from delivery.journeys import repository as journey_store
 from delivery.journeys.repository import EnrollmentRow
+from delivery.tracking import stats as tracking_stats
+from delivery.tracking.stats import Counts
 from domain.personal_data import Subject
 from domain.uow import UnitOfWork
 
@@ -215,4 +217,16 @@ def segment_members(info: Info, uow: UnitOfWork) -> DataLoader[MemberPage, list[
         return await segment_store.member_pages(uow, list(keys))
 
     loader: DataLoader[MemberPage, list[UUID]] = info.context.loader("segment_members", load)
+    return loader
+
+
+def campaign_stats(info: Info, uow: UnitOfWork) -> DataLoader[UUID, dict[str, Counts]]:
+    """Each campaign's message counts by variant ("" without one), from the counters: one read
+    for a page of campaigns and for both `stats` and `variants`."""
+
+    async def load(keys: Sequence[UUID]) -> list[dict[str, Counts]]:
+        found = await tracking_stats.by_campaign_variant(uow, keys)
+        return [found[k] for k in keys]
+
+    loader: DataLoader[UUID, dict[str, Counts]] = info.context.loader("campaign_stats", load)
     return loader

@@ -78,12 +78,17 @@ class HitWriter:
         """Store hits as they arrive, until cancelled; then store what is left."""
         try:
             while True:
-                await self._arrived.wait()
-                self._arrived.clear()
-                await asyncio.sleep(self._flush_every)  # let a group form
-                while self._held:
-                    if not await self._flush_once():
-                        await asyncio.sleep(RETRY_AFTER)
+                if not self._held:
+                    await self._arrived.wait()
+                    self._arrived.clear()
+                # Let a group form: under steady traffic a transaction per `flush_every`
+                # holds many hits, where flushing back to back would store a few each.
+                await asyncio.sleep(self._flush_every)
+                stored = await self._flush_once()
+                while stored and len(self._held) >= self._max_batch:
+                    stored = await self._flush_once()
+                if not stored:
+                    await asyncio.sleep(RETRY_AFTER)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.drain(attempts=3))

@@ -118,8 +118,14 @@ async def by_campaign(uow: UnitOfWork, campaign_ids: Sequence[UUID]) -> dict[UUI
     return found
 
 
-async def by_variant(uow: UnitOfWork, campaign_id: UUID) -> dict[str, Counts]:
-    return {row.variant: Counts.of_row(row) for row in await repository.totals(uow, [campaign_id])}
+async def by_campaign_variant(
+    uow: UnitOfWork, campaign_ids: Sequence[UUID]
+) -> dict[UUID, dict[str, Counts]]:
+    """Each campaign's counts by variant ("" for messages without one)."""
+    found: dict[UUID, dict[str, Counts]] = {c: {} for c in campaign_ids}
+    for row in await repository.totals(uow, campaign_ids):
+        found[row.campaign_id][row.variant] = Counts.of_row(row)
+    return found
 
 
 async def journey_campaigns(uow: UnitOfWork, journey_id: UUID) -> list[UUID]:

@@ -9,7 +9,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.graphql import connection
+from api.graphql import connection, loaders
 from api.graphql.ids import local_id
 from api.graphql.nodes import load_nodes
 from delivery.sending import campaigns
@@ -228,12 +228,13 @@ class CampaignNode(relay.Node):
     @strawberry.field(description="The whole campaign's messages, holdout included.")
     async def stats(self, info: Info) -> MessageStats:
         uow = await info.context.require(MESSAGES_READ)
-        return MessageStats.of((await tracking_stats.by_campaign(uow, [self.row.id]))[self.row.id])
+        by_variant = await loaders.campaign_stats(info, uow).load(self.row.id)
+        return MessageStats.of(Counts.total(list(by_variant.values())))
 
     @strawberry.field
     async def variants(self, info: Info) -> list[CampaignVariant]:
         uow = await info.context.require(MESSAGES_READ)
-        by_variant = await tracking_stats.by_variant(uow, self.row.id)
+        by_variant = await loaders.campaign_stats(info, uow).load(self.row.id)
         return [
             CampaignVariant(name=v["name"], subject=v["subject"], weight=v["weight"],
                             stats=MessageStats.of(by_variant.get(v["name"], Counts())))
@@ -246,7 +247,7 @@ class CampaignNode(relay.Node):
         uow = await info.context.require(MESSAGES_READ)
         if len(self.row.variants) < 2:  # noqa: PLR2004 - a test needs two arms
             return None
-        by_variant = await tracking_stats.by_variant(uow, self.row.id)
+        by_variant = await loaders.campaign_stats(info, uow).load(self.row.id)
         found = tracking_stats.test_variants(by_variant, [v["name"] for v in self.row.variants],
                                              metric)  # fmt: skip
         return VariantTest(metric=found.metric, leader=found.leader, runner_up=found.runner_up,

@@ -4,11 +4,14 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+from sqlalchemy import event
 from strawberry import relay
 
+from delivery.sending import campaigns
 from delivery.tracking.tokens import Tokens
-from tests.conftest import gql
+from tests.conftest import StatementCounter, gql
 from tests.delivery.tracking.support import (
+    ACTOR,
     SALE,
     T0,
     stored,
@@ -167,3 +170,34 @@ def test_the_variant_test_names_the_leader_and_says_when_the_win_is_not_signific
     assert found["metric"] == "click"
     assert found["significant"] is False
     assert 0 < found["pValue"] <= 1
+
+
+def test_the_stats_of_a_page_of_campaigns_cost_the_same_statements_as_of_one(
+    settings, database_url, sent
+):
+    shop, _inbox = sent
+    query = "{ campaigns(first: 10) { edges { node { stats { sent openRate } } } } }"
+
+    async def copy(uow: Any) -> None:
+        original = await campaigns.get(uow, shop.campaign_id)
+        await campaigns.create(uow, ACTOR, campaigns.CampaignInput(
+            f"copy-{uuid4().hex[:6]}", original.segment_id, original.template_id,  # type: ignore[arg-type]
+            "newsletter", "news@shop.example",
+        ))  # fmt: skip
+
+    def statements(client: Any) -> int:
+        counter = StatementCounter()
+        engine = client.app.state.cdp.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", counter)
+        try:
+            body = gql(client, query, token=shop.token)
+        finally:
+            event.remove(engine, "before_cursor_execute", counter)
+        assert "errors" not in body, body
+        return counter.count
+
+    with tracking_app(settings, database_url, shop.clock) as client:
+        one = statements(client)
+        shop.uow(copy)
+        shop.uow(copy)
+        assert statements(client) == one
