@@ -8,6 +8,7 @@ from sqlalchemy import event
 from strawberry import relay
 
 from delivery.sending import campaigns
+from delivery.tracking.significance import Arm, variant_test
 from delivery.tracking.tokens import Tokens
 from tests.conftest import StatementCounter, gql
 from tests.delivery.tracking.support import (
@@ -151,7 +152,7 @@ def test_an_expired_click_goes_to_the_site_home_page_and_a_foreign_token_gets_a_
         assert writer.held + writer.stored == 0
 
 
-def test_the_variant_test_names_the_leader_and_says_when_the_win_is_not_significant(
+def test_the_variant_test_names_the_leader_and_gives_the_test_of_the_variants_counts(
     settings, database_url, sent
 ):
     shop, inbox = sent
@@ -162,14 +163,20 @@ def test_the_variant_test_names_the_leader_and_says_when_the_win_is_not_signific
         stored(client, 1)
         shop.process()
         [click] = shop.events("p0@example.org", "Email Clicked")
-        body = gql(client, 'query($id: ID!) { campaign(id: $id) { variantTest(metric: "click") '
+        body = gql(client, "query($id: ID!) { campaign(id: $id) { variants { name stats { "
+                   'delivered clicked } } variantTest(metric: "click") '
                    "{ metric leader runnerUp pValue significant } } }",
                    {"id": relay.to_base64("Campaign", shop.campaign_id)}, token=shop.token)  # fmt: skip
-    found = body["data"]["campaign"]["variantTest"]
-    assert found["leader"] == click.properties["variant"]
-    assert found["metric"] == "click"
+    campaign = body["data"]["campaign"]
+    # The split of four people between A and B depends on the campaign's id.
+    arms = [Arm(v["name"], v["stats"]["clicked"], v["stats"]["delivered"])
+            for v in campaign["variants"]]  # fmt: skip
+    expected = variant_test("click", arms)
+    found = campaign["variantTest"]
+    assert found["leader"] == click.properties["variant"] == expected.leader
+    assert (found["metric"], found["runnerUp"]) == ("click", expected.runner_up)
+    assert found["pValue"] == expected.p_value
     assert found["significant"] is False
-    assert 0 < found["pValue"] <= 1
 
 
 def test_the_stats_of_a_page_of_campaigns_cost_the_same_statements_as_of_one(
