@@ -18,6 +18,7 @@ import delivery.sending.tables
 import delivery.templates.tables
 import delivery.tracking.conversions
 import delivery.tracking.personal_data
+import delivery.tracking.processing
 import delivery.tracking.tables  # noqa: F401 - declares tables
 from domain.personal_data import registry
 

@@ -23,6 +23,20 @@ CHECKOUT_STARTED = "Checkout Started"
 ORDER_COMPLETED = "Order Completed"
 
 
+# Events the server records about what it did to a profile (a message delivered or
+# bounced), registered by the context that records them: they are stored, but they
+# are not the person's activity, so they move neither `first_seen` nor `last_seen`.
+_NOT_ACTIVITY: set[str] = set()
+
+
+def not_activity(*names: str) -> None:
+    _NOT_ACTIVITY.update(names)
+
+
+def is_activity(name: str | None) -> bool:
+    return name not in _NOT_ACTIVITY
+
+
 # A bulk upsert stamps every item with the same time; formatting it once per
 # item was a measurable part of a batch.
 @lru_cache(maxsize=256)
@@ -58,6 +72,8 @@ class ProfileState:
                 self.meta[key] = {"at": when, "source": source}
 
     def apply_event(self, name: str | None, properties: dict[str, Any], at: datetime) -> None:
+        if not is_activity(name):
+            return
         when = stamp(at)
         c = self.computed
         c["first_seen"] = min(c.get("first_seen", when), when)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from cdp import traits
 from delivery.journeys import model as m
 from delivery.journeys import repository
 from delivery.journeys.repository import Entry
@@ -96,7 +97,12 @@ class InactivityListener:
     """Moves the inactivity triggers of profiles that have new events (`domain.changes`)."""
 
     def event_statements(self, workspace_id: UUID, events: changes.NewEvents) -> list[Statement]:
-        params = {"ws": workspace_id, "pids": events.profiles, "times": events.times}
+        # A message delivered to someone is not something they did.
+        active = [n for n, name in enumerate(events.names) if traits.is_activity(name)]
+        if not active:
+            return []
+        params = {"ws": workspace_id, "pids": [events.profiles[n] for n in active],
+                  "times": [events.times[n] for n in active]}  # fmt: skip
         return [Statement(_INACTIVE_FROM_EVENTS, params)]
 
 

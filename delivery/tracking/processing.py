@@ -5,9 +5,10 @@ judges each (a person, or a machine: `machines.py`), and in one transaction
 marks them, updates each message's engagement (the first human open and
 click make the unique counts), adds the counter deltas by hour, and stores
 `Email Opened` / `Email Clicked` on the recipient's profile through ingest,
-so that segments and journeys see them. A machine's hit is an event too,
-with `machine: true` and its reason, and counts only in the machine counts.
-A click is also an open when the message had none: the images were off.
+so that segments and journeys see them. A machine's hit is kept, flagged with
+its reason, in `tracking_hits` and the machine counts, but is no event of the
+person's. A click is also an open when the message had none: the images
+were off.
 
 The sending outcomes queued by the trigger on `deliveries` become
 `Email Delivered` and `Email Bounced` the same way. An event names the
@@ -22,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from cdp import ingest, queries
+from cdp import ingest, queries, traits
 from cdp.model import Identifier, Message
 from delivery.sending.pipeline import emails_of
 from delivery.tracking import machines
@@ -30,7 +31,8 @@ from delivery.tracking import repository as repo
 from domain.uow import UnitOfWork
 
 OPENED, CLICKED = "Email Opened", "Email Clicked"
-DELIVERED, BOUNCED = "Email Delivered", "Email Bounced"
+DELIVERED, BOUNCED, COMPLAINED = "Email Delivered", "Email Bounced", "Email Complained"
+traits.not_activity(DELIVERED, BOUNCED, COMPLAINED)
 BATCH = 2_000
 # Beyond the rules' own windows: the API's hit writers commit within tens of milliseconds.
 SETTLE_MARGIN = timedelta(seconds=1)
@@ -113,9 +115,7 @@ async def _store_events(
 
 def _hit_event(hit: repo.PendingHit, sent: repo.Sent, verdict: machines.Verdict,
                now: datetime) -> Message:  # fmt: skip
-    properties = message_about(sent) | {"machine": verdict.machine}
-    if verdict.machine:
-        properties["machine_reason"] = verdict.reason
+    properties = message_about(sent)
     if verdict.proxy:
         properties["proxy"] = verdict.proxy
     if hit.kind == "click":
@@ -164,7 +164,8 @@ async def process_hits(uow: UnitOfWork, rules: machines.Rules, limit: int = BATC
         of = sent[hit.delivery_id]
         row = rows.setdefault(hit.delivery_id, repo.Engagement(hit.delivery_id))
         _count(hit, verdict.machine, row, of, counts)
-        events.append((_hit_event(hit, of, verdict, now), of.profile_id))
+        if not verdict.machine:  # a proxy's or a scanner's fetch says nothing of the person
+            events.append((_hit_event(hit, of, verdict, now), of.profile_id))
         done.append(repo.Classified(hit.id, of.profile_id, verdict.machine, verdict.reason,
                                     verdict.proxy))  # fmt: skip
     await _store_events(uow, events, await _emails(uow, [s.profile_id for s in sent.values()]))

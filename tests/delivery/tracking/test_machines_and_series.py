@@ -5,6 +5,7 @@ from typing import Any
 
 from strawberry import relay
 
+from domain.uow import UnitOfWork
 from tests.conftest import gql
 from tests.delivery.tracking.support import T0, stored, tracking_app
 
@@ -37,12 +38,16 @@ def test_an_apple_proxy_fetch_and_an_open_a_second_after_sending_are_flagged_not
         stored(client, 1)
     shop.process()
 
-    early = shop.events("p2@example.org", "Email Opened")
-    proxied = shop.events("p3@example.org", "Email Opened")
-    assert [e.properties["machine_reason"] for e in early] == ["too-soon"]
-    assert [(e.properties["machine_reason"], e.properties["proxy"]) for e in proxied] == [
-        ("privacy-proxy", "apple")
-    ]
+    async def judged(uow: UnitOfWork) -> list[tuple[str, bool, str | None, str | None]]:
+        rows = await uow.fetch(
+            "SELECT ip, machine, reason, proxy FROM tracking_hits WHERE workspace_id = %(ws)s "
+            "ORDER BY at", {"ws": uow.workspace_id})  # fmt: skip
+        return [(r.ip, r.machine, r.reason, r.proxy) for r in rows]
+
+    assert shop.uow(judged) == [("127.0.0.1", True, "too-soon", None),
+                                (APPLE[0], True, "privacy-proxy", "apple")]  # fmt: skip
+    assert shop.events("p2@example.org", "Email Opened") == []
+    assert shop.events("p3@example.org", "Email Opened") == [], "a proxy's fetch is no event"
     with tracking_app(settings, database_url, shop.clock) as client:
         body = gql(client, TOTALS, {"id": relay.to_base64("Campaign", shop.campaign_id)},
                    token=shop.token)  # fmt: skip

@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from typing import Any
 
 from strawberry import relay
 
@@ -36,6 +37,13 @@ def test_a_bounce_after_sending_moves_delivered_to_bounced_and_lands_on_the_prof
     events = shop.events("p1@example.org")
     assert [e.name for e in events] == ["Email Delivered", "Email Bounced"]
     assert events[1].properties["reason"] == "550 5.1.1 no such user"
+
+    async def seen(uow: UnitOfWork) -> list[Any]:
+        rows = await uow.fetch("SELECT computed FROM profiles WHERE workspace_id = %(ws)s",
+                               {"ws": uow.workspace_id})  # fmt: skip
+        return [r.computed.get("last_seen") for r in rows]
+
+    assert shop.uow(seen) == [None] * 4, "a message delivered is not the person's activity"
     with tracking_app(settings, database_url, shop.clock) as client:
         body = gql(client, TOTALS, {"id": relay.to_base64("Campaign", shop.campaign_id)},
                    token=shop.token)  # fmt: skip

@@ -72,7 +72,6 @@ def test_a_sent_message_records_an_open_and_a_click_and_credits_the_order_after_
         assert click.properties["url"] == SALE
         assert click.properties["campaign_id"] == str(shop.campaign_id)
         assert click.properties["variant"] in {"A", "B"}
-        assert click.properties["machine"] is False
 
         token = shop.token
         stats = _campaign_stats(client, token, shop.campaign_id)
