@@ -136,7 +136,6 @@ class HitWriter:
 
     async def _store(self, workspace_id: UUID, hits: list[Captured]) -> None:
         async with self._units(workspace_id) as uow:
-            await repository.insert_hits(uow, hits)
-            await repository.request_processing(uow)
+            uow.defer(repository.queue_hits(uow, hits))
             await uow.commit()
         self.stored += len(hits)

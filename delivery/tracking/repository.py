@@ -22,20 +22,30 @@ QUEUE = "deliverability"
 ALL_COUNTERS = (*COUNTERS, "revenue")
 
 
-async def insert_hits(uow: UnitOfWork, hits: Sequence["Captured"]) -> None:
-    await uow.fetch(
-        "INSERT INTO tracking_hits (workspace_id, id, kind, delivery_id, link, url, at, ip, "
-        " user_agent) "
-        "SELECT %(ws)s, * FROM unnest(%(id)s::uuid[], %(kind)s::text[], %(delivery)s::uuid[], "
-        " %(link)s::int[], %(url)s::text[], %(at)s::timestamptz[], %(ip)s::text[], "
-        " %(ua)s::text[]) ON CONFLICT DO NOTHING",
-        {
-            "ws": uow.workspace_id, "id": [h.id for h in hits], "kind": [h.kind for h in hits],
-            "delivery": [h.delivery_id for h in hits], "link": [h.link for h in hits],
-            "url": [h.url for h in hits], "at": [h.at for h in hits],
-            "ip": [h.ip for h in hits], "ua": [h.user_agent for h in hits],
-        },
-    )  # fmt: skip
+# The hits of one flush, and the workspace's processing job unless one is queued:
+# one statement, sent with the COMMIT, so a flush costs a single round trip.
+_QUEUE_HITS = (
+    "WITH stored AS (INSERT INTO tracking_hits (workspace_id, id, kind, delivery_id, link, url, "
+    " at, ip, user_agent) "
+    " SELECT %(ws)s, * FROM unnest(%(id)s::uuid[], %(kind)s::text[], %(delivery)s::uuid[], "
+    "  %(link)s::int[], %(url)s::text[], %(at)s::timestamptz[], %(ip)s::text[], "
+    "  %(ua)s::text[]) ON CONFLICT DO NOTHING RETURNING 1), "
+    "requested AS (INSERT INTO tracking_requests (workspace_id) SELECT %(ws)s "
+    " WHERE EXISTS (SELECT 1 FROM stored) ON CONFLICT DO NOTHING RETURNING workspace_id) "
+    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
+    "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
+    "FROM requested RETURNING id"
+)
+
+
+def queue_hits(uow: UnitOfWork, hits: Sequence["Captured"]) -> Statement:
+    return Statement(_QUEUE_HITS, {
+        "ws": uow.workspace_id, "id": [h.id for h in hits], "kind": [h.kind for h in hits],
+        "delivery": [h.delivery_id for h in hits], "link": [h.link for h in hits],
+        "url": [h.url for h in hits], "at": [h.at for h in hits], "ip": [h.ip for h in hits],
+        "ua": [h.user_agent for h in hits], "job": new_id(), "actor": PROCESS_ACTOR,
+        "queue": QUEUE,
+    }, writes_jobs=True)  # fmt: skip
 
 
 async def request_processing(uow: UnitOfWork, delay: timedelta | None = None) -> None:

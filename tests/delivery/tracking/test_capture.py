@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from uuid import UUID
 
+import psycopg
+
 from delivery.tracking.capture import Captured, HitWriter
 from domain.db import create_engine, session_factory
 from domain.uow import UnitOfWork
@@ -31,8 +33,6 @@ def _run(database_url: str, work: "object") -> None:
 
 
 def _count(database_url: str, ws: UUID) -> int:
-    import psycopg
-
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM tracking_hits WHERE workspace_id = %s",
                            (ws,)).fetchone()  # fmt: skip
@@ -58,6 +58,10 @@ def test_hits_are_stored_on_cancel_and_a_gone_workspace_does_not_hold_up_the_res
 
     _run(database_url, work)
     assert _count(database_url, ws) == 8
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM outbox WHERE actor_name = 'tracking_process' "
+                           "AND args = jsonb_build_array(%s::text)", (str(ws),)).fetchone()  # fmt: skip
+    assert row == (1,), "two flushes queue the workspace's job once"
 
 
 def test_hits_are_kept_while_the_database_fails_and_stored_when_it_answers(database_url):
