@@ -27,6 +27,7 @@ from delivery.deliverability import model as m
 from delivery.deliverability import repository as repo
 from delivery.sending import message
 from delivery.tracking import repository as tracking_store
+from delivery.tracking import unsubscribes
 from delivery.tracking.processing import message_about
 from domain.uow import UnitOfWork
 
@@ -202,6 +203,8 @@ async def _act(
             uow, keys, links.LinkTarget(uow.workspace_id, target.profile_id, "email", target.purpose),
             links.Origin(), source=MAILTO_SOURCE,
         )  # fmt: skip
+        await unsubscribes.record_delivery(uow, target.delivery_id, target.purpose,
+                                           source=MAILTO_SOURCE)  # fmt: skip
         return decision.outcome
     source = f"report:{row.id}"
     digests = _digests(keys, uow, mine, decision.addresses)

@@ -74,7 +74,8 @@ tracking_hits = Table(
 )
 
 # The sending outcomes that become events on the profile (`Email Delivered`,
-# `Email Bounced`), queued by the trigger on `deliveries`.
+# `Email Bounced`), queued by the trigger on `deliveries` (no workspace check,
+# as for the deltas below).
 message_events = Table(
     "message_events",
     metadata,
@@ -170,8 +171,10 @@ message_stats = Table(
     ),
 )
 
-# No foreign key to `campaigns`: each inserted row would share-lock the
-# campaign's row; the roll-up drops the rows of a campaign deleted since.
+# No foreign key to `campaigns` or `workspaces` (nor a workspace check): each
+# inserted row would share-lock the referenced rows, and every row comes from a
+# delivery or a hit checked already. The roll-up drops the rows of a campaign
+# deleted since; a deleted workspace's go with it (migration 0026).
 message_stats_deltas = Table(
     "message_stats_deltas",
     metadata,

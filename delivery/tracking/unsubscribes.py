@@ -2,7 +2,7 @@
 
 The one-click link names the person and the purpose, not the message: the
 unsubscribe is the last message of that purpose sent to the person within
-the attribution window. It counts once per message, and lands as an
+the attribution window. A reply to the mailto address names its message. It counts once per message, and lands as an
 `Unsubscribed` event on the profile.
 """
 
@@ -28,11 +28,28 @@ async def record(uow: UnitOfWork, profile_id: UUID, purpose: str, *, source: str
     merged = await queries.merged_ids(uow, [survivor])
     sent = await repository.last_sent(uow, merged[survivor], purpose,
                                       now - conversions.listener.window)  # fmt: skip
-    if sent is None or not await repository.mark_unsubscribed(uow, sent, now):
+    return sent is not None and await _count(uow, sent, purpose, source)
+
+
+async def record_delivery(uow: UnitOfWork, delivery_id: UUID, purpose: str, *,
+                          source: str) -> bool:  # fmt: skip
+    """Count an unsubscribe that names its message (a reply to the mailto address)."""
+    sent = (await repository.deliveries(uow, [delivery_id])).get(delivery_id)
+    return sent is not None and await _count(uow, sent, purpose, source)
+
+
+async def _count(uow: UnitOfWork, sent: repository.Sent, purpose: str, source: str) -> bool:
+    now = uow.clock.now()
+    if not await repository.mark_unsubscribed(uow, sent, now):
         return False
     uow.defer(repository.add_deltas(uow, [
         repository.Delta(sent.campaign_id, sent.variant, hour(now), {"unsubscribed": 1}),
     ]))  # fmt: skip
+    found = await queries.profiles_by_id(uow, [sent.profile_id])
+    if sent.profile_id not in found:
+        return True
+    survivor = found[sent.profile_id].id
+    merged = await queries.merged_ids(uow, [survivor])
     emails = emails_of(merged, await queries.identities_of(uow, merged[survivor]))
     if survivor in emails:
         event = Message(type="track", message_id=f"unsubscribe-{sent.delivery_id}",

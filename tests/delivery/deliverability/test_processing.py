@@ -241,6 +241,19 @@ def test_mail_to_the_list_unsubscribe_address_unsubscribes_like_the_one_click_li
             "SELECT status, source FROM consent_records WHERE workspace_id = %s", (ws,)
         ).fetchall()
     assert (status, source) == ("WITHDRAWN", "mailto-unsubscribe")
+    with factories.seeding(database_url) as db:
+        [(properties,)] = db.execute(
+            "SELECT properties FROM events WHERE workspace_id = %s AND name = 'Unsubscribed'",
+            (ws,),
+        ).fetchall()
+        [(unsubscribed,)] = db.execute(
+            "SELECT sum(unsubscribed) FROM (SELECT unsubscribed FROM message_stats_deltas "
+            "WHERE workspace_id = %s UNION ALL SELECT unsubscribed FROM message_stats "
+            "WHERE workspace_id = %s) s",
+            (ws, ws),
+        ).fetchall()
+    assert properties["campaign_id"] == str(sent.campaign_id), "counted against its message"
+    assert (properties["source"], unsubscribed) == ("mailto-unsubscribe", 1)
 
 
 def test_reports_received_by_mail_are_classified_and_acted_on(database_url):
