@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from cdp.segments.definition import DefinitionError
 from delivery.journeys import model as m
@@ -179,21 +179,6 @@ async def cancel(uow: UnitOfWork, journey_id: UUID, reason: str) -> None:
                             d.c.status.in_(("QUEUED", "DEFERRED")))
             .values(status="SKIPPED", reason=reason, updated_at=now)
         )  # fmt: skip
-
-
-async def counts(uow: UnitOfWork, journey_id: UUID) -> dict[str, dict[str, int]]:
-    """The journey's messages by step (all versions), then by status."""
-    c, d = campaigns, deliveries
-    rows = await uow.execute(
-        select(c.c.journey_step, d.c.status, func.count())
-        .select_from(d.join(c, (c.c.workspace_id == d.c.workspace_id) & (c.c.id == d.c.campaign_id)))
-        .where(c.c.workspace_id == uow.workspace_id, c.c.journey_id == journey_id)
-        .group_by(c.c.journey_step, d.c.status)
-    )  # fmt: skip
-    found: dict[str, dict[str, int]] = {}
-    for step, status, n in rows:
-        found.setdefault(step, {})[status] = int(n)
-    return found
 
 
 async def conversions(uow: UnitOfWork, journey_id: UUID) -> dict[str, int]:

@@ -406,21 +406,6 @@ async def counts(uow: UnitOfWork, campaign_ids: list[UUID]) -> dict[UUID, dict[s
     return found
 
 
-async def counts_by_variant(uow: UnitOfWork, campaign_id: UUID) -> dict[str, dict[str, int]]:
-    """The campaign's deliveries by variant, then by status."""
-    d = deliveries
-    rows = await uow.execute(
-        select(d.c.variant, d.c.status, func.count())
-        .where(d.c.workspace_id == uow.workspace_id, d.c.campaign_id == campaign_id,
-               d.c.variant.is_not(None))
-        .group_by(d.c.variant, d.c.status)
-    )  # fmt: skip
-    found: dict[str, dict[str, int]] = {}
-    for variant, status, n in rows:
-        found.setdefault(variant, {})[status] = int(n)
-    return found
-
-
 @dataclass(frozen=True)
 class DeliveryRow:
     id: UUID
