@@ -93,7 +93,7 @@ def message_about(sent: repo.Sent) -> dict[str, Any]:
     return found
 
 
-async def _emails(uow: UnitOfWork, profile_ids: Iterable[UUID]) -> dict[UUID, str]:
+async def current_emails(uow: UnitOfWork, profile_ids: Iterable[UUID]) -> dict[UUID, str]:
     """The address each profile (by the id asked) is reached at now; the erased have none."""
     asked = sorted(set(profile_ids))
     found = await queries.profiles_by_id(uow, asked)
@@ -168,7 +168,9 @@ async def process_hits(uow: UnitOfWork, rules: machines.Rules, limit: int = BATC
             events.append((_hit_event(hit, of, verdict, now), of.profile_id))
         done.append(repo.Classified(hit.id, of.profile_id, verdict.machine, verdict.reason,
                                     verdict.proxy))  # fmt: skip
-    await _store_events(uow, events, await _emails(uow, [s.profile_id for s in sent.values()]))
+    await _store_events(
+        uow, events, await current_emails(uow, [s.profile_id for s in sent.values()])
+    )
     uow.defer(
         repo.mark_hits(uow, done, now),
         repo.save_engagement(uow, list(rows.values()), sent),
@@ -197,5 +199,7 @@ async def process_message_events(uow: UnitOfWork, limit: int = BATCH) -> int:
         events.append((Message(type="track", message_id=f"{item.kind}-{item.delivery_id}",
                                timestamp=item.at, received_at=now, name=name,
                                properties=properties), of.profile_id))  # fmt: skip
-    await _store_events(uow, events, await _emails(uow, [s.profile_id for s in sent.values()]))
+    await _store_events(
+        uow, events, await current_emails(uow, [s.profile_id for s in sent.values()])
+    )
     return len(queued)

@@ -22,19 +22,23 @@ QUEUE = "deliverability"
 ALL_COUNTERS = (*COUNTERS, "revenue")
 
 
-# The hits of one flush, and the workspace's processing job unless one is queued:
-# one statement, sent with the COMMIT, so a flush costs a single round trip.
-_QUEUE_HITS = (
-    "WITH stored AS (INSERT INTO tracking_hits (workspace_id, id, kind, delivery_id, link, url, "
-    " at, ip, user_agent) "
-    " SELECT %(ws)s, * FROM unnest(%(id)s::uuid[], %(kind)s::text[], %(delivery)s::uuid[], "
-    "  %(link)s::int[], %(url)s::text[], %(at)s::timestamptz[], %(ip)s::text[], "
-    "  %(ua)s::text[]) ON CONFLICT DO NOTHING RETURNING 1), "
+# After a CTE `stored` that wrote something: the workspace's request and its
+# processing job, unless one is queued already.
+_AND_REQUEST = (
     "requested AS (INSERT INTO tracking_requests (workspace_id) SELECT %(ws)s "
     " WHERE EXISTS (SELECT 1 FROM stored) ON CONFLICT DO NOTHING RETURNING workspace_id) "
     "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
     "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
     "FROM requested RETURNING id"
+)
+# The hits of one flush and the job: one statement, sent with the COMMIT, so a
+# flush costs a single round trip.
+_QUEUE_HITS = (
+    "WITH stored AS (INSERT INTO tracking_hits (workspace_id, id, kind, delivery_id, link, url, "  # noqa: S608 - fixed text
+    " at, ip, user_agent) "
+    " SELECT %(ws)s, * FROM unnest(%(id)s::uuid[], %(kind)s::text[], %(delivery)s::uuid[], "
+    "  %(link)s::int[], %(url)s::text[], %(at)s::timestamptz[], %(ip)s::text[], "
+    "  %(ua)s::text[]) ON CONFLICT DO NOTHING RETURNING 1), " + _AND_REQUEST
 )
 
 
@@ -137,13 +141,17 @@ class Sent:
     reason: str | None
 
 
+_SENT = (
+    "SELECT d.id, d.profile_id, d.campaign_id, c.name, coalesce(d.variant, ''), "
+    " c.journey_id, c.journey_step, d.sent_at, d.reason "
+    "FROM deliveries d JOIN campaigns c ON c.workspace_id = d.workspace_id "
+    " AND c.id = d.campaign_id"
+)
+
+
 async def deliveries(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Sent]:
     rows = await uow.fetch(
-        "SELECT d.id, d.profile_id, d.campaign_id, c.name, coalesce(d.variant, ''), "
-        " c.journey_id, c.journey_step, d.sent_at, d.reason "
-        "FROM deliveries d JOIN campaigns c ON c.workspace_id = d.workspace_id "
-        " AND c.id = d.campaign_id "
-        "WHERE d.workspace_id = %(ws)s AND d.id = ANY(%(ids)s::uuid[])",
+        f"{_SENT} WHERE d.workspace_id = %(ws)s AND d.id = ANY(%(ids)s::uuid[])",
         {"ws": uow.workspace_id, "ids": sorted(set(ids))},
     )
     return {row[0]: Sent(*row) for row in rows}
@@ -376,14 +384,9 @@ def attribute(uow: UnitOfWork, ids: Sequence[UUID], times: Sequence[datetime], *
 # The orders among a transaction's new events, queued for the tracking job,
 # which is queued too unless it is already.
 _QUEUE_ORDERS = (
-    "WITH queued AS (INSERT INTO tracking_orders (workspace_id, event_id, at) "
+    "WITH stored AS (INSERT INTO tracking_orders (workspace_id, event_id, at) "  # noqa: S608 - fixed text
     " SELECT %(ws)s, u.id, u.at FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[]) AS u(id, at) "
-    " ON CONFLICT DO NOTHING RETURNING 1), "
-    "requested AS (INSERT INTO tracking_requests (workspace_id) SELECT %(ws)s "
-    " WHERE EXISTS (SELECT 1 FROM queued) ON CONFLICT DO NOTHING RETURNING workspace_id) "
-    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
-    "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
-    "FROM requested RETURNING id"
+    " ON CONFLICT DO NOTHING RETURNING 1), " + _AND_REQUEST
 )
 
 
@@ -431,10 +434,7 @@ async def last_sent(
 ) -> Sent | None:
     """The newest message of `purpose` sent to any of these profiles since `since`."""
     rows = await uow.fetch(
-        "SELECT d.id, d.profile_id, d.campaign_id, c.name, coalesce(d.variant, ''), "
-        " c.journey_id, c.journey_step, d.sent_at, d.reason "
-        "FROM deliveries d JOIN campaigns c ON c.workspace_id = d.workspace_id "
-        " AND c.id = d.campaign_id "
+        f"{_SENT} "
         "WHERE d.workspace_id = %(ws)s AND d.profile_id = ANY(%(ids)s::uuid[]) "
         " AND d.sent_at >= %(since)s AND c.purpose = %(purpose)s "
         "ORDER BY d.sent_at DESC LIMIT 1",

@@ -10,9 +10,8 @@ from uuid import UUID
 
 from cdp import ingest, queries
 from cdp.model import Identifier, Message
-from delivery.sending.pipeline import emails_of
 from delivery.tracking import conversions, repository
-from delivery.tracking.processing import hour, message_about
+from delivery.tracking.processing import current_emails, hour, message_about
 from domain.uow import UnitOfWork
 
 UNSUBSCRIBED = "Unsubscribed"
@@ -45,16 +44,11 @@ async def _count(uow: UnitOfWork, sent: repository.Sent, purpose: str, source: s
     uow.defer(repository.add_deltas(uow, [
         repository.Delta(sent.campaign_id, sent.variant, hour(now), {"unsubscribed": 1}),
     ]))  # fmt: skip
-    found = await queries.profiles_by_id(uow, [sent.profile_id])
-    if sent.profile_id not in found:
-        return True
-    survivor = found[sent.profile_id].id
-    merged = await queries.merged_ids(uow, [survivor])
-    emails = emails_of(merged, await queries.identities_of(uow, merged[survivor]))
-    if survivor in emails:
+    email = (await current_emails(uow, [sent.profile_id])).get(sent.profile_id)
+    if email is not None:  # the erased have none
         event = Message(type="track", message_id=f"unsubscribe-{sent.delivery_id}",
                         timestamp=now, received_at=now, name=UNSUBSCRIBED,
                         properties=message_about(sent) | {"purpose": purpose, "source": source})  # fmt: skip
         await ingest.ingest(uow, [event], identified_by={
-            event.message_id: Identifier("email", emails[survivor])})  # fmt: skip
+            event.message_id: Identifier("email", email)})  # fmt: skip
     return True
