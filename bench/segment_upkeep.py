@@ -198,6 +198,7 @@ def main() -> None:
     print(machine_reference(), flush=True)
     rates: dict[str, list[float]] = {"none": [], "20 segments": []}
     spent: dict[str, list[float]] = {kind: [] for kind in rates}
+    python: dict[str, list[float]] = {kind: [] for kind in rates}
     with fresh_database() as database_url:
         spaces = {kind: [create_workspace(database_url) for _ in range(RUNS)] for kind in rates}
         with (
@@ -214,7 +215,7 @@ def main() -> None:
                     ws = spaces[kind][run]
                     events = make_events(args.events, seed=100 + run)
                     requests = requests_for(ws["write_key"], events)
-                    busy = machine_busy()
+                    busy, own = machine_busy(), _cpu(psutil.Process(worker.pid))
                     seconds, _, statuses = asyncio.run(
                         drive(server.host, server.port, requests, connections=CONNECTIONS)
                     )
@@ -223,6 +224,7 @@ def main() -> None:
                     drained = wait_drained(database_url, ws["workspace_id"])
                     idle = wait_idle(worker)
                     spent[kind].append((machine_busy() - busy) / sent * 1000)
+                    python[kind].append((_cpu(psutil.Process(worker.pid)) - own) / sent * 1000)
                     print(f"  {kind}: {sent / seconds:,.0f} events/s over {seconds:.1f} s "
                           f"({len(statuses) - sent // PER_REQUEST} non-200); "
                           f"upkeep queue empty {drained:.1f} s after, worker idle "
@@ -245,6 +247,9 @@ def main() -> None:
     print(f"machine CPU per 1,000 events, from the first request until the worker is idle: "
           f"{statistics.median(spent['none']):.2f} s without segments, "
           f"{statistics.median(spent['20 segments']):.2f} s with; the upkeep's share {cost:.2f} s")  # fmt: skip
+    print(f"  of which the worker process itself (Python; PostgreSQL's share is the rest): "
+          f"{statistics.median(python['none']):.2f} s without segments, "
+          f"{statistics.median(python['20 segments']):.2f} s with")  # fmt: skip
     if waits:
         p50, p99 = percentile(waits, 50), percentile(waits, 99)
         print(f"delay from an event's arrival to its membership entry, under this load: "

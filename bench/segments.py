@@ -634,6 +634,15 @@ def database(keep: bool) -> Iterator[str]:
     yield url
 
 
+def kept_workspace(database_url: str) -> UUID:
+    """The workspace an earlier run generated its data in."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM workspaces ORDER BY created_at LIMIT 1").fetchone()
+    if row is None:
+        raise SystemExit(f"no workspace in {database_url}: was it kept by a --keep run?")
+    return UUID(str(row[0]))
+
+
 def load(database_url: str, workspace_id: str, profiles: int, events: int) -> None:
     with ProcessPoolExecutor(1) as pool:
         counts = pool.submit(seed, database_url, workspace_id, profiles, events).result()
@@ -658,16 +667,23 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
     parser.add_argument(
+        "--reuse", metavar="URL",
+        help="evaluate in a database kept by an earlier --keep run, without generating data",
+    )  # fmt: skip
+    parser.add_argument(
         "--upkeep-events", type=int, default=100_000,
         help="events of the ingest-with-segments run (bench.segment_upkeep); 0 skips it",
     )  # fmt: skip
     args = parser.parse_args()
     print(machine_reference(), flush=True)
     started = time.perf_counter()
-    with database(args.keep) as url:
-        workspace_id = UUID(create_workspace(url)["workspace_id"])
-        load(url, str(workspace_id), args.profiles, args.events)
-        asyncio.run(evaluate(url, workspace_id, explain=args.explain))
+    if args.reuse:
+        asyncio.run(evaluate(args.reuse, kept_workspace(args.reuse), explain=args.explain))
+    else:
+        with database(args.keep) as url:
+            workspace_id = UUID(create_workspace(url)["workspace_id"])
+            load(url, str(workspace_id), args.profiles, args.events)
+            asyncio.run(evaluate(url, workspace_id, explain=args.explain))
     if args.upkeep_events:
         incremental_upkeep(args.upkeep_events)
     print(f"whole run: {time.perf_counter() - started:.0f} s")

@@ -20,6 +20,7 @@ Usage: python -m bench.send [--recipients 100000] [--processes 2] [--threads 4]
 import argparse
 import asyncio
 import contextlib
+import re
 import shutil
 import smtplib
 import subprocess
@@ -57,6 +58,10 @@ BASELINE_MESSAGES = 20_000
 PRE_RENDERED = 500
 TARGET_RATE, TARGET_RATIO, MEMORY_GOAL_MB = 1000, 0.5, 300
 STARTER = next(s for s in STARTERS if s.key == "welcome")
+
+
+# structlog's console lines at WARNING and above, and tracebacks.
+_WARNED = re.compile(r"\[(warning|error|critical)|Traceback")
 
 
 def smtp_sink() -> str | None:
@@ -235,6 +240,7 @@ def main() -> None:
                         break
                     time.sleep(0.2)
                 elapsed = time.perf_counter() - started
+            logged = [line.rstrip() for line in worker.lines if _WARNED.search(line)]
         # Again after the campaign, the worker stopped: the machine's speed drifts over a
         # run this long, and the ratio is taken to the mean of the two.
         after = baseline_rate(port, envelopes)
@@ -253,6 +259,8 @@ def main() -> None:
     print(f"CPU per message: worker {meter.server_seconds / per * 1000:.2f} ms, "
           f"PostgreSQL {meter.postgres_seconds / per * 1000:.2f} ms; "
           f"the machine idle {meter.idle_share:.0%} of the time")  # fmt: skip
+    print(f"worker log: {len(logged)} warnings and errors" + "".join(
+        f"\n  {line[:300]}" for line in dict.fromkeys(logged[:200])))  # fmt: skip
     peaks = sorted(memory.peaks.values(), reverse=True)
     peak_mb = peaks[0] / 2**20 if peaks else 0.0
     print(f"peak memory of a worker process: {peak_mb:.0f} MB (goal < {MEMORY_GOAL_MB} MB: "

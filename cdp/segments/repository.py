@@ -359,13 +359,15 @@ class MembershipChange:
 # scan, which costs nothing when nobody leaves): as a join, with the
 # members' statistics stale (never analyzed since they were written), the
 # planner expected one member and compared every member with every other.
+# Entries are inserted in profile order, so the index insertions walk each
+# index once instead of landing at random (bench/README.md, "Segments").
 _APPLY = (
     "WITH target AS MATERIALIZED ({members}), "
     "present AS MATERIALIZED (SELECT m.profile_id, m.ctid AS row FROM segment_members m "
     " WHERE m.workspace_id = %(ws)s AND m.segment_id = %(segment)s), "
     "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
     " SELECT %(ws)s, %(segment)s, t.id, %(at)s FROM target t "
-    " WHERE t.id NOT IN (SELECT profile_id FROM present) "
+    " WHERE t.id NOT IN (SELECT profile_id FROM present) ORDER BY t.id "
     " RETURNING profile_id), "
     "exited AS (DELETE FROM segment_members m WHERE m.ctid = ANY(ARRAY("
     "  SELECT row FROM present WHERE profile_id NOT IN (SELECT id FROM target))) "
@@ -406,7 +408,7 @@ _APPLY_VERDICTS = (
     " WHERE v.member <> (m.profile_id IS NOT NULL)), "
     "entered AS (INSERT INTO segment_members (workspace_id, segment_id, profile_id, since) "
     " SELECT %(ws)s, segment_id, profile_id, %(at)s FROM moved WHERE member "
-    " RETURNING segment_id, profile_id), "
+    " ORDER BY profile_id, segment_id RETURNING segment_id, profile_id), "
     "exited AS (DELETE FROM segment_members m USING moved x WHERE m.workspace_id = %(ws)s "
     " AND m.segment_id = x.segment_id AND m.profile_id = x.profile_id AND NOT x.member "
     " RETURNING m.segment_id, m.profile_id), "

@@ -6,6 +6,7 @@ from typing import Any
 
 from strawberry import relay
 
+from delivery.sending import repository as sending_repository
 from delivery.tracking import actors
 from domain.clock import FrozenClock
 from domain.uow import UnitOfWork
@@ -122,3 +123,54 @@ def test_processed_hits_are_deleted_after_their_keeping_time_and_not_before(
     assert hits() == 1
     prune(timedelta(days=31))
     assert hits() == 0
+
+
+def test_the_counters_agree_with_the_deliveries_whichever_statement_moved_them(
+    settings, database_url, sent
+):
+    """A SENT outcome written again, or one that finds its delivery moved first (a bounce
+    recorded before it), is counted once: the counters stay what the deliveries say."""
+    shop, _inbox = sent
+    again, raced = shop.people["p0@example.org"], shop.people["p1@example.org"]
+    later = T0 + timedelta(minutes=5)
+
+    async def delivery_of(uow: UnitOfWork, profile_id: Any) -> Any:
+        [row] = await uow.fetch("SELECT id FROM deliveries WHERE workspace_id = %(ws)s "
+                                "AND profile_id = %(p)s", {"ws": uow.workspace_id, "p": profile_id})  # fmt: skip
+        return row.id
+
+    async def moves(uow: UnitOfWork) -> None:
+        # p1's delivery as if its outcome were not yet written, then bounced before it is.
+        await uow.fetch(
+            "UPDATE deliveries SET status = 'QUEUED', sent_at = NULL WHERE workspace_id = %(ws)s "
+            "AND profile_id = %(p)s", {"ws": uow.workspace_id, "p": raced},
+        )  # fmt: skip
+        await uow.fetch(
+            "UPDATE deliveries SET status = 'BOUNCED', reason = '550 5.1.1' "
+            "WHERE workspace_id = %(ws)s AND profile_id = %(p)s",
+            {"ws": uow.workspace_id, "p": raced},
+        )
+        ids = [await delivery_of(uow, again), await delivery_of(uow, raced)]
+        await uow.commit()
+        async with uow.autocommit() as out:
+            await sending_repository.record_sent(
+                out, uow.workspace_id, [(ids[0], "<again@x>", later), (ids[1], "<raced@x>", later)]
+            )
+
+    async def from_deliveries(uow: UnitOfWork) -> tuple[int, int, int]:
+        [row] = await uow.fetch(
+            "SELECT count(sent_at) AS sent, count(sent_at) FILTER (WHERE status <> 'BOUNCED') "
+            " AS delivered, count(*) FILTER (WHERE status = 'BOUNCED') AS bounced "
+            "FROM deliveries WHERE workspace_id = %(ws)s", {"ws": uow.workspace_id},
+        )  # fmt: skip
+        return row.sent, row.delivered, row.bounced
+
+    shop.uow(moves)
+    shop.process()
+    with tracking_app(settings, database_url, shop.clock) as client:
+        body = gql(client, TOTALS, {"id": relay.to_base64("Campaign", shop.campaign_id)},
+                   token=shop.token)  # fmt: skip
+    stats = body["data"]["campaign"]["stats"]
+    assert (stats["sent"], stats["delivered"], stats["bounced"]) == shop.uow(from_deliveries)
+    assert (stats["sent"], stats["delivered"], stats["bounced"]) == (4, 4, 0)
+    assert [e.name for e in shop.events("p0@example.org")] == ["Email Delivered"]
