@@ -161,6 +161,13 @@ def wait_idle(worker: subprocess.Popen[bytes]) -> float:
     return time.monotonic() - started
 
 
+def checkpoint(database_url: str) -> None:
+    """Start each run just after a checkpoint, so that runs start alike: the first change to
+    each page after one writes the whole page to the WAL."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has spent not idle: every process, PostgreSQL's included."""
     times = psutil.cpu_times()
@@ -215,6 +222,7 @@ def main() -> None:
                     ws = spaces[kind][run]
                     events = make_events(args.events, seed=100 + run)
                     requests = requests_for(ws["write_key"], events)
+                    checkpoint(database_url)
                     busy, own = machine_busy(), _cpu(psutil.Process(worker.pid))
                     seconds, _, statuses = asyncio.run(
                         drive(server.host, server.port, requests, connections=CONNECTIONS)

@@ -23,6 +23,7 @@ from cdp.segments.tables import (
     segments,
 )
 from cdp.tables import events, profiles
+from domain.advisory import xact_lock
 from domain.sqlparams import array_literal
 from domain.uow import Statement, UnitOfWork
 
@@ -177,15 +178,12 @@ _FIRST_SEGMENT = "segment-first:{}"
 
 
 def change_lock(workspace_id: UUID) -> Statement:
-    key = _FIRST_SEGMENT.format(workspace_id)
-    return Statement("SELECT pg_advisory_xact_lock_shared(hashtextextended(%(key)s, 0))",
-                     {"key": key})  # fmt: skip
+    return xact_lock(_FIRST_SEGMENT.format(workspace_id), shared=True)
 
 
 async def lock_out_changes(uow: UnitOfWork) -> None:
     """Wait for the workspace's changes in flight, and hold new ones until this commits."""
-    key = _FIRST_SEGMENT.format(uow.workspace_id)
-    await uow.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    await uow.pipeline(xact_lock(_FIRST_SEGMENT.format(uow.workspace_id), shared=False))
 
 
 _QUEUE_CHANGES = (
@@ -194,12 +192,9 @@ _QUEUE_CHANGES = (
     " SELECT %(ws)s, %(rows)s::jsonb, %(profiles)s"
     " WHERE EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = %(ws)s)"
     " RETURNING 1), "
-    "held AS ("
-    " SELECT workspace_id FROM segment_upkeep_requests"
-    " WHERE workspace_id = %(ws)s AND EXISTS (SELECT 1 FROM queued) FOR KEY SHARE), "
     "requested AS ("
     " INSERT INTO segment_upkeep_requests (workspace_id)"
-    " SELECT %(ws)s WHERE EXISTS (SELECT 1 FROM queued) AND NOT EXISTS (SELECT 1 FROM held)"
+    " SELECT %(ws)s WHERE EXISTS (SELECT 1 FROM queued)"
     " ON CONFLICT DO NOTHING RETURNING workspace_id) "
     "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
     " SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}'"
@@ -212,11 +207,13 @@ def queue_changes(
 ) -> Statement:
     """Queue `profiles` profiles for upkeep (`rows`: JSON of [{pid, reasons}]), and the workspace's job if none is queued.
 
-    Nothing is queued in a workspace without segments. When a job is queued
-    already, its request row is share-locked until this change commits: the
-    job takes the request (`take_upkeep_request`) before it claims, so it
-    waits for the change and then sees its row; shared locks do not hold
-    concurrent changes up.
+    Nothing is queued in a workspace without segments. The change holds the
+    workspace's change lock shared (`change_lock`) until it commits, and the
+    job takes the request (`take_upkeep_request`) under that lock held
+    exclusively, before it claims: a change that found a job queued commits
+    before the job claims, so the job sees its row. Shared locks do not hold
+    concurrent changes up, and unlike a share lock on the request's row they
+    write nothing (many lockers of one row make a multixact each).
     """
     params = {
         "ws": workspace_id, "rows": rows, "profiles": profiles, "job": job_id, "actor": actor,
@@ -226,6 +223,8 @@ def queue_changes(
 
 
 async def take_upkeep_request(uow: UnitOfWork) -> None:
+    """Let the next change queue a new job, once the changes in flight have committed."""
+    await lock_out_changes(uow)
     await uow.execute(
         delete(segment_upkeep_requests).where(
             segment_upkeep_requests.c.workspace_id == uow.workspace_id

@@ -110,7 +110,7 @@ async def keep(uow: UnitOfWork, *reports: repo.NewReport) -> None:
     """
     if not reports:
         return
-    stored, _ = await uow.pipeline(*repo.store(uow.workspace_id, reports, job_id=new_id()))
+    _, stored, _ = await uow.pipeline(*repo.store(uow.workspace_id, reports, job_id=new_id()))
     fresh = sum(1 for r in reports if r.external_id is None)
     if len(stored) < fresh:
         # Only a relay's event seen before may be left out: mail is never dropped.

@@ -9,6 +9,7 @@ from uuid import UUID
 import orjson
 
 from delivery.deliverability import message_parts
+from domain.advisory import xact_lock
 from domain.uow import Statement, UnitOfWork
 
 PROCESS_ACTOR = "process_inbound"
@@ -51,13 +52,15 @@ class NewReport:
 
 
 # The reports, then the workspace's processing job unless one is queued
-# already (the same request-row pattern as the segments' upkeep: a queued
-# job's row is share-locked until this commits, and the job deletes its row
-# before it claims, so it sees these reports or a new job is queued for them).
-# Two statements of one round trip: the second answers a row only when it
+# already (the same request-row pattern as the segments' upkeep: the storing
+# transaction holds `_STORING` shared until it commits, and the job takes its
+# request under it held exclusively before it claims, so it sees these
+# reports or a new job is queued for them; `domain.advisory`). Statements of
+# one round trip: the last answers a row only when it
 # queued a job, which is what wakes the outbox relay after the commit. A
 # webhook event seen before is not stored again. The raw bytes travel as an
 # array beside the rest, matched by position.
+_STORING = "inbound-storing:{}"
 _STORE = (
     "INSERT INTO inbound_messages (workspace_id, id, source, external_id, received_at,"
     " mail_from, rcpt_to, size, raw, kind, bounce_class, status_code, recipients, message_id,"
@@ -74,10 +77,7 @@ _STORE = (
     " DO NOTHING RETURNING 1"
 )
 _QUEUE_JOB = (
-    "WITH held AS (SELECT workspace_id FROM inbound_requests WHERE workspace_id = %(ws)s"
-    " FOR KEY SHARE), "
-    "requested AS (INSERT INTO inbound_requests (workspace_id)"
-    " SELECT %(ws)s WHERE NOT EXISTS (SELECT 1 FROM held)"
+    "WITH requested AS (INSERT INTO inbound_requests (workspace_id) SELECT %(ws)s"
     " ON CONFLICT DO NOTHING RETURNING workspace_id) "
     "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options)"
     " SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}'"
@@ -95,11 +95,14 @@ def store(workspace_id: UUID, reports: Sequence[NewReport], *, job_id: UUID) -> 
     stored = {"ws": workspace_id, "rows": orjson.dumps(rows, default=str).decode(),
               "raws": [r.raw for r in reports]}  # fmt: skip
     job = {"ws": workspace_id, "job": job_id, "actor": PROCESS_ACTOR, "queue": QUEUE}
-    return [Statement(_STORE, stored, prepare=False),
+    return [xact_lock(_STORING.format(workspace_id), shared=True),
+            Statement(_STORE, stored, prepare=False),
             Statement(_QUEUE_JOB, job, writes_jobs=True)]  # fmt: skip
 
 
 async def take_request(uow: UnitOfWork) -> None:
+    """Let the next report queue a new job, once those being stored have committed."""
+    await uow.pipeline(xact_lock(_STORING.format(uow.workspace_id), shared=False))
     await uow.fetch(
         "DELETE FROM inbound_requests WHERE workspace_id = %(ws)s RETURNING 1",
         {"ws": uow.workspace_id},

@@ -4,7 +4,7 @@ import threading
 import time
 from typing import Any
 
-from cdp.segments import services
+from cdp.segments import repository, services
 from cdp.segments.upkeep import PendingListener
 from consent import audit
 from domain import changes
@@ -92,3 +92,37 @@ def test_a_change_that_comes_while_the_segment_is_made_waits_and_is_queued(datab
     assert changed.is_set()
     # It checked for segments after the segment committed, so it was queued.
     assert _pending(database_url, ws) == 1
+
+
+def test_the_upkeep_job_takes_its_request_only_after_the_changes_in_flight_commit(database_url):
+    """A change that finds the workspace's job queued queues no other: the job must then see
+    its row, so the job's taking of the request waits for it to commit."""
+    ws, notices = _pro_profile_change(database_url, "upkeep-request")
+    in_uow(database_url, ws, _make_pro_segment)
+
+    async def change(uow: UnitOfWork) -> None:
+        await uow.pipeline(*notices)
+
+    in_uow(database_url, ws, change)  # queues the job and its request
+    claimed: list[Any] = []
+    taken = threading.Event()
+
+    async def take_then_claim(uow: UnitOfWork) -> None:
+        await repository.take_upkeep_request(uow)
+        taken.set()
+        await uow.commit()
+        claimed.extend(await repository.claim_pending(uow, 100))
+
+    async def in_flight(uow: UnitOfWork) -> None:
+        claimed.extend(await repository.claim_pending(uow, 100))  # the first change's row
+        await uow.commit()
+        await uow.pipeline(*notices)
+        thread.start()
+        time.sleep(0.5)
+        assert not taken.is_set(), "the request was taken while a change was in flight"
+
+    thread = threading.Thread(target=lambda: in_uow(database_url, ws, take_then_claim))
+    in_uow(database_url, ws, in_flight)
+    thread.join(10)
+    assert taken.is_set()
+    assert len(claimed) == 2, "the job did not see the change that found it queued"
