@@ -56,10 +56,10 @@ class NewReport:
 # transaction holds `_STORING` shared until it commits, and the job takes its
 # request under it held exclusively before it claims, so it sees these
 # reports or a new job is queued for them; `domain.advisory`). Statements of
-# one round trip: the last answers a row only when it
-# queued a job, which is what wakes the outbox relay after the commit. A
-# webhook event seen before is not stored again. The raw bytes travel as an
-# array beside the rest, matched by position.
+# one round trip: the last answers a row only when it queued a job, which is
+# what wakes the outbox relay after the commit. A webhook event seen before
+# is not stored again. The raw bytes travel as an array beside the rest,
+# matched by position.
 _STORING = "inbound-storing:{}"
 _STORE = (
     "INSERT INTO inbound_messages (workspace_id, id, source, external_id, received_at,"

@@ -28,7 +28,6 @@ from delivery.journeys.engine import ACTIVE, COMPLETED, EXITED, Plan, Position
 from delivery.journeys.repository import EnrollmentRow, Entry, JourneyRow, Move
 from delivery.journeys.tables import journey_requests
 from domain import changes
-from domain.advisory import xact_lock
 from domain.ids import new_id
 from domain.uow import Statement, UnitOfWork
 
@@ -50,18 +49,15 @@ _QUEUE = (
     "queued AS (INSERT INTO journey_inbox (workspace_id, event_ids, event_ats, events) "
     " SELECT %(ws)s, e.ids, e.ats, cardinality(e.ids) FROM e WHERE e.ids IS NOT NULL "
     " RETURNING 1), "
+    "held AS (SELECT workspace_id FROM journey_requests WHERE workspace_id = %(ws)s "
+    " AND EXISTS (SELECT 1 FROM queued) FOR KEY SHARE), "
     "requested AS (INSERT INTO journey_requests (workspace_id) SELECT %(ws)s "
-    " WHERE EXISTS (SELECT 1 FROM queued) ON CONFLICT DO NOTHING RETURNING workspace_id) "
+    " WHERE EXISTS (SELECT 1 FROM queued) AND NOT EXISTS (SELECT 1 FROM held) "
+    " ON CONFLICT DO NOTHING RETURNING workspace_id) "
     "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
     "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
     "FROM requested RETURNING id"
 )
-
-
-# Held shared by a storing transaction from before it looks for a queued job
-# until it commits, and exclusively by the job while it takes its request
-# (`domain.advisory`).
-_CHANGES = "journey-changes:{}"
 
 
 class InboxListener:
@@ -77,8 +73,7 @@ class InboxListener:
             "names": [events.names[n] for n in named], "job": new_id(), "actor": INBOX_ACTOR,
             "queue": QUEUE,
         }  # fmt: skip
-        return [xact_lock(_CHANGES.format(workspace_id), shared=True),
-                Statement(_QUEUE, params, writes_jobs=True)]  # fmt: skip
+        return [Statement(_QUEUE, params, writes_jobs=True)]
 
 
 changes.register_events(InboxListener())
@@ -111,8 +106,6 @@ _CLAIM = (
 
 
 async def take_request(uow: UnitOfWork) -> None:
-    """Let the next storing transaction queue a new job, once those in flight have committed."""
-    await uow.pipeline(xact_lock(_CHANGES.format(uow.workspace_id), shared=False))
     await uow.execute(delete(journey_requests).where(
         journey_requests.c.workspace_id == uow.workspace_id))  # fmt: skip
 

@@ -38,10 +38,9 @@ def test_a_small_batch_locks_each_identifier_under_a_shared_workspace_lock(
     database_url: str, workspace: CreatedWorkspace
 ) -> None:
     exclusive, shared = asyncio.run(_locks_held(database_url, workspace.workspace.id, 10))
-    # Shared: the workspace's, the one a change holds against a first segment being made
-    # (cdp/segments/repository.py, `change_lock`), and the one new events hold against the
-    # journeys' job taking its request (delivery/journeys/inbox.py, `_CHANGES`).
-    assert (exclusive, shared) == (10, 3)
+    # Shared: the workspace's, and the one a change holds against a first segment being made
+    # (cdp/segments/repository.py, `change_lock`).
+    assert (exclusive, shared) == (10, 2)
 
 
 def test_a_batch_past_the_limit_takes_the_workspace_lock_alone(
@@ -49,5 +48,4 @@ def test_a_batch_past_the_limit_takes_the_workspace_lock_alone(
 ) -> None:
     users = MAX_IDENTIFIER_LOCKS * 5
     exclusive, shared = asyncio.run(_locks_held(database_url, workspace.workspace.id, users))
-    # The shared ones: a change's, against a first segment, and the journeys' inbox's.
-    assert (exclusive, shared) == (1, 2)
+    assert (exclusive, shared) == (1, 1)  # the shared one: a change's, against a first segment
