@@ -402,6 +402,25 @@ async def merged_ids(uow: UnitOfWork, survivors: Sequence[UUID]) -> dict[UUID, l
     return found
 
 
+async def current_emails(uow: UnitOfWork, profile_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """The address each profile (by the id asked, merged away or not) is reached at now: the
+    first, in code-point order, of the email identities of its survivor and of every profile
+    merged into it. An erased profile, or one with no email, is left out."""
+    rows = await uow.fetch(
+        "SELECT d.id AS asked, e.value FROM unnest(%(ids)s::uuid[]) AS d(id) "  # noqa: S608 - constant SQL
+        "CROSS JOIN LATERAL (SELECT p.id FROM profiles q JOIN profiles p "
+        f"ON p.workspace_id = q.workspace_id AND p.id = {survivor('q')} "
+        "WHERE q.workspace_id = %(ws)s AND q.id = d.id OFFSET 0) AS s "
+        'CROSS JOIN LATERAL (SELECT min(i.value COLLATE "C") AS value FROM ('
+        " SELECT s.id AS id UNION ALL SELECT m.id FROM profiles m "
+        " WHERE m.workspace_id = %(ws)s AND m.merged_into = s.id) AS o "
+        " JOIN identities i ON i.workspace_id = %(ws)s AND i.profile_id = o.id "
+        " AND i.kind = 'email') AS e WHERE e.value IS NOT NULL",
+        {"ws": uow.workspace_id, "ids": array_literal(sorted(set(profile_ids)))},
+    )
+    return {row.asked: row.value for row in rows}
+
+
 # The profile store's statements. `cdp.profile_store` runs them: the locks and
 # the reads of a batch in one round trip, its write in another.
 

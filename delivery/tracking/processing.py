@@ -16,7 +16,7 @@ campaign (or the journey and its step), the variant, and the delivery.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,7 +25,6 @@ from uuid import UUID
 
 from cdp import ingest, queries, traits
 from cdp.model import Identifier, Message
-from delivery.sending.pipeline import emails_of
 from delivery.tracking import machines
 from delivery.tracking import repository as repo
 from domain.uow import UnitOfWork
@@ -93,17 +92,6 @@ def message_about(sent: repo.Sent) -> dict[str, Any]:
     return found
 
 
-async def current_emails(uow: UnitOfWork, profile_ids: Iterable[UUID]) -> dict[UUID, str]:
-    """The address each profile (by the id asked) is reached at now; the erased have none."""
-    asked = sorted(set(profile_ids))
-    found = await queries.profiles_by_id(uow, asked)
-    survivors = {pid: row.id for pid, row in found.items()}
-    merged = await queries.merged_ids(uow, sorted(set(survivors.values())))
-    held = await queries.identities_of(uow, [i for ids in merged.values() for i in ids])
-    emails = emails_of(merged, held)
-    return {pid: emails[s] for pid, s in survivors.items() if s in emails}
-
-
 async def _store_events(
     uow: UnitOfWork, events: Sequence[tuple[Message, UUID]], emails: Mapping[UUID, str]
 ) -> None:
@@ -169,7 +157,7 @@ async def process_hits(uow: UnitOfWork, rules: machines.Rules, limit: int = BATC
         done.append(repo.Classified(hit.id, of.profile_id, verdict.machine, verdict.reason,
                                     verdict.proxy))  # fmt: skip
     await _store_events(
-        uow, events, await current_emails(uow, [s.profile_id for s in sent.values()])
+        uow, events, await queries.current_emails(uow, [s.profile_id for s in sent.values()])
     )
     uow.defer(
         repo.mark_hits(uow, done, now),
@@ -200,6 +188,6 @@ async def process_message_events(uow: UnitOfWork, limit: int = BATCH) -> int:
                                timestamp=item.at, received_at=now, name=name,
                                properties=properties), of.profile_id))  # fmt: skip
     await _store_events(
-        uow, events, await current_emails(uow, [s.profile_id for s in sent.values()])
+        uow, events, await queries.current_emails(uow, [s.profile_id for s in sent.values()])
     )
     return len(queued)

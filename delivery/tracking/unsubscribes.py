@@ -11,7 +11,7 @@ from uuid import UUID
 from cdp import ingest, queries
 from cdp.model import Identifier, Message
 from delivery.tracking import conversions, repository
-from delivery.tracking.processing import current_emails, hour, message_about
+from delivery.tracking.processing import hour, message_about
 from domain.uow import UnitOfWork
 
 UNSUBSCRIBED = "Unsubscribed"
@@ -44,7 +44,7 @@ async def _count(uow: UnitOfWork, sent: repository.Sent, purpose: str, source: s
     uow.defer(repository.add_deltas(uow, [
         repository.Delta(sent.campaign_id, sent.variant, hour(now), {"unsubscribed": 1}),
     ]))  # fmt: skip
-    email = (await current_emails(uow, [sent.profile_id])).get(sent.profile_id)
+    email = (await queries.current_emails(uow, [sent.profile_id])).get(sent.profile_id)
     if email is not None:  # the erased have none
         event = Message(type="track", message_id=f"unsubscribe-{sent.delivery_id}",
                         timestamp=now, received_at=now, name=UNSUBSCRIBED,

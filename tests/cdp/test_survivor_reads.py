@@ -14,7 +14,7 @@ from cdp.subjects import ProfileDirectory
 from domain.db import create_engine, session_factory
 from domain.uow import Statement, UnitOfWork
 from tests.support.database import APP_ROLE
-from tests.support.factories import event, profile, profiles, seeding
+from tests.support.factories import event, identity, profile, profiles, seeding
 
 PROFILES = 3000
 
@@ -102,3 +102,20 @@ def test_a_data_subject_from_a_merged_id_probes_the_index(database_url, workspac
     subject = _check(database_url, ws, lambda uow: ProfileDirectory().of_profile(uow, merged))
     assert subject is not None
     assert subject.profile_ids == (survivor, merged)
+
+
+def test_the_current_email_is_the_survivors_first_in_code_point_order(database_url, workspace):
+    ws = workspace.workspace.id
+    survivor, merged = _seed(database_url, ws)
+    with seeding(database_url) as conn:
+        # "-" sorts before "b" by code point, after it in most locales' collations.
+        identity(conn, ws, survivor, value="ab@example.com")
+        identity(conn, ws, merged, value="a-c@example.com")
+        no_email = profile(conn, ws, identifiers=[("phone", "+4930123456")])
+    gone = uuid.uuid4()
+    found = _check(
+        database_url,
+        ws,
+        lambda uow: queries.current_emails(uow, [merged, survivor, no_email, gone, merged]),
+    )
+    assert found == {merged: "a-c@example.com", survivor: "a-c@example.com"}
