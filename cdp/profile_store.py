@@ -92,8 +92,8 @@ def _profile_rows(
         if r.merged_into is not None:
             merged.add(r.id)
             continue
-        states[r.id] = ProfileState(
-            dict(r.traits), dict(r.trait_meta), dict(r.computed), restricted=r.restricted
+        states[r.id] = ProfileState.from_row(
+            r.traits, r.trait_meta, r.computed, restricted=r.restricted
         )
     holdings: dict[UUID, set[Identifier]] = {p: set() for p in states}
     for h in held:
@@ -300,7 +300,11 @@ async def _write_batch(
         conflicts=json_rows(conflicts),
         events=_event_rows(events, event_ids),
         groups=_group_rows(groups),
-        updated=_state_rows(states, survivors),
+        # An event that folds into nothing (`Email Delivered`, say) leaves its profile's row
+        # alone; an answer names every profile, so it writes them all.
+        updated=_state_rows(
+            states, survivors if answer else [p for p in survivors if not states[p].unchanged()]
+        ),
     )
     statements = [queries.ensure_partitions(events), write] if events else [write]
     notices = changes.statements(uow.workspace_id, _changed(resolver, events, identities, states))

@@ -58,6 +58,26 @@ class ProfileState:
     restricted: bool = False
     # Whether `apply_traits` changed a value, so that derived state (segments) is told.
     traits_changed: bool = field(default=False, compare=False)
+    # The traits, their meta, the computed traits and the restriction as read from the
+    # profile row; the folds never change those dicts in place (they assign into copies).
+    read: tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    @classmethod
+    def from_row(
+        cls, traits: dict[str, Any], meta: dict[str, Any], computed: dict[str, Any], *,
+        restricted: bool,
+    ) -> "ProfileState":  # fmt: skip
+        """The state of a stored profile, which remembers what was read."""
+        return cls(dict(traits), dict(meta), dict(computed), restricted=restricted,
+                   read=(traits, meta, computed, restricted))  # fmt: skip
+
+    def unchanged(self) -> bool:
+        """Whether this is a stored profile's state with nothing folded into it since it was
+        read: writing it back would change nothing but the row's version and time."""
+        now = (self.traits, self.meta, self.computed, self.restricted)
+        return self.read is not None and now == self.read
 
     def apply_traits(self, traits: dict[str, Any], at: datetime, source: str) -> None:
         when = stamp(at)

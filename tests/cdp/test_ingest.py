@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from cdp import queries
+from cdp import queries, traits
 from cdp.ingest import ingest
 from cdp.model import Message
 from domain.db import create_engine, session_factory, with_role
@@ -425,3 +425,31 @@ def test_a_batch_that_waits_on_a_profile_merged_away_follows_the_survivor(databa
         ws,
         anonymous,
     ) == [(0,)]
+
+
+def test_an_event_that_changes_nothing_leaves_the_profile_row_alone(database_url, workspace):
+    ws = workspace.workspace.id
+    traits.not_activity("Receipt Logged")
+    run(database_url, workspace, [msg("identify", user="quiet", traits={"plan": "pro"})])
+    pid = profile_of(database_url, ws, "user_id", "quiet")
+
+    def row():
+        return q(
+            database_url,
+            "SELECT xmin::text, updated_at, computed FROM profiles WHERE workspace_id=%s AND id=%s",
+            ws,
+            pid,
+        )[0]
+
+    before = row()
+    later = T0 + timedelta(hours=1)
+    run(database_url, workspace, [msg(user="quiet", name="Receipt Logged", at=later)])
+    assert row() == before
+    names = q(database_url, "SELECT name FROM events WHERE workspace_id=%s AND profile_id=%s",
+              ws, pid)  # fmt: skip
+    assert ("Receipt Logged",) in names
+
+    run(database_url, workspace, [msg(user="quiet", name="Page Viewed", at=later)])
+    xmin, _, computed = row()
+    assert xmin != before[0]
+    assert computed["last_seen"].startswith("2026-05-01T10:00")
