@@ -176,7 +176,7 @@ def _tables() -> None:
 # An update is counted row by row, and only where the status or sent_at moved:
 # the claims and lease renewals of the send path (most updates) cost a
 # comparison each, where a statement trigger built their transition tables.
-_MOVED_BY_UPDATE = """
+MOVED_BY_UPDATE = """
     SELECT NEW.workspace_id AS workspace_id, NEW.id AS id, NEW.campaign_id AS campaign_id,
            coalesce(NEW.variant, '') AS variant, 0 AS r, NEW.status AS n_status,
            NEW.sent_at AS n_sent, NEW.updated_at AS n_at, OLD.status AS o_status,
@@ -198,7 +198,7 @@ def _was(status: str) -> str:
 # `delivered` belong to the hour the message left (a later bounce takes
 # `delivered` back from that hour), the other outcomes to the hour they
 # happened. Then the outcomes that become events on the profile.
-def _body(moved: str) -> str:
+def stats_body(moved: str) -> str:
     return f"""
     WITH moved AS ({moved}),
     counted AS (
@@ -238,13 +238,13 @@ def _body(moved: str) -> str:
 def _trigger_functions() -> None:
     for name, moved in (
         ("cdp_delivery_stats_insert", _MOVED_BY_INSERT),
-        ("cdp_delivery_stats_update", _MOVED_BY_UPDATE),
+        ("cdp_delivery_stats_update", MOVED_BY_UPDATE),
     ):
         op.execute(
             f"""
             CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                {_body(moved)}
+                {stats_body(moved)}
                 RETURN NULL;
             END $$
             """
