@@ -16,6 +16,7 @@ from delivery.journeys.tables import (
     journey_versions,
     journeys,
 )
+from delivery.sending import repository as sending_store
 from domain.uow import UnitOfWork
 
 DRAFT, ACTIVE, PAUSED, ARCHIVED = "DRAFT", "ACTIVE", "PAUSED", "ARCHIVED"
@@ -270,20 +271,7 @@ async def record_moves(uow: UnitOfWork, moves: Sequence[Move]) -> None:
     left = [{"id": str(v.id), "reason": v.exit_reason or "exited"} for v in moves
             if v.state == "EXITED"]  # fmt: skip
     if left:
-        await uow.fetch(_SKIP_LEFT, {"ws": uow.workspace_id, "now": uow.clock.now(),
-                                     "rows": orjson.dumps(left).decode()})  # fmt: skip
-
-
-# A message of an enrollment that left (a purchase, an exit step) and that no
-# worker holds is not sent: a reminder held by quiet hours stays unsent.
-_SKIP_LEFT = (
-    "UPDATE deliveries d SET status = 'SKIPPED', reason = 'left the journey: ' || x.reason, "
-    " updated_at = %(now)s "
-    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(id uuid, reason text) "
-    "WHERE d.workspace_id = %(ws)s AND d.enrollment_id = x.id "
-    " AND d.status IN ('QUEUED', 'DEFERRED') AND (d.lease_until IS NULL OR d.lease_until < %(now)s) "
-    "RETURNING 1"
-)
+        await sending_store.skip_unsent_of_enrollments(uow, orjson.dumps(left).decode())
 
 
 async def active_of(uow: UnitOfWork, profile_ids: Sequence[UUID],
@@ -400,17 +388,6 @@ async def latest_of(
     return found
 
 
-_SKIP_PENDING = (
-    "UPDATE deliveries d SET status = 'SKIPPED', reason = 'left the journey: ' || x.reason, "
-    " updated_at = %(now)s "
-    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(journey uuid, profile uuid, reason text) "
-    "JOIN campaigns c ON c.workspace_id = %(ws)s AND c.journey_id = x.journey "
-    "WHERE d.workspace_id = %(ws)s AND d.campaign_id = c.id AND d.profile_id = x.profile "
-    " AND d.status IN ('QUEUED', 'DEFERRED') AND (d.lease_until IS NULL OR d.lease_until < %(now)s) "
-    "RETURNING 1"
-)
-
-
 async def skip_pending(uow: UnitOfWork, left: Sequence[tuple[UUID, UUID, str]]) -> None:
     """Skip the messages of these journeys not yet sent to these profiles, (journey, profile,
     why): a purchase also stops a reminder that quiet hours or a retry still hold after the
@@ -419,8 +396,7 @@ async def skip_pending(uow: UnitOfWork, left: Sequence[tuple[UUID, UUID, str]]) 
         return
     rows = orjson.dumps([{"journey": str(j), "profile": str(p), "reason": why}
                          for j, p, why in left]).decode()  # fmt: skip
-    await uow.fetch(_SKIP_PENDING, {"ws": uow.workspace_id, "now": uow.clock.now(),
-                                    "rows": rows})  # fmt: skip
+    await sending_store.skip_unsent_of_journeys(uow, rows)
 
 
 _ARRIVALS = (
@@ -448,3 +424,16 @@ async def arrivals_by_step(uow: UnitOfWork, journey_id: UUID) -> dict[str, int]:
         "AND journey_id = %(j)s", {"ws": uow.workspace_id, "j": journey_id},
     )  # fmt: skip
     return {row.step: int(row.entered) for row in rows}
+
+
+async def step_conversions(uow: UnitOfWork, journey_id: UUID) -> dict[str, int]:
+    """Per send step: the converted enrollments that were sent its message."""
+    rows = await uow.fetch(
+        "SELECT c.journey_step AS step, count(DISTINCT e.id) AS n FROM campaigns c "
+        "JOIN deliveries d ON d.workspace_id = c.workspace_id AND d.campaign_id = c.id "
+        "JOIN journey_enrollments e ON e.workspace_id = d.workspace_id AND e.id = d.enrollment_id "
+        "WHERE c.workspace_id = %(ws)s AND c.journey_id = %(j)s AND d.status = 'SENT' "
+        " AND e.converted_at IS NOT NULL GROUP BY c.journey_step",
+        {"ws": uow.workspace_id, "j": journey_id},
+    )
+    return {row.step: int(row.n) for row in rows}

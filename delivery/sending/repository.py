@@ -1,5 +1,7 @@
-"""The sending SQL: the audience snapshot, claiming a batch, recording outcomes, what is left."""
+"""The sending SQL: the audience snapshot, claiming a batch, recording outcomes, what is left,
+and the step campaigns of journeys."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -7,7 +9,8 @@ from uuid import UUID
 
 from sqlalchemy import func, select, update
 
-from delivery.sending.tables import deliveries
+from delivery.sending.tables import campaigns, deliveries
+from domain.ids import new_id
 from domain.uow import Autocommit, Statement, UnitOfWork
 
 _ASYNC_COMMIT = Statement("SELECT set_config('synchronous_commit', 'off', true)", {})
@@ -310,3 +313,137 @@ async def take_wake(uow: UnitOfWork, campaign_id: UUID, wake: datetime) -> bool:
     rows = await uow.fetch(_WAKE, {"ws": uow.workspace_id, "c": campaign_id, "wake": wake,
                                    "now": uow.clock.now()})  # fmt: skip
     return bool(rows)
+
+
+# A journey's send steps: each is a campaign with no segment, whose deliveries are
+# added as enrollments reach the step (`delivery.journeys.sends`).
+
+
+@dataclass(frozen=True)
+class StepCampaign:
+    """A send step's campaign, as a journey's version first opens it."""
+
+    journey_id: UUID
+    version: int
+    step_id: str
+    name: str
+    status: str
+    template_id: UUID
+    template_version: int
+    purpose: str
+    from_email: str
+    from_name: str | None
+    reply_to: str | None
+    domain_id: UUID
+
+
+async def open_step_campaign(uow: UnitOfWork, step: StepCampaign) -> None:
+    """Make the step's campaign unless this version's step has one already."""
+    now = uow.clock.now()
+    await uow.fetch(
+        "INSERT INTO campaigns (workspace_id, id, name, status, template_id, "
+        " template_version, purpose, from_email, from_name, reply_to, domain_id, started_at, "
+        " journey_id, journey_version, journey_step, created_at, updated_at) "
+        "VALUES (%(ws)s, %(id)s, %(name)s, %(status)s, %(template)s, %(tv)s, %(purpose)s, "
+        " %(from)s, %(from_name)s, %(reply_to)s, %(domain)s, %(now)s, %(journey)s, "
+        " %(version)s, %(step)s, %(now)s, %(now)s) "
+        "ON CONFLICT (workspace_id, journey_id, journey_version, journey_step) "
+        " WHERE journey_id IS NOT NULL DO NOTHING RETURNING id",
+        {"ws": uow.workspace_id, "id": new_id(), "name": step.name, "status": step.status,
+         "template": step.template_id, "tv": step.template_version, "purpose": step.purpose,
+         "from": step.from_email, "from_name": step.from_name, "reply_to": step.reply_to,
+         "domain": step.domain_id, "now": now, "journey": step.journey_id,
+         "version": step.version, "step": step.step_id},
+    )  # fmt: skip
+
+
+async def step_campaigns(
+    uow: UnitOfWork, journey_ids: Sequence[UUID]
+) -> dict[tuple[UUID, int, str], UUID]:
+    """The campaign of each (journey, version, step) of these journeys."""
+    c = campaigns
+    rows = await uow.execute(
+        select(c.c.id, c.c.journey_id, c.c.journey_version, c.c.journey_step).where(
+            c.c.workspace_id == uow.workspace_id, c.c.journey_id.in_(journey_ids))
+    )  # fmt: skip
+    return {(r.journey_id, r.journey_version, r.journey_step): r.id for r in rows}
+
+
+_QUEUE_STEP_DELIVERIES = (
+    "INSERT INTO deliveries (workspace_id, id, campaign_id, profile_id, enrollment_id, event, "
+    " status, due_at, updated_at) "
+    "SELECT %(ws)s, gen_random_uuid(), q.campaign, q.profile, q.enrollment, q.event, 'QUEUED', "
+    " %(now)s, %(now)s FROM jsonb_to_recordset(%(rows)s::jsonb) AS q(campaign uuid, "
+    " profile uuid, enrollment uuid, event jsonb) ON CONFLICT DO NOTHING"
+)
+
+
+async def queue_step_deliveries(uow: UnitOfWork, rows: str) -> None:
+    """A delivery per row of `rows` (JSON: campaign, profile, enrollment, event), at most one
+    per entry into the step."""
+    await uow.fetch(
+        _QUEUE_STEP_DELIVERIES, {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": rows}
+    )
+
+
+async def set_step_campaigns(uow: UnitOfWork, journey_id: UUID, status: str) -> list[UUID]:
+    """Move the journey's sending or paused step campaigns to `status`, except those the
+    reputation guard paused (they have a `paused_reason`); the ids moved."""
+    c = campaigns
+    rows = await uow.execute(
+        update(c).where(c.c.workspace_id == uow.workspace_id, c.c.journey_id == journey_id,
+                        c.c.status.in_(("SENDING", "PAUSED")), c.c.paused_reason.is_(None))
+        .values(status=status, updated_at=uow.clock.now()).returning(c.c.id)
+    )  # fmt: skip
+    return [row.id for row in rows]
+
+
+async def cancel_step_campaigns(uow: UnitOfWork, journey_id: UUID, reason: str) -> None:
+    """Cancel the journey's step campaigns; what they had not sent is skipped with `reason`."""
+    c, d, now = campaigns, deliveries, uow.clock.now()
+    ids = [r.id for r in await uow.execute(
+        update(c).where(c.c.workspace_id == uow.workspace_id, c.c.journey_id == journey_id)
+        .values(status="CANCELLED", finished_at=now, updated_at=now).returning(c.c.id)
+    )]  # fmt: skip
+    if ids:
+        await uow.execute(
+            update(d).where(d.c.workspace_id == uow.workspace_id, d.c.campaign_id.in_(ids),
+                            d.c.status.in_(("QUEUED", "DEFERRED")))
+            .values(status="SKIPPED", reason=reason, updated_at=now)
+        )  # fmt: skip
+
+
+# A message of an enrollment that left (a purchase, an exit step) and that no worker
+# holds is not sent: a reminder held by quiet hours stays unsent.
+_SKIP_OF_ENROLLMENTS = (
+    "UPDATE deliveries d SET status = 'SKIPPED', reason = 'left the journey: ' || x.reason, "
+    " updated_at = %(now)s "
+    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(id uuid, reason text) "
+    "WHERE d.workspace_id = %(ws)s AND d.enrollment_id = x.id "
+    " AND d.status IN ('QUEUED', 'DEFERRED') AND (d.lease_until IS NULL OR d.lease_until < %(now)s) "
+    "RETURNING 1"
+)
+_SKIP_OF_JOURNEYS = (
+    "UPDATE deliveries d SET status = 'SKIPPED', reason = 'left the journey: ' || x.reason, "
+    " updated_at = %(now)s "
+    "FROM jsonb_to_recordset(%(rows)s::jsonb) AS x(journey uuid, profile uuid, reason text) "
+    "JOIN campaigns c ON c.workspace_id = %(ws)s AND c.journey_id = x.journey "
+    "WHERE d.workspace_id = %(ws)s AND d.campaign_id = c.id AND d.profile_id = x.profile "
+    " AND d.status IN ('QUEUED', 'DEFERRED') AND (d.lease_until IS NULL OR d.lease_until < %(now)s) "
+    "RETURNING 1"
+)
+
+
+async def skip_unsent_of_enrollments(uow: UnitOfWork, rows: str) -> None:
+    """Skip the unheld, unsent messages of these enrollments (JSON rows: id, reason)."""
+    await uow.fetch(
+        _SKIP_OF_ENROLLMENTS, {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": rows}
+    )
+
+
+async def skip_unsent_of_journeys(uow: UnitOfWork, rows: str) -> None:
+    """Skip the unheld, unsent messages of these journeys to these profiles (JSON rows:
+    journey, profile, reason)."""
+    await uow.fetch(
+        _SKIP_OF_JOURNEYS, {"ws": uow.workspace_id, "now": uow.clock.now(), "rows": rows}
+    )
