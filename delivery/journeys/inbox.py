@@ -93,6 +93,8 @@ class Event:
                 "timestamp": self.timestamp.isoformat()}  # fmt: skip
 
 
+# Each event is a probe of its partition's key (OFFSET 0 keeps it one): a join read
+# every event of the workspace when the statistics were stale.
 _CLAIM = (
     "WITH claimed AS (SELECT i.id, i.event_ids, i.event_ats FROM journey_inbox i "
     " WHERE i.workspace_id = %(ws)s ORDER BY i.id LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
@@ -100,7 +102,9 @@ _CLAIM = (
     " WHERE d.workspace_id = %(ws)s AND d.id = c.id) "
     "SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, e.properties "
     "FROM claimed c CROSS JOIN LATERAL unnest(c.event_ids, c.event_ats) AS u(id, at) "
-    "JOIN events e ON e.workspace_id = %(ws)s AND e.id = u.id AND e.timestamp = u.at "
+    "CROSS JOIN LATERAL (SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, "
+    " e.properties FROM events e "
+    " WHERE e.workspace_id = %(ws)s AND e.id = u.id AND e.timestamp = u.at OFFSET 0) e "
     "ORDER BY e.timestamp, c.id"
 )
 

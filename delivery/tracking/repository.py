@@ -330,15 +330,20 @@ async def claim_message_events(uow: UnitOfWork, limit: int) -> list[MessageEvent
 # Each new `Order Completed` with a numeric revenue, attributed to the message
 # whose link the profile (or a profile merged into it) last clicked, by a
 # person, within the window before the order; `order_id` (else the message
-# id) counts an order once. The message converts on its first order.
+# id) counts an order once. The message converts on its first order. Each
+# order's event is a probe of its partition's key (OFFSET 0 keeps it one): a
+# join read every event of the workspace when the statistics were stale.
 ATTRIBUTE = """
 WITH orders AS (
     SELECT DISTINCT ON (x.order_id) x.* FROM (
         SELECT coalesce(e.properties->>'order_id', 'message:' || e.message_id) AS order_id,
                e.profile_id, (e.properties->>'revenue')::numeric AS revenue, e.timestamp AS at
         FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[]) AS u(id, at)
-        JOIN events e ON e.workspace_id = %(ws)s AND e.id = u.id AND e.timestamp = u.at
-        WHERE e.name = %(name)s AND jsonb_typeof(e.properties->'revenue') = 'number'
+        CROSS JOIN LATERAL (
+            SELECT e.properties, e.message_id, e.profile_id, e.timestamp FROM events e
+            WHERE e.workspace_id = %(ws)s AND e.id = u.id AND e.timestamp = u.at
+              AND e.name = %(name)s AND jsonb_typeof(e.properties->'revenue') = 'number'
+            OFFSET 0) e
     ) x ORDER BY x.order_id, x.at
 ),
 attributed AS (
