@@ -18,15 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete
-
 from cdp import queries
 from delivery.journeys import model as m
 from delivery.journeys import repository, services
 from delivery.journeys.definition import event_matches
 from delivery.journeys.engine import ACTIVE, COMPLETED, EXITED, Plan, Position
 from delivery.journeys.repository import EnrollmentRow, Entry, JourneyRow, Move
-from delivery.journeys.tables import journey_requests
 from domain import changes
 from domain.ids import new_id
 from domain.uow import Statement, UnitOfWork
@@ -38,27 +35,6 @@ CLAIM_BATCH = 10  # inbox rows (a storing transaction's events each) a batch tak
 # clock skew) does not enrol: an import of last year's carts sends nothing.
 ENTRY_MARGIN = timedelta(minutes=5)
 
-# One row per storing transaction, holding the ids of its events that a live
-# journey listens for: a row per event would make ingest write each event twice
-# (bench/README.md, "Journeys").
-_QUEUE = (
-    "WITH e AS (SELECT array_agg(e.id ORDER BY e.n) AS ids, array_agg(e.at ORDER BY e.n) AS ats "
-    " FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[], %(names)s::text[]) "
-    "  WITH ORDINALITY AS e(id, at, name, n) "
-    " WHERE e.name IN (SELECT l.name FROM journey_listens l WHERE l.workspace_id = %(ws)s)), "
-    "queued AS (INSERT INTO journey_inbox (workspace_id, event_ids, event_ats, events) "
-    " SELECT %(ws)s, e.ids, e.ats, cardinality(e.ids) FROM e WHERE e.ids IS NOT NULL "
-    " RETURNING 1), "
-    "held AS (SELECT workspace_id FROM journey_requests WHERE workspace_id = %(ws)s "
-    " AND EXISTS (SELECT 1 FROM queued) FOR KEY SHARE), "
-    "requested AS (INSERT INTO journey_requests (workspace_id) SELECT %(ws)s "
-    " WHERE EXISTS (SELECT 1 FROM queued) AND NOT EXISTS (SELECT 1 FROM held) "
-    " ON CONFLICT DO NOTHING RETURNING workspace_id) "
-    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
-    "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
-    "FROM requested RETURNING id"
-)
-
 
 class InboxListener:
     """Queues the new events that a live journey listens for (`domain.changes`)."""
@@ -67,13 +43,10 @@ class InboxListener:
         named = [n for n, name in enumerate(events.names) if name]
         if not named:
             return []
-        params = {
-            "ws": workspace_id, "ids": [events.ids[n] for n in named],
-            "times": [events.times[n] for n in named],
-            "names": [events.names[n] for n in named], "job": new_id(), "actor": INBOX_ACTOR,
-            "queue": QUEUE,
-        }  # fmt: skip
-        return [Statement(_QUEUE, params, writes_jobs=True)]
+        return [repository.queue_events(
+            workspace_id, [events.ids[n] for n in named], [events.times[n] for n in named],
+            [events.names[n] for n in named], job=(new_id(), INBOX_ACTOR, QUEUE),
+        )]  # fmt: skip
 
 
 changes.register_events(InboxListener())
@@ -93,25 +66,7 @@ class Event:
                 "timestamp": self.timestamp.isoformat()}  # fmt: skip
 
 
-# Each event is a probe of its partition's key (OFFSET 0 keeps it one): a join read
-# every event of the workspace when the statistics were stale.
-_CLAIM = (
-    "WITH claimed AS (SELECT i.id, i.event_ids, i.event_ats FROM journey_inbox i "
-    " WHERE i.workspace_id = %(ws)s ORDER BY i.id LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-    "gone AS (DELETE FROM journey_inbox d USING claimed c "
-    " WHERE d.workspace_id = %(ws)s AND d.id = c.id) "
-    "SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, e.properties "
-    "FROM claimed c CROSS JOIN LATERAL unnest(c.event_ids, c.event_ats) AS u(id, at) "
-    "CROSS JOIN LATERAL (SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, "
-    " e.properties FROM events e "
-    " WHERE e.workspace_id = %(ws)s AND e.id = u.id AND e.timestamp = u.at OFFSET 0) e "
-    "ORDER BY e.timestamp, c.id"
-)
-
-
-async def take_request(uow: UnitOfWork) -> None:
-    await uow.execute(delete(journey_requests).where(
-        journey_requests.c.workspace_id == uow.workspace_id))  # fmt: skip
+take_request = repository.take_inbox_request
 
 
 async def claim(uow: UnitOfWork, limit: int = CLAIM_BATCH) -> list[Event]:
@@ -121,9 +76,7 @@ async def claim(uow: UnitOfWork, limit: int = CLAIM_BATCH) -> list[Event]:
     two jobs side by side could apply a purchase before the cart it follows
     had enrolled anyone.
     """
-    await uow.fetch("SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
-                    {"key": f"journey-inbox:{uow.workspace_id}"})  # fmt: skip
-    rows = await uow.fetch(_CLAIM, {"ws": uow.workspace_id, "n": limit})
+    rows = await repository.claim_inbox(uow, limit)
     return [Event(r.id, r.profile_id, r.name, r.message_id, r.timestamp, r.properties)
             for r in rows]  # fmt: skip
 

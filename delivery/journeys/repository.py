@@ -13,11 +13,12 @@ from cdp import queries
 from delivery.journeys.tables import (
     journey_enrollments,
     journey_listens,
+    journey_requests,
     journey_versions,
     journeys,
 )
 from delivery.sending import repository as sending_store
-from domain.uow import UnitOfWork
+from domain.uow import Statement, UnitOfWork
 
 DRAFT, ACTIVE, PAUSED, ARCHIVED = "DRAFT", "ACTIVE", "PAUSED", "ARCHIVED"
 
@@ -437,3 +438,67 @@ async def step_conversions(uow: UnitOfWork, journey_id: UUID) -> dict[str, int]:
         {"ws": uow.workspace_id, "j": journey_id},
     )
     return {row.step: int(row.n) for row in rows}
+
+
+# The inbox (`delivery.journeys.inbox`).
+
+# One row per storing transaction, holding the ids of its events that a live
+# journey listens for: a row per event would make ingest write each event twice
+# (bench/README.md, "Journeys").
+_QUEUE_EVENTS = (
+    "WITH e AS (SELECT array_agg(e.id ORDER BY e.n) AS ids, array_agg(e.at ORDER BY e.n) AS ats "
+    " FROM unnest(%(ids)s::uuid[], %(times)s::timestamptz[], %(names)s::text[]) "
+    "  WITH ORDINALITY AS e(id, at, name, n) "
+    " WHERE e.name IN (SELECT l.name FROM journey_listens l WHERE l.workspace_id = %(ws)s)), "
+    "queued AS (INSERT INTO journey_inbox (workspace_id, event_ids, event_ats, events) "
+    " SELECT %(ws)s, e.ids, e.ats, cardinality(e.ids) FROM e WHERE e.ids IS NOT NULL "
+    " RETURNING 1), "
+    "held AS (SELECT workspace_id FROM journey_requests WHERE workspace_id = %(ws)s "
+    " AND EXISTS (SELECT 1 FROM queued) FOR KEY SHARE), "
+    "requested AS (INSERT INTO journey_requests (workspace_id) SELECT %(ws)s "
+    " WHERE EXISTS (SELECT 1 FROM queued) AND NOT EXISTS (SELECT 1 FROM held) "
+    " ON CONFLICT DO NOTHING RETURNING workspace_id) "
+    "INSERT INTO outbox (id, actor_name, queue_name, args, kwargs, options) "
+    "SELECT %(job)s, %(actor)s, %(queue)s, jsonb_build_array(%(ws)s::text), '{}', '{}' "
+    "FROM requested RETURNING id"
+)
+
+
+def queue_events(workspace_id: UUID, ids: Sequence[str], times: Sequence[datetime],
+                 names: Sequence[str | None], *, job: tuple[UUID, str, str]) -> Statement:  # fmt: skip
+    """The statement that queues a storing transaction's listened-for events, and the inbox
+    job (id, actor, queue) unless one is requested already."""
+    job_id, actor, queue = job
+    return Statement(_QUEUE_EVENTS, {
+        "ws": workspace_id, "ids": list(ids), "times": list(times), "names": list(names),
+        "job": job_id, "actor": actor, "queue": queue,
+    }, writes_jobs=True)  # fmt: skip
+
+
+# Each event is a probe of its partition's key (OFFSET 0 keeps it one): a join read
+# every event of the workspace when the statistics were stale.
+_CLAIM_INBOX = (
+    "WITH claimed AS (SELECT i.id, i.event_ids, i.event_ats FROM journey_inbox i "
+    " WHERE i.workspace_id = %(ws)s ORDER BY i.id LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+    "gone AS (DELETE FROM journey_inbox d USING claimed c "
+    " WHERE d.workspace_id = %(ws)s AND d.id = c.id) "
+    "SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, e.properties "
+    "FROM claimed c CROSS JOIN LATERAL unnest(c.event_ids, c.event_ats) AS u(id, at) "
+    "CROSS JOIN LATERAL (SELECT e.id, e.profile_id, e.name, e.message_id, e.timestamp, "
+    " e.properties FROM events e "
+    " WHERE e.workspace_id = %(ws)s AND e.id = u.id AND e.timestamp = u.at OFFSET 0) e "
+    "ORDER BY e.timestamp, c.id"
+)
+
+
+async def take_inbox_request(uow: UnitOfWork) -> None:
+    await uow.execute(delete(journey_requests).where(
+        journey_requests.c.workspace_id == uow.workspace_id))  # fmt: skip
+
+
+async def claim_inbox(uow: UnitOfWork, limit: int) -> list[Any]:
+    """The oldest queued events' rows, the inbox rows deleted with this transaction, under the
+    workspace's inbox lock (one batch at a time per workspace)."""
+    await uow.fetch("SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))",
+                    {"key": f"journey-inbox:{uow.workspace_id}"})  # fmt: skip
+    return list(await uow.fetch(_CLAIM_INBOX, {"ws": uow.workspace_id, "n": limit}))
