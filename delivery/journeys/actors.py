@@ -35,7 +35,7 @@ async def run_inbox(workspace_id: UUID) -> int:
     runtime = jobs.runtime()
     # The request goes first: an event stored from now on queues a new job.
     async with runtime.uow(workspace_id) as uow:
-        await inbox.take_request(uow)
+        await repository.take_inbox_request(uow)
         await uow.commit()
     total = 0
     while True:

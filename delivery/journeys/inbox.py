@@ -66,9 +66,6 @@ class Event:
                 "timestamp": self.timestamp.isoformat()}  # fmt: skip
 
 
-take_request = repository.take_inbox_request
-
-
 async def claim(uow: UnitOfWork, limit: int = CLAIM_BATCH) -> list[Event]:
     """The oldest queued events (deleted from the inbox with this transaction), by their time.
 

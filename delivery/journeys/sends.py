@@ -92,9 +92,6 @@ async def open_steps(
         ))  # fmt: skip
 
 
-step_campaigns = sending_store.step_campaigns
-
-
 @dataclass(frozen=True)
 class Wanted:
     """A message a step asks for: its campaign, to whom, for which entry, and its event."""
@@ -128,9 +125,6 @@ async def follow(uow: UnitOfWork, journey_id: UUID, status: str) -> None:
     if status == campaign_rules.SENDING:
         for campaign_id in moved:
             await campaign_rules.queue_batches(uow, campaign_id, jobs=1)
-
-
-cancel = sending_store.cancel_step_campaigns
 
 
 conversions = repository.step_conversions

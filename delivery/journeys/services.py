@@ -26,6 +26,7 @@ from delivery.journeys import repository, sends, timed
 from delivery.journeys.engine import Plan
 from delivery.journeys.repository import ACTIVE, ARCHIVED, DRAFT, PAUSED, JourneyRow
 from delivery.sending import campaigns as campaign_rules
+from delivery.sending import repository as sending_store
 from domain import references
 from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.ids import global_id_of, new_id
@@ -177,7 +178,7 @@ async def archive(uow: UnitOfWork, actor: audit.Actor, journey_id: UUID) -> Jour
     if journey.status == ARCHIVED:
         raise ConflictError("the journey is archived already", field="id")
     exited = await repository.exit_all(uow, journey_id, "journey archived")
-    await sends.cancel(uow, journey_id, "journey archived")
+    await sending_store.cancel_step_campaigns(uow, journey_id, "journey archived")
     await repository.set_listens(uow, journey_id, [])
     await timed.follow(uow, journey_id, None)
     await repository.set_journey(uow, journey_id, status=ARCHIVED)

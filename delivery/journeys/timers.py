@@ -16,6 +16,7 @@ from uuid import UUID
 from consent.keys import Keys
 from delivery.journeys import engine, profiles, repository, sends, services, timed
 from delivery.journeys.repository import ACTIVE, EnrollmentRow, Move
+from delivery.sending import repository as sending_store
 from domain.uow import UnitOfWork
 
 BATCH = 500
@@ -65,7 +66,7 @@ async def advance(uow: UnitOfWork, keys: Keys, rows: list[EnrollmentRow]) -> Adv
     with_traits = any(p.needs_zone for p in plans.values())
     people = await profiles.contexts(uow, keys, [r.profile_id for r in rows],
                                      with_traits=with_traits)  # fmt: skip
-    campaigns = await sends.step_campaigns(uow, sorted({r.journey_id for r in rows}))
+    campaigns = await sending_store.step_campaigns(uow, sorted({r.journey_id for r in rows}))
     now = uow.clock.now()
     moves: list[Move] = []
     wanted: list[sends.Wanted] = []

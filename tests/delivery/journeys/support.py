@@ -10,9 +10,10 @@ from uuid import UUID
 from cdp.ingest import ingest
 from cdp.model import Message
 from consent import audit
-from delivery.journeys import actors, repository, sends, services, timers
+from delivery.journeys import actors, repository, services, timers
 from delivery.sending import domains, pipeline, relay, throttle
 from delivery.sending import policy as rules
+from delivery.sending import repository as sending_store
 from delivery.templates import services as template_services
 from domain.clock import Clock, FrozenClock
 from domain.uow import UnitOfWork
@@ -139,7 +140,7 @@ class Shop:
 
             runtime = jobs.runtime()
             async with runtime.uow(self.workspace_id) as uow:
-                steps = await sends.step_campaigns(uow, [journey_id])
+                steps = await sending_store.step_campaigns(uow, [journey_id])
             for campaign_id in steps.values():
                 for _ in range(20):
                     tally = await pipeline.send_batch(lambda: runtime.uow(self.workspace_id),

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from delivery.journeys import sends, services
+from delivery.journeys import services
 from delivery.sending import campaigns
+from delivery.sending import repository as sending_store
 from domain.errors import ConflictError
 from domain.uow import UnitOfWork
 from tests.delivery.journeys.support import ACTOR, cart_definition, shop
@@ -128,7 +129,7 @@ def test_a_journeys_send_step_cannot_be_paused_resumed_or_cancelled_as_a_campaig
     journey = s.journey(cart_definition(s.template_id))
 
     async def try_all(uow: UnitOfWork) -> list[str]:
-        [step] = (await sends.step_campaigns(uow, [journey])).values()
+        [step] = (await sending_store.step_campaigns(uow, [journey])).values()
         refused = []
         for action in (campaigns.pause, campaigns.resume, campaigns.cancel, campaigns.send):
             with pytest.raises(ConflictError) as caught:
@@ -148,7 +149,7 @@ def test_a_journeys_step_keeps_one_delayed_batch_job_however_many_short_ones_end
     journey = s.journey(cart_definition(s.template_id))
 
     async def wakes(uow: UnitOfWork) -> list[bool]:
-        [step] = (await sends.step_campaigns(uow, [journey])).values()
+        [step] = (await sending_store.step_campaigns(uow, [journey])).values()
         later = uow.clock.now() + timedelta(hours=8)
         return [
             await sending_store.take_wake(uow, step, later),  # the first: queue it
