@@ -152,7 +152,7 @@ def _choose(op: Operation, owners: dict[Identifier, UUID]) -> tuple[Identifier, 
     return (*op.identifiers, known)
 
 
-def _event_rows(events: list[tuple[UUID, Message]], ids: list[str]) -> str:
+def event_rows(events: list[tuple[UUID, Message]], ids: list[str]) -> str:
     return json_rows(
         [
             {
@@ -298,7 +298,7 @@ async def _write_batch(
         created=_state_rows(states, created),
         identities=json_rows(identities),
         conflicts=json_rows(conflicts),
-        events=_event_rows(events, event_ids),
+        events=event_rows(events, event_ids),
         groups=_group_rows(groups),
         # An event that folds into nothing (`Email Delivered`, say) leaves its profile's row
         # alone; an answer names every profile, so it writes them all.

@@ -553,6 +553,29 @@ def read_owners_and_profiles(ws: UUID, wanted: Iterable[Identifier]) -> tuple[St
     return Statement(OWNERS_AND_PROFILES, probe), Statement(_HELD_BY_LOCKED, {"ws": ws})
 
 
+# Server-recorded events (`cdp.server_events`): each asked profile's survivor,
+# found on the statement's snapshot, then the survivors locked FOR SHARE in id
+# order, which waits for a merge or an erasure under way (both lock the
+# profiles FOR UPDATE first). `moved` tells a survivor merged away while this
+# waited; an asked profile missing from the answer is gone.
+_LOCK_SURVIVORS = (
+    "WITH s AS MATERIALIZED (SELECT d.id AS asked, "  # noqa: S608 - constant SQL
+    + survivor("q")
+    + " AS id FROM unnest(%(ids)s::uuid[]) AS d(id) CROSS JOIN LATERAL ("
+    "SELECT q.id, q.merged_into FROM profiles q WHERE q.workspace_id = %(ws)s AND q.id = d.id "
+    "OFFSET 0) AS q), "
+    "locked AS MATERIALIZED (SELECT p.* FROM unnest(ARRAY(SELECT DISTINCT s.id FROM s ORDER BY 1)) "
+    "AS d(id) CROSS JOIN LATERAL (SELECT p.id, p.merged_into FROM profiles p "
+    "WHERE p.workspace_id = %(ws)s AND p.id = d.id FOR SHARE) AS p) "
+    "SELECT s.asked, s.id, l.merged_into IS NOT NULL AS moved FROM s JOIN locked l ON l.id = s.id"
+)
+
+
+def lock_survivors(ws: UUID, profile_ids: Sequence[UUID]) -> Statement:
+    """Lock the survivors of `profile_ids` against merges: rows (asked, id, moved)."""
+    return Statement(_LOCK_SURVIVORS, {"ws": ws, "ids": array_literal(sorted(set(profile_ids)))})
+
+
 def ensure_partitions(events: list[tuple[UUID, Message]]) -> Statement:
     """Make the monthly event partitions that `events` fall in, if missing."""
     # No process-wide cache: a partition made in a transaction that rolls back is

@@ -11,8 +11,10 @@ person's. A click is also an open when the message had none: the images
 were off.
 
 The sending outcomes queued by the trigger on `deliveries` become
-`Email Delivered` and `Email Bounced` the same way. An event names the
-campaign (or the journey and its step), the variant, and the delivery.
+`Email Delivered` and `Email Bounced` on the delivery's profile; they change
+nothing of it, so they take the short path (`cdp.server_events`). An event
+names the campaign (or the journey and its step), the variant, and the
+delivery.
 """
 
 from collections import defaultdict
@@ -23,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from cdp import ingest, queries, traits
+from cdp import ingest, queries, server_events, traits
 from cdp.model import Identifier, Message
 from delivery.tracking import machines
 from delivery.tracking import repository as repo
@@ -175,7 +177,7 @@ async def process_message_events(uow: UnitOfWork, limit: int = BATCH) -> int:
         return 0
     now = uow.clock.now()
     sent = await repo.deliveries(uow, [e.delivery_id for e in queued])
-    events: list[tuple[Message, UUID]] = []
+    events: list[tuple[UUID, Message]] = []
     for item in queued:
         of = sent.get(item.delivery_id)
         if of is None:
@@ -184,10 +186,14 @@ async def process_message_events(uow: UnitOfWork, limit: int = BATCH) -> int:
         if item.kind == "bounced" and of.reason:
             properties["reason"] = of.reason
         name = BOUNCED if item.kind == "bounced" else DELIVERED
-        events.append((Message(type="track", message_id=f"{item.kind}-{item.delivery_id}",
-                               timestamp=item.at, received_at=now, name=name,
-                               properties=properties), of.profile_id))  # fmt: skip
-    await _store_events(
-        uow, events, await queries.current_emails(uow, [s.profile_id for s in sent.values()])
-    )
+        message = Message(
+            type="track",
+            message_id=f"{item.kind}-{item.delivery_id}",
+            timestamp=item.at,
+            received_at=now,
+            name=name,
+            properties=properties,
+        )
+        events.append((of.profile_id, message))
+    await server_events.record(uow, events)
     return len(queued)

@@ -119,3 +119,18 @@ def test_the_current_email_is_the_survivors_first_in_code_point_order(database_u
         lambda uow: queries.current_emails(uow, [merged, survivor, no_email, gone, merged]),
     )
     assert found == {merged: "a-c@example.com", survivor: "a-c@example.com"}
+
+
+def test_locking_the_survivors_of_server_events_probes_the_index(database_url, workspace):
+    ws = workspace.workspace.id
+    survivor, merged = _seed(database_url, ws)
+
+    async def lock(uow: UnitOfWork) -> Any:
+        [rows] = await uow.pipeline(queries.lock_survivors(ws, [merged, survivor, uuid.uuid4()]))
+        return rows
+
+    rows = _check(database_url, ws, lock)
+    assert {(r.asked, r.id, r.moved) for r in rows} == {
+        (merged, survivor, False),
+        (survivor, survivor, False),
+    }
