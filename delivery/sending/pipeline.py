@@ -291,7 +291,7 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
     lease.mine = {row.id for row in to_send}
     async with units() as uow, uow.autocommit() as out:  # the outcomes, a commit each
         for n, row in enumerate(to_send):
-            if n and n % CHECK_EVERY == 0 and not await _still_sending(units, campaign_id):
+            if n and n % CHECK_EVERY == 0 and not await _still_sending(out, batch):
                 await _release(units, [r.id for r in to_send[n:] if r.id in lease.mine],
                                lease.until)  # fmt: skip
                 return tally
@@ -354,9 +354,8 @@ async def _next_batch(uow: UnitOfWork, campaign_id: UUID, delay: timedelta | Non
                           queue_name=campaigns.QUEUE, delay_ms=delay_ms))  # fmt: skip
 
 
-async def _still_sending(units: Units, campaign_id: UUID) -> bool:
-    async with units() as uow:
-        return await repository.status(uow, campaign_id) == SENDING
+async def _still_sending(out: Autocommit, batch: _Batch) -> bool:
+    return await repository.status(out, batch.workspace_id, batch.campaign.id) == SENDING
 
 
 async def _release(units: Units, ids: list[UUID], held: datetime) -> None:

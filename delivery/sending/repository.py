@@ -145,12 +145,12 @@ async def record_now(
                                due_at=due_at))  # fmt: skip
 
 
-async def status(uow: UnitOfWork, campaign_id: UUID) -> str | None:
+async def status(out: Autocommit, workspace_id: UUID, campaign_id: UUID) -> str | None:
     """The campaign's status alone, for a sending batch's look at whether it was paused."""
-    rows = await uow.fetch(
+    rows = await out.fetch(Statement(
         "SELECT status FROM campaigns WHERE workspace_id = %(ws)s AND id = %(id)s",
-        {"ws": uow.workspace_id, "id": campaign_id},
-    )
+        {"ws": workspace_id, "id": campaign_id}, prepare=True,
+    ))  # fmt: skip
     return str(rows[0].status) if rows else None
 
 
