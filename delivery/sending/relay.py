@@ -17,6 +17,7 @@ is DEFERRED, never lost and never marked sent unless the relay accepted it.
 import asyncio
 import base64
 import functools
+import re
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -85,10 +86,15 @@ class RefusedError(Exception):
         self.code, self.reply = code, reply
 
 
+# A pattern that starts with a literal is searched for with memchr, far faster than
+# `bytes.replace` searches for two bytes (bench/README.md, "Sending").
+_DOT_AFTER_NEWLINE = re.compile(rb"\n\.")
+
+
 def _dot_stuffed(data: bytes) -> bytes:
     """The message as DATA carries it: a dot at the start of a line doubled, then the
     lone-dot line."""
-    stuffed = data.replace(b"\n.", b"\n..")
+    stuffed = _DOT_AFTER_NEWLINE.sub(b"\n..", data)
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     return stuffed + (b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n")
