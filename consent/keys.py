@@ -34,9 +34,15 @@ class Keys:
             raise ValidationError("the signing secret must not be empty")
         self._secret = secret.encode()
         self._serializers: dict[str, URLSafeSerializer] = {}
+        self._workspace_keys: dict[UUID, bytes] = {}  # a batch hashes many identifiers of one
 
     def _workspace_key(self, workspace_id: UUID) -> bytes:
-        return hmac.new(self._secret, b"suppression:" + workspace_id.bytes, hashlib.sha256).digest()
+        found = self._workspace_keys.get(workspace_id)
+        if found is None:
+            found = self._workspace_keys[workspace_id] = hmac.new(
+                self._secret, b"suppression:" + workspace_id.bytes, hashlib.sha256
+            ).digest()
+        return found
 
     def identifier_digest(self, workspace_id: UUID, kind: str, value: str) -> bytes:
         message = f"{kind}\x00{value}".encode()

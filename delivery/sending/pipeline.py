@@ -147,7 +147,8 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
     compiled = template_services.compiled_version(uow.workspace_id, version)
     domain = await domains.get(uow, campaign.domain_id)
     signers = await domains.signers(uow, sending.secret, domain)
-    links_for = template_recipients.LinkMaker(Keys(sending.secret), sending.base_url)
+    keys = Keys(sending.secret)
+    links_for = template_recipients.LinkMaker(keys, sending.base_url)
     people = await template_recipients.load(
         uow, [r.profile_id for r in rows], purpose=campaign.purpose, links_for=links_for
     )
@@ -162,7 +163,7 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
     return _Batch(
         campaign, compiled, await template_services.sender(uow), signers, domain.domain, people,
         emails_of(merged, held),
-        await refusals(uow, Keys(sending.secret), merged, held, campaign.purpose), survivors,
+        await refusals(uow, keys, merged, held, campaign.purpose), survivors,
         rules, recent, uow.workspace_id, uow.clock.now(),
     )  # fmt: skip
 
