@@ -7,6 +7,7 @@ or broker outages, and imports every context's actors.
 
 import asyncio
 import concurrent.futures
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -179,3 +180,7 @@ def setup() -> dramatiq.Broker:
 
 
 broker = setup()
+# Everything imported and set up by now lives as long as the process: out of the collector's
+# sight, a full collection no longer walks it, and it had walked it every few seconds while
+# sending, for a tenth of a worker's CPU (bench/README.md, "Sending").
+gc.freeze()
