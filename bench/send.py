@@ -14,7 +14,7 @@ and each worker process's peak memory (goal < 300 MB).
 smtp-sink comes with Debian's `postfix` package; without it (and without the
 rights to install it) the benchmark says so and stops.
 
-Usage: python -m bench.send [--recipients 100000] [--processes 2] [--threads 4]
+Usage: python -m bench.send [--recipients 100000] [--processes 3] [--threads 4]
 """
 
 import argparse
@@ -219,7 +219,7 @@ def wait_until_sent(db: psycopg.Connection[Any], campaign_id: UUID) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recipients", type=int, default=100_000)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     print(machine_reference(), flush=True)
