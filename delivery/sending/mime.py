@@ -64,52 +64,51 @@ def mailbox(address: str, name: str | None = None) -> str:
     return f"{cleaned} <{address}>"
 
 
-class _LineCache:
-    """Quoted-printable lines already encoded, the most recently used kept.
+class _PieceCache:
+    """Quoted-printable pieces already encoded, the most recently used kept.
 
-    Quoted-printable encodes each line on its own, and most lines of a
-    campaign's HTML are the template's, the same for every recipient: those
-    are encoded once. Lines are UTF-8 bytes: splitting and hashing bytes costs
-    less than the same on a string with any character beyond Latin-1.
+    Most of a campaign's HTML is the template's, the same for every
+    recipient: those pieces are encoded once. Pieces are UTF-8 bytes:
+    splitting and hashing bytes costs less than the same on a string with any
+    character beyond Latin-1.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.lines: OrderedDict[bytes, bytes] = OrderedDict()
+        self.pieces: OrderedDict[bytes, bytes] = OrderedDict()
 
-    def encoded(self, line: bytes) -> bytes:
-        found = self.lines.get(line)
+    def encoded(self, piece: bytes) -> bytes:
+        found = self.pieces.get(piece)
         if found is not None:
-            self.lines.move_to_end(line)
+            self.pieces.move_to_end(piece)
             return found
-        encoded = binascii.b2a_qp(line, quotetabs=False, istext=True, header=False)
-        found = encoded.replace(b"\n", b"\r\n")  # the soft line breaks
-        if len(line) >= _CACHED_LINE:
-            self.lines[line] = found
-            if len(self.lines) > self.size:
-                self.lines.popitem(last=False)
+        found = _encoded(piece)
+        if len(piece) >= _CACHED_PIECE:
+            self.pieces[piece] = found
+            if len(self.pieces) > self.size:
+                self.pieces.popitem(last=False)
         return found
 
 
-_CACHED_LINE = 64  # bytes; a shorter line costs less to encode than to look up
-_lines = _LineCache(512)
-# MJML writes most of a message's HTML on one line, with the recipient's
-# values in a few of its table rows: a line this long is encoded a row at a
-# time, so that the rows the recipients share come from the cache.
-_LONG_LINE = 1000  # bytes
+def _encoded(piece: bytes) -> bytes:
+    encoded = binascii.b2a_qp(piece, quotetabs=False, istext=True, header=False)
+    if any(len(line) > _MAX_QP_LINE for line in encoded.split(b"\n")):
+        # binascii lets a line whose last space it escapes before a line break run to 78
+        # characters; a line alone, its space is the data's end, which it gets right.
+        encoded = b"\n".join(
+            binascii.b2a_qp(line, quotetabs=False, istext=True, header=False)
+            for line in piece.split(b"\n")
+        )
+    return encoded.replace(b"\n", b"\r\n")
+
+
+_CACHED_PIECE = 64  # bytes; a shorter piece costs less to encode than to look up
+_pieces = _PieceCache(512)
+# MJML writes a message's HTML as table rows, the recipient's values in a few
+# of them: the text is encoded a row at a time, so that the rows the
+# recipients share come from the cache.
 _ROW = b"<tr"
 _MAX_QP_LINE = 76  # characters, the soft break's "=" included (RFC 2045)
-
-
-def _encoded_line(line: bytes) -> bytes:
-    if len(line) < _LONG_LINE:
-        return _lines.encoded(line)
-    first, *rows = line.split(_ROW)
-    pieces = [_lines.encoded(_ROW + row) for row in rows]
-    if first:
-        pieces.insert(0, _lines.encoded(first))
-    # A soft line break between pieces: read back, they are one line again.
-    return b"".join([_soft_break_after(p) for p in pieces[:-1]] + pieces[-1:])
 
 
 def _soft_break_after(encoded: bytes) -> bytes:
@@ -124,7 +123,17 @@ def _quoted_printable(text: str) -> bytes:
     raw = text.encode()
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return b"\r\n".join([_encoded_line(line) for line in raw.split(b"\n")])
+    first, *rows = raw.split(_ROW)
+    if not rows:
+        return _pieces.encoded(first)
+    pieces = [_pieces.encoded(_ROW + row) for row in rows]
+    if first:
+        pieces.insert(0, _pieces.encoded(first))
+    # Each piece starts a line: one that ends inside a line ends with a soft line break,
+    # so that read back, the two are one line again.
+    return b"".join(
+        [p if p.endswith(b"\r\n") else _soft_break_after(p) for p in pieces[:-1]] + pieces[-1:]
+    )
 
 
 def compose(headers: Sequence[tuple[str, str]], text: str, html: str) -> bytes:
