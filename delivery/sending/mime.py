@@ -104,10 +104,12 @@ def _encoded(piece: bytes) -> bytes:
 
 _CACHED_PIECE = 64  # bytes; a shorter piece costs less to encode than to look up
 _pieces = _PieceCache(512)
-# MJML writes a message's HTML as table rows, the recipient's values in a few
-# of them: the text is encoded a row at a time, so that the rows the
-# recipients share come from the cache.
+# MJML writes a message's HTML as a head, then the body's opening (with its
+# preheader), then table rows, the recipient's values in a few of them: the
+# text is encoded a piece at a time, so that the pieces the recipients share
+# come from the cache.
 _ROW = b"<tr"
+_BODY = b"<body"
 _MAX_QP_LINE = 76  # characters, the soft break's "=" included (RFC 2045)
 
 
@@ -127,8 +129,10 @@ def _quoted_printable(text: str) -> bytes:
     if not rows:
         return _pieces.encoded(first)
     pieces = [_pieces.encoded(_ROW + row) for row in rows]
-    if first:
-        pieces.insert(0, _pieces.encoded(first))
+    head, body, opening = first.partition(_BODY)
+    for piece in (body + opening, head) if body else (head,):
+        if piece:
+            pieces.insert(0, _pieces.encoded(piece))
     # Each piece starts a line: one that ends inside a line ends with a soft line break,
     # so that read back, the two are one line again.
     return b"".join(

@@ -75,7 +75,8 @@ def test_a_text_without_table_rows_is_each_of_its_lines_encoded(lines):
 
 ROW = st.sampled_from(['<tr><td style="padding:0">', "Hi Ann, ", "é ", "=", " ", "\t", "x" * 90,
                        "</td></tr>", "<tr", ".", "a" * 75 + " ", "x" * 74 + "é", "x" * 73 + "=",
-                       "x" * 75, "\n", " \n", "\t\n", "=\n", "x" * 80 + "\n"])  # fmt: skip
+                       "x" * 75, "\n", " \n", "\t\n", "=\n", "x" * 80 + "\n", '<body style="a">',
+                       "<body", "<head><title>Hi</title></head>"])  # fmt: skip
 
 
 @settings(max_examples=200, deadline=None)
