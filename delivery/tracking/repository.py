@@ -10,6 +10,7 @@ from uuid import UUID
 from delivery.tracking.tables import COUNTERS
 from domain.ids import new_id
 from domain.outbox import Job
+from domain.sqlparams import array_literal
 from domain.uow import Statement, UnitOfWork
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ _SENT = (
 async def deliveries(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Sent]:
     rows = await uow.fetch(
         f"{_SENT} WHERE d.workspace_id = %(ws)s AND d.id = ANY(%(ids)s::uuid[])",
-        {"ws": uow.workspace_id, "ids": sorted(set(ids))},
+        {"ws": uow.workspace_id, "ids": array_literal(sorted(set(ids)))},
     )
     return {row[0]: Sent(*row) for row in rows}
 
