@@ -92,9 +92,10 @@ class _PieceCache:
 
 def _encoded(piece: bytes) -> bytes:
     encoded = binascii.b2a_qp(piece, quotetabs=False, istext=True, header=False)
-    if any(len(line) > _MAX_QP_LINE for line in encoded.split(b"\n")):
-        # binascii lets a line whose last space it escapes before a line break run to 78
-        # characters; a line alone, its space is the data's end, which it gets right.
+    # binascii lets a line whose last space it escapes before a line break run to 78
+    # characters; a line alone, its space is the data's end, which it gets right.
+    spaced = b" \n" in piece or b"\t\n" in piece
+    if spaced and any(len(line) > _MAX_QP_LINE for line in encoded.split(b"\n")):
         encoded = b"\n".join(
             binascii.b2a_qp(line, quotetabs=False, istext=True, header=False)
             for line in piece.split(b"\n")
