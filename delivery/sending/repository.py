@@ -7,21 +7,26 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from delivery.sending.tables import campaigns, deliveries
 from domain.ids import new_id
 from domain.uow import Autocommit, Statement, UnitOfWork
 
 _ASYNC_COMMIT = Statement("SELECT set_config('synchronous_commit', 'off', true)", {})
+# The rows of a dead worker's batch first (`ix_deliveries_leased`, its lease passed),
+# then free rows by due time (`ix_deliveries_due`, which a claimed row leaves).
 _CLAIM = (
+    "WITH lapsed AS (SELECT id FROM deliveries WHERE workspace_id = %(ws)s "
+    " AND campaign_id = %(c)s AND status IN ('QUEUED', 'DEFERRED') "
+    " AND lease_until IS NOT NULL AND lease_until < %(now)s AND due_at <= %(now)s "
+    " ORDER BY lease_until LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+    "free AS (SELECT id FROM deliveries WHERE workspace_id = %(ws)s AND campaign_id = %(c)s "
+    " AND status IN ('QUEUED', 'DEFERRED') AND lease_until IS NULL AND due_at <= %(now)s "
+    " ORDER BY due_at LIMIT %(n)s - (SELECT count(*) FROM lapsed) FOR UPDATE SKIP LOCKED) "
     "UPDATE deliveries d SET lease_until = %(lease)s, attempts = d.attempts + 1, "
     " updated_at = %(now)s "
-    "WHERE d.workspace_id = %(ws)s AND d.id IN ("
-    " SELECT id FROM deliveries WHERE workspace_id = %(ws)s AND campaign_id = %(c)s "
-    " AND status IN ('QUEUED', 'DEFERRED') AND due_at <= %(now)s "
-    " AND (lease_until IS NULL OR lease_until < %(now)s) "
-    " ORDER BY due_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) "
+    "WHERE d.workspace_id = %(ws)s AND d.id IN (SELECT id FROM lapsed UNION ALL SELECT id FROM free) "
     "RETURNING d.id, d.profile_id, d.variant, d.attempts, d.event"
 )
 _RECORD = (
@@ -173,15 +178,21 @@ class Waiting:
 
 async def waiting(uow: UnitOfWork, campaign_id: UUID) -> Waiting:
     """How many of the campaign's deliveries are still to send, the soonest due, the last held."""
-    d = deliveries
-    row = (
-        await uow.execute(
-            select(func.count(), func.min(d.c.due_at), func.max(d.c.lease_until))
-            .where(d.c.workspace_id == uow.workspace_id, d.c.campaign_id == campaign_id,
-                   d.c.status.in_(("QUEUED", "DEFERRED")))
-        )
-    ).one()  # fmt: skip
-    return Waiting(int(row[0]), row[1], row[2])
+    [row] = await uow.fetch(_WAITING, {"ws": uow.workspace_id, "c": campaign_id})
+    return Waiting(int(row.n), row.due, row.lease)
+
+
+# The free rows and the held ones each by their own index.
+_WAITING = (
+    "SELECT sum(n) AS n, min(due) AS due, max(lease) AS lease FROM ("
+    " SELECT count(*) AS n, min(due_at) AS due, NULL::timestamptz AS lease FROM deliveries "
+    "  WHERE workspace_id = %(ws)s AND campaign_id = %(c)s "
+    "  AND status IN ('QUEUED', 'DEFERRED') AND lease_until IS NULL "
+    " UNION ALL "
+    " SELECT count(*), min(due_at), max(lease_until) FROM deliveries "
+    "  WHERE workspace_id = %(ws)s AND campaign_id = %(c)s "
+    "  AND status IN ('QUEUED', 'DEFERRED') AND lease_until IS NOT NULL) AS w"
+)
 
 
 async def insert_deliveries(

@@ -155,12 +155,21 @@ deliveries = Table(
         name="fk_deliveries_campaign",
         ondelete="CASCADE",
     ),
+    # Free to claim, and held by a batch (or by a dead worker's, once the lease passed):
+    # a claim reads each without walking past the rows the other batches hold.
     Index(
         "ix_deliveries_due",
         "workspace_id",
         "campaign_id",
         "due_at",
-        postgresql_where=text("status IN ('QUEUED', 'DEFERRED')"),
+        postgresql_where=text("status IN ('QUEUED', 'DEFERRED') AND lease_until IS NULL"),
+    ),
+    Index(
+        "ix_deliveries_leased",
+        "workspace_id",
+        "campaign_id",
+        "lease_until",
+        postgresql_where=text("status IN ('QUEUED', 'DEFERRED') AND lease_until IS NOT NULL"),
     ),
     Index("ix_deliveries_profile", "workspace_id", "profile_id", "sent_at"),
     Index(
