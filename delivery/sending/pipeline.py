@@ -32,7 +32,7 @@ from delivery.sending.sent_records import SentRecords
 from delivery.templates import recipients as template_recipients
 from delivery.templates import render as rendering
 from delivery.templates import services as template_services
-from delivery.templates.compiler import Part, parse_liquid
+from delivery.templates.compiler import CompiledTemplate, Part, parse_liquid
 from delivery.templates.model import Recipient, RenderedEmail, RenderError, Sender
 from delivery.tracking.links import track_html
 from delivery.tracking.tokens import Tokens
@@ -41,6 +41,7 @@ from domain.personal_data import Subject
 from domain.uow import Autocommit, UnitOfWork
 
 BATCH = 500
+RECOMMENDATIONS = "recommendations"  # the template variable (API.md, "Templates")
 LEASE = timedelta(minutes=5)
 CHECK_EVERY = 50  # messages between looks at whether the campaign was paused or cancelled
 RETRY_BASE = timedelta(minutes=1)
@@ -150,8 +151,9 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
     keys = Keys(sending.secret)
     links_for = template_recipients.LinkMaker(keys, sending.base_url)
     people = await template_recipients.load(
-        uow, [r.profile_id for r in rows], purpose=campaign.purpose, links_for=links_for
-    )
+        uow, [r.profile_id for r in rows], purpose=campaign.purpose, links_for=links_for,
+        recommending=_recommends(campaign, compiled),
+    )  # fmt: skip
     survivors = {pid: UUID(person.profile["id"]) for pid, person in people.items()}
     merged = await queries.merged_ids(uow, sorted(set(survivors.values())))
     held = await queries.identities_of(uow, [i for ids in merged.values() for i in ids])
@@ -166,6 +168,13 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
         await refusals(uow, keys, merged, held, campaign.purpose), survivors,
         rules, recent, uow.workspace_id, uow.clock.now(),
     )  # fmt: skip
+
+
+def _recommends(campaign: Campaign, compiled: CompiledTemplate) -> bool:
+    """Whether the campaign's messages show recommendations (a variant's subject may too)."""
+    return RECOMMENDATIONS in compiled.names or any(
+        RECOMMENDATIONS in v["subject"] for v in campaign.variants
+    )
 
 
 def _skip_reason(batch: _Batch, row: Claimed) -> str | None:

@@ -11,6 +11,7 @@ dropped (in a numeric attribute such as `width`, say).
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import mjml
@@ -59,6 +60,12 @@ class CompiledTemplate:
     # The text cannot be made once with the Liquid in place (see compile_template):
     # it is made from each recipient's HTML instead, at a cost of milliseconds.
     text_per_recipient: bool = False
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """The variables its parts read (`profile`, `recommendations`, ...)."""
+        parts = (self.subject, self.preheader, self.html, self.text)
+        return frozenset(n for p in parts if p is not None for n in names_used(p.template))
 
 
 def line_of(source: str, index: int) -> int:

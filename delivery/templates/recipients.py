@@ -61,6 +61,7 @@ async def load(
     purpose: str,
     links_for: LinkMaker,
     event: Mapping[str, Any] | None = None,
+    recommending: bool = True,
 ) -> dict[UUID, Recipient]:
     """Each asked profile's data for a message of `purpose`, by the id asked; a merged-away id
     gets its survivor's data, and a missing profile is left out."""
@@ -69,8 +70,9 @@ async def load(
     memberships = await segment_store.segments_of(uow, survivors)
     segment_ids = sorted({s for ids in memberships.values() for s in ids})
     names = {row.id: row.name for row in (await segment_store.get_many(uow, segment_ids)).values()}
-    viewed = await recommendations.recently_viewed(uow, survivors)
-    popular = [p.as_dict() for p in await recommendations.popular(uow)]
+    # Only for a template that reads them: the popular products read a week of orders.
+    viewed = await recommendations.recently_viewed(uow, survivors) if recommending else {}
+    popular = [p.as_dict() for p in await recommendations.popular(uow)] if recommending else []
     found: dict[UUID, Recipient] = {}
     for asked, row in found_rows.items():
         profile = RecipientProfile(

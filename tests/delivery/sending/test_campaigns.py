@@ -89,7 +89,7 @@ def _audience(database_url: str, ws: UUID) -> dict[str, list[UUID]]:
     return groups
 
 
-def _campaign(database_url: str, ws: UUID, **options: Any) -> UUID:
+def _campaign(database_url: str, ws: UUID, *, mjml: str = MJML, **options: Any) -> UUID:
     async def setup(uow: UnitOfWork) -> UUID:
         segment = await segment_services.create(
             uow, ACTOR, segment_services.SegmentInput("everyone", None, {"identifier": "email"})
@@ -97,7 +97,7 @@ def _campaign(database_url: str, ws: UUID, **options: Any) -> UUID:
         template = await template_services.create(
             uow,
             ACTOR,
-            template_services.TemplateInput("hello", "Hello {{ profile.traits.first_name }}", MJML),
+            template_services.TemplateInput("hello", "Hello {{ profile.traits.first_name }}", mjml),
         )
         await domains.add(uow, ACTOR, SECRET, "shop.example", ed25519=False)
         # Unthrottled: these tests are about what is sent, test_throttle.py about how fast.
@@ -193,6 +193,30 @@ def test_a_campaign_sends_one_signed_message_to_each_contactable_member_and_skip
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         signed = parsed["DKIM-Signature"].split("h=")[1].split(";")[0].split(":")
         assert {"list-unsubscribe", "list-unsubscribe-post"} <= set(signed)
+
+
+def test_a_template_that_shows_the_popular_products_gets_them_and_one_that_does_not_sends_too(
+    database_url, smtp
+):
+    inbox, port = smtp
+    shows = MJML.replace(
+        "Hi ", "{% for p in recommendations.popular %}Try {{ p.name }}. {% endfor %}Hi "
+    )
+    for mjml, expected in ((shows, True), (MJML, False)):
+        ws = new_workspace(database_url, "recommending").workspace.id
+        _audience(database_url, ws)
+        with factories.seeding(database_url) as db:
+            [someone] = factories.profiles(db, ws, 1)
+            factories.events(db, ws, 1, profile_id=someone, name="Order Completed",
+                             properties={"products": [{"product_id": "p-1", "name": "Trail Sock"}]})  # fmt: skip
+            db.commit()
+        inbox.messages.clear()
+        campaign_id = _campaign(database_url, ws, mjml=mjml)
+        assert _send_all(database_url, ws, campaign_id, port)["SENT"] == 45
+        bodies = [message_from_bytes(data, policy=default).get_body(("html",)).get_content()
+                  for _, _, data in inbox.messages]  # fmt: skip
+        assert len(bodies) == 45
+        assert all(("Try Trail Sock." in body) is expected for body in bodies)
 
 
 AUDIENCE = 10_000
