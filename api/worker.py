@@ -181,6 +181,5 @@ def setup() -> dramatiq.Broker:
 
 broker = setup()
 # Everything imported and set up by now lives as long as the process: out of the collector's
-# sight, a full collection no longer walks it, and it had walked it every few seconds while
-# sending, for a tenth of a worker's CPU (bench/README.md, "Sending").
+# sight, a full collection no longer walks it (bench/README.md, "Sending").
 gc.freeze()

@@ -39,12 +39,12 @@ async def record(uow: UnitOfWork, events: Sequence[tuple[UUID, Message]]) -> int
     claimed, locked = await uow.pipeline(
         queries.claim_message_ids(ws, list(unique)), queries.lock_survivors(ws, asked)
     )
-    for _ in range(_ATTEMPTS):
-        if not any(row.moved for row in locked):
-            break
+    attempts = 1
+    while any(row.moved for row in locked):
+        if attempts == _ATTEMPTS:
+            raise RuntimeError("profiles kept merging while their events waited")
         [locked] = await uow.pipeline(queries.lock_survivors(ws, asked))
-    else:
-        raise RuntimeError("profiles kept merging while their events waited")
+        attempts += 1
     survivors = {row.asked: row.id for row in locked}
     fresh = {row.message_id for row in claimed}
     stored = [(survivors[p], m) for mid, (p, m) in unique.items()

@@ -29,10 +29,9 @@ _SHA256 = {"digest_method": hashlib.sha256}
 class _LinkSerializer(URLSafeSerializer):
     """itsdangerous's URL-safe tokens, without first trying whether zlib makes them shorter.
 
-    For a payload of a few ids, zlib's set-up cost more than the rest of the
-    token, once or twice for every message a campaign sends, to save a few
-    dozen characters (bench/README.md, "Sending"). Tokens made either way
-    verify either way.
+    For a payload of a few ids zlib saves a few dozen characters, at a cost
+    paid once or twice for every message a campaign sends (bench/README.md,
+    "Sending"). Tokens made either way verify either way.
     """
 
     def dump_payload(self, obj: Any) -> bytes:

@@ -86,8 +86,8 @@ class RefusedError(Exception):
         self.code, self.reply = code, reply
 
 
-# A pattern that starts with a literal is searched for with memchr, far faster than
-# `bytes.replace` searches for two bytes (bench/README.md, "Sending").
+# A pattern that starts with a literal is searched for with memchr (bench/README.md,
+# "Sending").
 _DOT_AFTER_NEWLINE = re.compile(rb"\n\.")
 
 
