@@ -32,7 +32,7 @@ from delivery.sending.sent_records import SentRecords
 from delivery.templates import recipients as template_recipients
 from delivery.templates import render as rendering
 from delivery.templates import services as template_services
-from delivery.templates.compiler import CompiledTemplate, Part, parse_liquid
+from delivery.templates.compiler import CompiledTemplate, Part, names_used, parse_liquid
 from delivery.templates.model import Recipient, RenderedEmail, RenderError, Sender
 from delivery.tracking.links import track_html
 from delivery.tracking.tokens import Tokens
@@ -172,8 +172,9 @@ async def _prepare(uow: UnitOfWork, sending: Sending, campaign: Campaign,
 
 def _recommends(campaign: Campaign, compiled: CompiledTemplate) -> bool:
     """Whether the campaign's messages show recommendations (a variant's subject may too)."""
+    subjects = (_variant_subject(campaign, v["name"]) for v in campaign.variants)
     return RECOMMENDATIONS in compiled.names or any(
-        RECOMMENDATIONS in v["subject"] for v in campaign.variants
+        s is not None and RECOMMENDATIONS in names_used(s.template) for s in subjects
     )
 
 
