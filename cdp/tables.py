@@ -141,6 +141,12 @@ events = Table(
     Column("context", JSONB, nullable=False, info=PERSONAL),
     PrimaryKeyConstraint("workspace_id", "id", "timestamp"),
     Index("ix_events_profile_time", "workspace_id", "profile_id", "timestamp"),
+    Index(
+        "ix_events_orders",
+        "workspace_id",
+        "timestamp",
+        postgresql_where=text("type = 'track' AND name = 'Order Completed'"),
+    ),
     postgresql_partition_by="RANGE (timestamp)",
 )
 

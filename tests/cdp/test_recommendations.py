@@ -1,6 +1,7 @@
 """Recommendation blocks: popular products and recently viewed ones, as the runtime role reads them."""
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -205,6 +206,29 @@ def test_popular_only_counts_track_calls(database_url: str, ws: UUID) -> None:
     )
 
     assert _popular(database_url, ws) == []
+
+
+def test_popular_reads_only_orders_through_their_own_index(database_url: str, ws: UUID) -> None:
+    """Other events, however many, are not read: not even the campaign's `Email Delivered`."""
+    shopper = new_id()
+    _seed(database_url, ws, [
+        (shopper, name, timedelta(days=d), {"products": [_line("p1")]})
+        for name in (ORDERED, VIEWED, "Email Delivered") for d in (1, 40)
+    ])  # fmt: skip
+    params = {"ws": ws, "since": NOW - timedelta(days=7), "now": NOW, "limit": 4}
+    with psycopg.connect(with_role(database_url, APP_ROLE), autocommit=True) as conn:
+        conn.execute("SELECT set_config(%s, %s, false)", (WORKSPACE_SETTING, str(ws)))
+        conn.execute("SET enable_seqscan = off")
+        [[[plan]]] = conn.execute(
+            "EXPLAIN (FORMAT JSON) " + recommendations._POPULAR, params, prepare=False
+        ).fetchall()
+
+    scans = _event_scans(plan["Plan"])
+    assert scans
+    for scan, _ in scans:
+        assert scan["Node Type"] in ("Index Scan", "Bitmap Heap Scan")
+    names = json.dumps(plan)
+    assert names.count("workspace_id_timestamp_idx") == len(scans)
 
 
 @pytest.mark.parametrize(
