@@ -10,6 +10,7 @@ import orjson
 
 from delivery.deliverability import message_parts
 from domain.advisory import xact_lock
+from domain.sqlparams import array_literal
 from domain.uow import Statement, UnitOfWork
 
 PROCESS_ACTOR = "process_inbound"
@@ -212,11 +213,12 @@ async def deliveries(uow: UnitOfWork, ids: Sequence[UUID]) -> dict[UUID, Deliver
         "SELECT d.id, d.campaign_id,"
         " CASE WHEN p.merged_into IS NULL THEN d.profile_id ELSE p.merged_into END AS profile_id,"
         " d.status, d.message_id, c.purpose, c.status AS campaign_status"
-        " FROM deliveries d JOIN campaigns c ON c.workspace_id = d.workspace_id"
-        " AND c.id = d.campaign_id"
-        " LEFT JOIN profiles p ON p.workspace_id = d.workspace_id AND p.id = d.profile_id"
-        " WHERE d.workspace_id = %(ws)s AND d.id = ANY(%(ids)s::uuid[])",
-        {"ws": uow.workspace_id, "ids": list(ids)},
+        # A primary-key probe per id, as `tracking.repository.deliveries` reads them.
+        " FROM unnest(%(ids)s::uuid[]) AS u(id) CROSS JOIN LATERAL ("
+        " SELECT * FROM deliveries d WHERE d.workspace_id = %(ws)s AND d.id = u.id OFFSET 0) AS d"
+        " JOIN campaigns c ON c.workspace_id = d.workspace_id AND c.id = d.campaign_id"
+        " LEFT JOIN profiles p ON p.workspace_id = d.workspace_id AND p.id = d.profile_id",
+        {"ws": uow.workspace_id, "ids": array_literal(sorted(set(ids)))},
     )
     return {row.id: DeliveryRow(**row._asdict()) for row in rows}
 
