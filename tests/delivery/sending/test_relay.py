@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from delivery.sending import relay as relay_module
 from delivery.sending.message import Envelope
 from delivery.sending.relay import Connection, Pool, RelaySettings, Result, Tls
 from tests.support.proxy import free_port
@@ -152,6 +153,37 @@ def test_a_relay_that_went_away_is_reconnected_and_a_dead_one_defers(relay):
 
     asyncio.run(send())
     assert [to for _, to, _ in handler.accepted] == [["a@example.org"], ["c@example.org"]]
+
+
+async def _silent_after_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A relay that greets, answers EHLO, then reads and never answers again."""
+    writer.write(b"220 relay.test ESMTP\r\n")
+    await reader.readline()
+    writer.write(b"250-relay.test\r\n250 PIPELINING\r\n")
+    while await reader.read(4096):
+        pass
+    writer.close()
+
+
+def test_a_relay_gone_silent_is_given_up_on_and_the_message_deferred(monkeypatch):
+    monkeypatch.setattr(relay_module, "TIMEOUT", 0.4)
+
+    async def send() -> tuple[Any, float]:
+        server = await asyncio.start_server(_silent_after_hello, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connection = Connection(RelaySettings("127.0.0.1", port))
+        started = asyncio.get_running_loop().time()
+        try:
+            outcome = await connection.send(_envelope("a@example.org"))
+        finally:
+            await connection.close()
+            server.close()
+        return outcome, asyncio.get_running_loop().time() - started
+
+    outcome, took = asyncio.run(send())
+    assert outcome.result is Result.DEFERRED
+    assert "did not answer within" in outcome.reply
+    assert took < 3.0  # two tries, each given up on after its timeout
 
 
 def test_a_pool_used_from_a_new_event_loop_opens_a_new_connection(relay):

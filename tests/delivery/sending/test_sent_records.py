@@ -4,7 +4,6 @@ before its batch goes on, and a group's error reaches every member."""
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -26,11 +25,12 @@ AT = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 BATCHES = 6
 
 
-@dataclass(frozen=True)
 class _Counted(Autocommit):
     """An autocommit connection that keeps the statements it runs (they run for real)."""
 
-    ran: list[Statement] = field(default_factory=list)
+    def __init__(self, raw: psycopg.AsyncConnection[Any], clock: Any) -> None:
+        super().__init__(raw, clock)
+        self.ran: list[Statement] = []
 
     @property
     def statements(self) -> int:
