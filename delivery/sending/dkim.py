@@ -102,7 +102,7 @@ class Signer:
         names = [n for n in SIGNED_HEADERS if n in present]
         if "from" not in names:
             raise DkimError("a message without From cannot be signed")
-        body_hash = base64.b64encode(hashlib.sha256(_simple_body(body)).digest()).decode()
+        body_hash = base64.b64encode(_simple_body_hash(body)).decode()
         tags = (
             f"v=1; a={self.algorithm}; c=relaxed/simple; d={self.domain}; "
             f"s={self.selector}; t={int(time.time() if now is None else now)}; "
@@ -155,10 +155,12 @@ def _relaxed_header(name: str, value: bytes) -> bytes:
     return name.encode() + b":" + unfolded.strip(b" \t")
 
 
-def _simple_body(body: bytes) -> bytes:
-    """RFC 6376 section 3.4.3: the empty lines at the end go, and the body ends with one CRLF
-    (an empty body is a CRLF)."""
+def _simple_body_hash(body: bytes) -> bytes:
+    """SHA-256 of the body canonicalized as RFC 6376 section 3.4.3 has it: the empty lines at
+    the end go, and the body ends with one CRLF (an empty body is a CRLF)."""
     end = len(body)
     while body.endswith(b"\r\n", 0, end):
         end -= 2
-    return body[:end] + b"\r\n"
+    digest = hashlib.sha256(memoryview(body)[:end])  # hashed in place, not copied first
+    digest.update(b"\r\n")
+    return digest.digest()

@@ -68,21 +68,25 @@ class _PieceCache:
     """Quoted-printable pieces already encoded, the most recently used kept.
 
     Most of a campaign's HTML is the template's, the same for every
-    recipient: those pieces are encoded once. Pieces are UTF-8 bytes:
+    recipient: those pieces are encoded once, and kept both as they end a
+    part and as another piece follows them. Pieces are UTF-8 bytes:
     splitting and hashing bytes costs less than the same on a string with any
     character beyond Latin-1.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.pieces: OrderedDict[bytes, bytes] = OrderedDict()
+        self.pieces: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
 
-    def encoded(self, piece: bytes) -> bytes:
+    def encoded(self, piece: bytes) -> tuple[bytes, bytes]:
+        """The piece encoded: alone, and followed by another piece (with a soft line break,
+        unless it ends a line)."""
         found = self.pieces.get(piece)
         if found is not None:
             self.pieces.move_to_end(piece)
             return found
-        found = _encoded(piece)
+        alone = _encoded(piece)
+        found = alone, alone if alone.endswith(b"\r\n") else _soft_break_after(alone)
         if len(piece) >= _CACHED_PIECE:
             self.pieces[piece] = found
             if len(self.pieces) > self.size:
@@ -128,7 +132,7 @@ def _quoted_printable(text: str) -> bytes:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     first, *rows = raw.split(_ROW)
     if not rows:
-        return _pieces.encoded(first)
+        return _pieces.encoded(first)[0]
     pieces = [_pieces.encoded(_ROW + row) for row in rows]
     head, body, opening = first.partition(_BODY)
     for piece in (body + opening, head) if body else (head,):
@@ -136,9 +140,7 @@ def _quoted_printable(text: str) -> bytes:
             pieces.insert(0, _pieces.encoded(piece))
     # Each piece starts a line: one that ends inside a line ends with a soft line break,
     # so that read back, the two are one line again.
-    return b"".join(
-        [p if p.endswith(b"\r\n") else _soft_break_after(p) for p in pieces[:-1]] + pieces[-1:]
-    )
+    return b"".join([followed for _, followed in pieces[:-1]] + [pieces[-1][0]])
 
 
 def compose(headers: Sequence[tuple[str, str]], text: str, html: str) -> bytes:

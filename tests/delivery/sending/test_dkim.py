@@ -1,5 +1,6 @@
 """Messages signed here verify with dkimpy, for RSA and Ed25519, and tampering breaks them."""
 
+import hashlib
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delivery.sending.dkim import DkimError, KeyPair, Signer, _simple_body, generate
+from delivery.sending.dkim import DkimError, KeyPair, Signer, _simple_body_hash, generate
 
 RSA = generate("rsa-sha256")
 ED25519 = generate("ed25519-sha256")
@@ -114,4 +115,4 @@ def _rfc_simple_body(body: bytes) -> bytes:
 @given(body=st.binary(max_size=60).map(lambda b: bytes(c for c in b if c in b"ab =\t\r\n")))
 def test_the_body_is_canonicalized_as_the_rfc_says(body):
     # Bare CR or LF are not line ends; they stay inside a line as they are.
-    assert _simple_body(body) == _rfc_simple_body(body)
+    assert _simple_body_hash(body) == hashlib.sha256(_rfc_simple_body(body)).digest()
