@@ -14,7 +14,13 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadData,
+    SignatureExpired,
+    Signer,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 from itsdangerous.encoding import base64_encode
 
 from domain.errors import AuthorizationError, ValidationError
@@ -26,16 +32,40 @@ CONFIRM = "cdp.confirm-consent"
 _SHA256 = {"digest_method": hashlib.sha256}
 
 
+class _KeptKeySigner(Signer):
+    """itsdangerous's signer, its signing key derived once rather than for every token."""
+
+    _derived: bytes | None = None
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        if secret_key is not None:  # verifying tries each key it is given
+            return super().derive_key(secret_key)
+        if self._derived is None:
+            self._derived = super().derive_key()
+        return self._derived
+
+
 class _LinkSerializer(URLSafeSerializer):
-    """itsdangerous's URL-safe tokens, without first trying whether zlib makes them shorter.
+    """itsdangerous's URL-safe tokens, without first trying whether zlib makes them shorter,
+    and with one signer kept for its salt.
 
     For a payload of a few ids zlib saves a few dozen characters, at a cost
-    paid once or twice for every message a campaign sends (bench/README.md,
-    "Sending"). Tokens made either way verify either way.
+    paid once or twice for every message a campaign sends, as was a new
+    signer and key each token (bench/README.md, "Sending"). Tokens made
+    either way verify either way.
     """
+
+    _signer: Signer | None = None
 
     def dump_payload(self, obj: Any) -> bytes:
         return base64_encode(orjson.dumps(obj))
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        if salt is not None:
+            return super().make_signer(salt)
+        if self._signer is None:
+            self._signer = super().make_signer()
+        return self._signer
 
 
 class LinkError(AuthorizationError):
@@ -88,7 +118,7 @@ class Keys:
         found = self._serializers.get(use)
         if found is None:
             found = self._serializers[use] = _LinkSerializer(
-                self._secret, salt=use, signer_kwargs=_SHA256
+                self._secret, salt=use, signer=_KeptKeySigner, signer_kwargs=_SHA256
             )
         return found
 

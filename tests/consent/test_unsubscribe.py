@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from itsdangerous import URLSafeSerializer
 
-from consent.keys import UNSUBSCRIBE, Keys
+from consent.keys import PREFERENCES, UNSUBSCRIBE, Keys
+from consent.links import preferences_token, unsubscribe_token
 from consent.model import ConsentRecord, ConsentStatus, Suppression, SuppressionReason, decide
 from tests.conftest import gql
 from tests.consent.support import ok, profile_by_email, record_consent
@@ -236,3 +237,23 @@ def test_a_link_made_by_itsdangerous_before_it_was_made_uncompressed_still_works
     response = client.post(path.replace(token, older), data=ONE_CLICK, follow_redirects=False)
     assert response.status_code == 200
     assert _gate(client, workspace, email)["allowed"] is False
+
+
+def test_links_signed_with_the_kept_key_are_the_tokens_itsdangerous_signs():
+    """The signer keeps its derived key between tokens: the tokens stay those of a new signer
+    each time, and one salt's signer never signs another salt's token."""
+    keys, workspace_id = Keys("a-secret-" + "x" * 40), uuid.uuid4()
+    for profile_id in (uuid.uuid4(), uuid.uuid4()):
+        for use, token in (
+            (UNSUBSCRIBE, unsubscribe_token(keys, workspace_id, profile_id, channel="email",
+                                            purpose="newsletter")),
+            (PREFERENCES, preferences_token(keys, workspace_id, profile_id)),
+        ):  # fmt: skip
+            fresh = URLSafeSerializer(
+                "a-secret-" + "x" * 40, salt=use, signer_kwargs={"digest_method": hashlib.sha256}
+            )
+            payload = fresh.loads(token)
+            assert payload["p"] == str(profile_id)
+            signer = fresh.make_signer()
+            body = token.rsplit(".", 1)[0]
+            assert token == signer.sign(body).decode()
