@@ -69,7 +69,7 @@ class Server:
     pid: int
 
 
-_SAMPLE_SECONDS = 0.5
+_SAMPLE_SECONDS = 1.0
 
 
 class CpuMeter:

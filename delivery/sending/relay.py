@@ -200,9 +200,11 @@ class Connection:
     _loop: asyncio.AbstractEventLoop | None = None
 
     def _write(self, data: bytes) -> None:
-        if self._relay is None or self._relay.transport is None:
-            raise ConnectionError("not connected")
-        self._relay.transport.write(data)
+        relay = self._relay
+        if relay is None or relay.transport is None or relay.transport.is_closing():
+            # A kept connection the relay closed while it sat idle: uvloop refuses the write.
+            raise ConnectionError("the relay closed the connection")
+        relay.transport.write(data)
 
     async def _reply(self) -> tuple[int, str]:
         """One reply, all its lines: its code and its text."""
@@ -255,13 +257,12 @@ class Connection:
         self.sent = 0
         if relay is None or relay.transport is None:
             return
+        if self._loop is not asyncio.get_running_loop():
+            return  # another loop's transport is not this loop's to touch; it goes with its loop
         try:
-            if self._loop is asyncio.get_running_loop():
-                relay.transport.write(b"QUIT\r\n")
-                relay.transport.close()
-                await asyncio.wait_for(asyncio.shield(relay.closed), 1.0)
-            else:
-                relay.transport.abort()
+            relay.transport.write(b"QUIT\r\n")
+            relay.transport.close()
+            await asyncio.wait_for(asyncio.shield(relay.closed), 1.0)
         except (OSError, TimeoutError, RuntimeError):
             pass  # it is going away either way
 

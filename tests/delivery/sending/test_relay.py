@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from cryptography import x509
@@ -153,6 +154,30 @@ def test_a_relay_that_went_away_is_reconnected_and_a_dead_one_defers(relay):
 
     asyncio.run(send())
     assert [to for _, to, _ in handler.accepted] == [["a@example.org"], ["c@example.org"]]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_kept_connection_the_relay_closed_is_opened_again(relay, loop):
+    handler, port, server = relay
+    pool = Pool(RelaySettings("127.0.0.1", port))
+
+    async def send() -> list[Result]:
+        results = []
+        async with pool.connection() as connection:
+            results.append((await connection.send(_envelope("a@example.org"))).result)
+        server.stop()  # closes the kept connection while it sits in the pool
+        again = _serve(handler, port)
+        try:
+            await asyncio.sleep(0.1)
+            async with pool.connection() as connection:
+                results.append((await connection.send(_envelope("b@example.org"))).result)
+        finally:
+            await pool.close()
+            again.stop()
+        return results
+
+    assert (uvloop.run(send()) if loop == "uvloop" else asyncio.run(send())) == [Result.SENT] * 2
+    assert handler.sessions == 2
 
 
 async def _silent_after_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
