@@ -216,12 +216,7 @@ def test_popular_reads_only_orders_through_their_own_index(database_url: str, ws
         for name in (ORDERED, VIEWED, "Email Delivered") for d in (1, 40)
     ])  # fmt: skip
     params = {"ws": ws, "since": NOW - timedelta(days=7), "now": NOW, "limit": 4}
-    with psycopg.connect(with_role(database_url, APP_ROLE), autocommit=True) as conn:
-        conn.execute("SELECT set_config(%s, %s, false)", (WORKSPACE_SETTING, str(ws)))
-        conn.execute("SET enable_seqscan = off")
-        [[[plan]]] = conn.execute(
-            "EXPLAIN (FORMAT JSON) " + recommendations._POPULAR, params, prepare=False
-        ).fetchall()
+    plan = _indexable_plan(database_url, ws, recommendations._POPULAR, params)
 
     scans = _event_scans(plan["Plan"])
     assert scans
@@ -335,6 +330,16 @@ def test_recently_viewed_reads_a_bounded_number_of_views_per_profile(
     assert _ids(_viewed(database_url, ws, [shopper])[shopper]) == ["again"]
 
 
+def _indexable_plan(database_url: str, ws: UUID, sql: str, params: dict[str, Any]) -> Any:
+    """The JSON plan of `sql` as the runtime role gets it, sequential scans off: on tables this
+    small a scan can be cheaper, and the question is whether the indexes serve."""
+    with psycopg.connect(with_role(database_url, APP_ROLE), autocommit=True) as conn:
+        conn.execute("SELECT set_config(%s, %s, false)", (WORKSPACE_SETTING, str(ws)))
+        conn.execute("SET enable_seqscan = off")
+        [[[plan]]] = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params, prepare=False).fetchall()
+    return plan
+
+
 def _event_scans(
     node: dict[str, Any], above: tuple[str, ...] = ()
 ) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
@@ -353,13 +358,7 @@ def test_recently_viewed_probes_each_profiles_newest_views_through_the_index(
         (s, VIEWED, timedelta(days=d), {"product_id": f"p{d}"}) for s in shoppers for d in (1, 40)
     ])  # fmt: skip
     params = {"ws": ws, "ids": shoppers, "read": recommendations.VIEWS_READ, "limit": 4}
-    with psycopg.connect(with_role(database_url, APP_ROLE), autocommit=True) as conn:
-        conn.execute("SELECT set_config(%s, %s, false)", (WORKSPACE_SETTING, str(ws)))
-        # On tables this small a scan can be cheaper; the question is whether the index serves.
-        conn.execute("SET enable_seqscan = off")
-        [[[plan]]] = conn.execute(
-            "EXPLAIN (FORMAT JSON) " + recommendations._RECENTLY_VIEWED, params, prepare=False
-        ).fetchall()
+    plan = _indexable_plan(database_url, ws, recommendations._RECENTLY_VIEWED, params)
 
     scans = _event_scans(plan["Plan"])
     assert len(scans) >= 2  # one per month's partition

@@ -7,7 +7,6 @@ through its recipients' index: a cost that grows with the campaign.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -15,18 +14,11 @@ import pytest
 
 from delivery.deliverability import repository as deliverability_store
 from delivery.tracking import repository as tracking_store
-from domain.db import create_engine, session_factory
-from domain.uow import Statement, UnitOfWork
-from tests.support.database import APP_ROLE
+from domain.uow import UnitOfWork
 from tests.support.factories import seeding
+from tests.support.reads import rows_fetched
 
 GROWN = 3000
-
-# The rows this transaction has fetched from deliveries by index so far.
-_READ = (
-    "SELECT coalesce(sum(idx_tup_fetch), 0) AS n FROM pg_stat_xact_user_tables "
-    "WHERE relname = 'deliveries'"
-)
 
 
 def _grow(database_url: str, ws: UUID, campaign_id: UUID) -> list[UUID]:
@@ -46,20 +38,6 @@ def _grow(database_url: str, ws: UUID, campaign_id: UUID) -> list[UUID]:
     return ids
 
 
-async def _rows_read(
-    database_url: str, ws: UUID, read: Callable[[UnitOfWork], Awaitable[Any]]
-) -> int:
-    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
-    try:
-        async with UnitOfWork(session_factory(engine), workspace_id=ws) as uow:
-            [[before]] = await uow.pipeline(Statement(_READ, {}))
-            await read(uow)
-            [[after]] = await uow.pipeline(Statement(_READ, {}))
-            return int(after.n) - int(before.n)
-    finally:
-        await engine.dispose()
-
-
 @pytest.mark.parametrize(
     "lookup",
     [tracking_store.deliveries, deliverability_store.deliveries],
@@ -74,5 +52,7 @@ def test_deliveries_are_read_by_their_ids_alone(sent: Any, lookup: Any) -> None:
         for _ in range(6):
             assert set(await lookup(uow, ids)) == set(ids)
 
-    read_rows = asyncio.run(_rows_read(campaign.database_url, campaign.workspace_id, read))
+    read_rows = asyncio.run(
+        rows_fetched(campaign.database_url, campaign.workspace_id, "deliveries", read)
+    )
     assert read_rows <= 6 * 2 * len(ids)

@@ -9,23 +9,17 @@ workspace, invisible in small tests.
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from delivery.journeys import inbox
 from delivery.tracking import repository
-from domain.db import create_engine, session_factory
-from domain.uow import Statement, UnitOfWork
-from tests.support.database import APP_ROLE
+from domain.uow import UnitOfWork
 from tests.support.factories import events, seeding
+from tests.support.reads import rows_fetched
 
 BACKGROUND = 4000
 ORDERS = 20
 
-# The rows this transaction has fetched from the events partitions by index so far.
-_READ = (
-    "SELECT coalesce(sum(idx_tup_fetch), 0) AS n FROM pg_stat_xact_user_tables "
-    "WHERE relname LIKE 'events_p%%'"
-)
+_EVENTS = "events_p%"
 
 
 def _seed(database_url: str, ws: uuid.UUID) -> tuple[list[uuid.UUID], list[datetime]]:
@@ -40,18 +34,6 @@ def _seed(database_url: str, ws: uuid.UUID) -> tuple[list[uuid.UUID], list[datet
     return ids, [at] * ORDERS
 
 
-async def _entries_read(database_url: str, ws: uuid.UUID, read: Any) -> int:
-    engine = create_engine(database_url, role=APP_ROLE, pool_size=1)
-    try:
-        async with UnitOfWork(session_factory(engine), workspace_id=ws) as uow:
-            [[before]] = await uow.pipeline(Statement(_READ, {}))
-            await read(uow)
-            [[after]] = await uow.pipeline(Statement(_READ, {}))
-            return int(after.n) - int(before.n)
-    finally:
-        await engine.dispose()
-
-
 def test_attributing_orders_reads_only_their_events(database_url, workspace):
     ws = workspace.workspace.id
     ids, times = _seed(database_url, ws)
@@ -60,7 +42,7 @@ def test_attributing_orders_reads_only_their_events(database_url, workspace):
         await uow.pipeline(repository.attribute(uow, ids, times, name="Order Completed",
                                                 window=timedelta(days=5)))  # fmt: skip
 
-    assert asyncio.run(_entries_read(database_url, ws, attribute)) <= 2 * ORDERS
+    assert asyncio.run(rows_fetched(database_url, ws, _EVENTS, attribute)) <= 2 * ORDERS
 
 
 def test_the_journeys_inbox_reads_only_its_events(database_url, workspace):
@@ -76,4 +58,4 @@ def test_the_journeys_inbox_reads_only_its_events(database_url, workspace):
     async def claim(uow: UnitOfWork) -> None:
         assert len(await inbox.claim(uow)) == ORDERS
 
-    assert asyncio.run(_entries_read(database_url, ws, claim)) <= 2 * ORDERS
+    assert asyncio.run(rows_fetched(database_url, ws, _EVENTS, claim)) <= 2 * ORDERS
