@@ -264,7 +264,7 @@ def main() -> None:
     print(f"end to end ({args.processes} worker processes x {args.threads} threads): "
           f"{rate:,.0f} messages/s (target >= {TARGET_RATE:,}: "
           f"{'MET' if rate >= TARGET_RATE else 'NOT MET'})")  # fmt: skip
-    print(f"ratio to the baseline (the mean of both, {base:,.0f}/s): {rate / base:.2f} "
+    print(f"ratio to the baseline (the mean of both, {base:,.0f}/s): {rate / base:.3f} "
           f"(target >= {TARGET_RATIO}: "
           f"{'MET' if rate / base >= TARGET_RATIO else 'NOT MET'})")  # fmt: skip
     per = max(sent, 1)
