@@ -28,7 +28,7 @@ from delivery.sending import campaigns, domains, message, relay, repository, thr
 from delivery.sending import policy as policy_rules
 from delivery.sending.campaigns import SENDING, Campaign
 from delivery.sending.repository import Claimed
-from delivery.sending.sent_records import SentRecords
+from delivery.sending.sent_records import Queued, SentRecords
 from delivery.templates import recipients as template_recipients
 from delivery.templates import render as rendering
 from delivery.templates import services as template_services
@@ -213,8 +213,11 @@ def _kind(campaign: Campaign) -> str:
     return "campaign" if campaign.journey_id is None else "journey"
 
 
-async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claimed) -> str:
-    """Render, sign and send one message, and record what the relay said (committed)."""
+async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claimed,
+                    before: Queued | None) -> tuple[str, Queued | None]:  # fmt: skip
+    """Render and sign one message, wait for the batch's message `before` to be recorded SENT,
+    send this one, and record what the relay said; a SENT outcome is queued, and the caller
+    waits for it before the next message goes out (or its batch ends)."""
     campaign, ws = batch.campaign, batch.workspace_id
     survivor = batch.survivors[row.profile_id]
     person = batch.people[row.profile_id]
@@ -228,7 +231,7 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
         email = rendering.render(compiled, person, batch.sender)
     except RenderError as error:
         await repository.record_now(out, ws, row.id, status="FAILED", reason=str(error))
-        return "FAILED"
+        return "FAILED", before
     email = _tracked(email, sending, batch, row, person=person, at=out.clock.now())
     envelope = message.build(
         email,
@@ -238,18 +241,23 @@ async def _send_one(out: Autocommit, sending: Sending, batch: _Batch, row: Claim
         feedback_id=f"{campaign.id.hex[:12]}:{ws.hex[:12]}:{_kind(campaign)}:cdp",
         at=out.clock.now(), secret=sending.secret, signers=batch.signers,
     )  # fmt: skip
+    # Only once the message before is recorded does this one leave: a crash sends again at
+    # most the one message in flight. Its outcome's write went on while this one was made.
+    if before is not None:
+        await sending.sent.wait(out, ws, before)
     async with sending.pool.connection() as connection:
         outcome = await connection.send(envelope)
     if outcome.result is relay.Result.SENT:
-        await sending.sent.record(out, ws, row.id, envelope.message_id, out.clock.now())
-    elif outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
+        return outcome.result.value, sending.sent.submit(ws, row.id, envelope.message_id,
+                                                         out.clock.now())  # fmt: skip
+    if outcome.result is relay.Result.DEFERRED and row.attempts < MAX_ATTEMPTS:
         retry = out.clock.now() + RETRY_BASE * 2 ** (row.attempts - 1)
         await repository.record_now(out, ws, row.id, status="DEFERRED", reason=outcome.reply,
                                     due_at=retry)  # fmt: skip
     else:
         await repository.record_now(out, ws, row.id, reason=outcome.reply,
                                     status="BOUNCED" if outcome.code else "FAILED")  # fmt: skip
-    return outcome.result.value
+    return outcome.result.value, None
 
 
 def _tracked(email: RenderedEmail, sending: Sending, batch: _Batch, row: Claimed, *,
@@ -301,15 +309,20 @@ async def send_batch(units: Units, sending: Sending, campaign_id: UUID) -> dict[
     to_send = await _sort_out(units, batch, rows, rates, tally)
     lease.mine = {row.id for row in to_send}
     async with units() as uow, uow.autocommit() as out:  # the outcomes, a commit each
+        queued: Queued | None = None  # the last message sent, its outcome not yet waited for
         for n, row in enumerate(to_send):
             if n and n % CHECK_EVERY == 0 and not await _still_sending(out, batch):
+                if queued is not None:
+                    await sending.sent.wait(out, batch.workspace_id, queued)
                 await _release(units, [r.id for r in to_send[n:] if r.id in lease.mine],
                                lease.until)  # fmt: skip
                 return tally
             if not await _still_held(out, sending, batch, lease, to_send[n:]):
                 continue  # its lease passed and another worker has it
-            result = await _send_one(out, sending, batch, row)
+            result, queued = await _send_one(out, sending, batch, row, queued)
             tally[result] = tally.get(result, 0) + 1
+        if queued is not None:
+            await sending.sent.wait(out, batch.workspace_id, queued)
     async with units() as uow:
         await _next_batch(uow, campaign_id)
         await uow.commit()
