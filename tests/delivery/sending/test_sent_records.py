@@ -151,3 +151,49 @@ def test_a_lone_outcome_waits_for_nobody(database_url, count):
 
     assert asyncio.run(main()) == [count]
     assert set(_sent(database_url, ws)) == set(ids)
+
+
+async def _committed(out: _Counted) -> set[UUID]:
+    """The deliveries recorded SENT, read on a connection of the workspace (not counted)."""
+    cursor = await out._raw.execute("SELECT id FROM deliveries WHERE status = 'SENT'")
+    return {row[0] for row in await cursor.fetchall()}
+
+
+def test_an_outcome_queued_while_its_batch_makes_the_next_message_goes_with_another_write(
+    database_url,
+):
+    """A batch queues its outcome and makes its next message: a batch that comes to wait first
+    writes both outcomes, and the first batch then finds its own committed, with no statement."""
+    ws, ids = _queued(database_url, 2)
+
+    async def main() -> list[int]:
+        records = SentRecords()
+        async with _connections(database_url, ws, 2) as outs:
+            making_next = records.submit(ws, ids[0], "<m0@shop.example>", AT)
+            await records.record(outs[1], ws, ids[1], "<m1@shop.example>", AT)
+            assert await _committed(outs[0]) == set(ids)  # both, by that one write
+            await records.wait(outs[0], ws, making_next)
+            return [out.statements for out in outs]
+
+    assert asyncio.run(main()) == [0, 1]
+
+
+def test_an_outcome_nobody_waits_for_yet_is_written_by_the_first_that_waits(database_url):
+    """After a write, no batch was waiting: the queued outcome stays queued, and the batch that
+    comes to wait for it writes it."""
+    ws, ids = _queued(database_url, 2)
+
+    async def main() -> list[int]:
+        records = SentRecords()
+        async with _connections(database_url, ws, 2) as outs:
+            first = records.submit(ws, ids[0], "<m0@shop.example>", AT)
+            writing = asyncio.create_task(records.wait(outs[0], ws, first))
+            await asyncio.sleep(0)  # the write is under way
+            later = records.submit(ws, ids[1], "<m1@shop.example>", AT)
+            await writing
+            assert await _committed(outs[1]) == {ids[0]}
+            await records.wait(outs[1], ws, later)
+            return [out.statements for out in outs]
+
+    assert asyncio.run(main()) == [1, 1]
+    assert set(_sent(database_url, ws)) == set(ids)
