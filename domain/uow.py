@@ -338,8 +338,8 @@ class UnitOfWork:
 class Autocommit:
     """Statements committed one by one (`UnitOfWork.autocommit`), one at a time.
 
-    Its two cursors are made once: a cursor a statement cost a tenth of a
-    sent message's outcome (bench/README.md, "Sending").
+    Its two cursors are made once, not for every statement: a sending batch
+    runs one a message (bench/README.md, "Sending").
     """
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], clock: Clock) -> None:

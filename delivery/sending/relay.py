@@ -107,8 +107,8 @@ class _Replies(asyncio.Protocol):
     """The relay's replies, parsed as they arrive; a sender waits for as many as it needs.
 
     A protocol rather than asyncio's streams: a message's replies come in two
-    reads, and a stream's `readline` for each of their lines cost a fifth of
-    the client's time a message (bench/README.md, "Sending").
+    reads, and each is parsed where it arrives instead of through a
+    coroutine a line (bench/README.md, "Sending").
     """
 
     def __init__(self) -> None:
